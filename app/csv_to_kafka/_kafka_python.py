@@ -1,0 +1,572 @@
+"""The sink on kafka-python (pure Python): the same ``Sink`` as ``sink.ConfluentSink``.
+
+Settings. The producer starts from ``sink.producer_settings`` (Kafka property names), then the
+security keywords of ``_auth.kafka_python_security``, then the user's ``-X`` properties; every
+dotted name becomes kafka-python's keyword (``linger.ms`` -> ``linger_ms``), and a few Kafka and
+librdkafka names that kafka-python spells differently are translated (``message.max.bytes`` ->
+``max_request_size``, ``message.timeout.ms`` -> ``delivery_timeout_ms``, ``sasl.username`` ->
+``sasl_plain_username``, ``ssl.ca.location`` -> ``ssl_cafile``, ...). Values become the type
+kafka-python expects (numbers, booleans, ``acks``, ``compression.type=none`` -> None). A name
+that kafka-python's producer does not know is a ConfigError naming it, except librdkafka's queue
+and batch sizing knobs (``_IGNORED``), which are ignored with a warning: kafka-python batches by
+bytes only and, since 3.0, has no bound on its buffer to set.
+
+kafka-python 3.x differs from librdkafka in ways this module makes up for:
+
+- ``commit_transaction`` and ``abort_transaction`` wait without a bound; the sink drives the same
+  transaction manager calls itself and waits at most ``transaction.timeout.ms`` (commit) or ten
+  seconds (abort);
+- a batch that fails with a retriable error after its delivery timeout fails alone, without
+  making the transaction abortable, and an epoch bump (KIP-360) aborts the open transaction on the
+  broker while ``commit_transaction`` may still report success. ``commit`` therefore flushes
+  first, checks that every record of the transaction was acknowledged under the epoch the
+  transaction began with, commits, and checks the epoch again: any doubt is a CommitUnknownError,
+  after which the position is read again from Kafka;
+- the accumulator has no memory bound (``buffer_memory`` is gone in 3.0), so ``send`` never
+  blocks on a full buffer: what is buffered is bounded by what one transaction sends.
+
+``max_message_bytes`` (the largest record value the encoder makes) comes from
+``message.max.bytes`` or ``max.request.size`` (default ``sink.DEFAULT_MAX_MESSAGE_BYTES``);
+kafka-python's ``max_request_size``, which it checks against each whole record, is raised to
+leave room for the record's headers and framing.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import operator
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NoReturn
+
+import kafka.errors as kafka_errors
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.codec import has_gzip, has_lz4, has_snappy, has_zstd
+
+from . import _auth
+from . import sink as _sink
+from .config import Config
+from .errors import CommitUnknownError, ConfigError, FencedError, InfrastructureError
+from .record import ResumePoint
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["KafkaPythonSink"]
+
+PARTITION = _sink.PARTITION
+
+# Kafka (Java) and librdkafka names whose kafka-python keyword is not the name with "_" for ".".
+_ALIASES: Mapping[str, str] = {
+    "message.max.bytes": "max_request_size",
+    "queue.buffering.max.ms": "linger_ms",
+    "message.timeout.ms": "delivery_timeout_ms",
+    "request.required.acks": "acks",
+    "message.send.max.retries": "retries",
+    "compression.codec": "compression_type",
+    "sasl.mechanisms": "sasl_mechanism",
+    "sasl.username": "sasl_plain_username",
+    "sasl.password": "sasl_plain_password",
+    "ssl.ca.location": "ssl_cafile",
+    "ssl.certificate.location": "ssl_certfile",
+    "ssl.key.location": "ssl_keyfile",
+    "ssl.key.password": "ssl_password",
+    "ssl.crl.location": "ssl_crlfile",
+    "ssl.cipher.suites": "ssl_ciphers",
+    "ssl.endpoint.identification.algorithm": "ssl_check_hostname",
+    "socket.send.buffer.bytes": "send_buffer_bytes",
+    "socket.receive.buffer.bytes": "receive_buffer_bytes",
+}
+
+# librdkafka and Java sizing knobs with no kafka-python counterpart: harmless to ignore, because
+# kafka-python batches by bytes (batch.size) and, since 3.0, buffers without a bound.
+_IGNORED = frozenset(
+    {
+        "batch.num.messages",
+        "queue.buffering.max.messages",
+        "queue.buffering.max.kbytes",
+        "buffer.memory",
+        "sticky.partitioning.linger.ms",
+    }
+)
+
+# kafka-python keywords that take Python objects, not strings: not settable with -X.
+_OBJECT_SETTINGS = frozenset(
+    {
+        "key_serializer",
+        "value_serializer",
+        "partitioner",
+        "socket_options",
+        "ssl_context",
+        "metric_reporters",
+        "selector",
+        "sasl_oauth_token_provider",
+        "sasl_kerberos_name",
+        "kafka_client",
+    }
+)
+_INT_SETTINGS_WITHOUT_DEFAULT = frozenset({"receive_buffer_bytes", "send_buffer_bytes"})
+_COMPRESSION_LIBRARIES: Mapping[str, tuple[Callable[[], bool], str]] = {
+    "gzip": (has_gzip, "the standard library's gzip"),
+    "snappy": (has_snappy, "python-snappy or cramjam"),
+    "lz4": (has_lz4, "lz4"),
+    "zstd": (has_zstd, "zstandard"),
+}
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+# kafka-python checks the whole record (value, headers, framing) against max_request_size.
+_RECORD_HEADROOM_BYTES = 64 * 1024
+_CLOSE_TIMEOUT_S = 1.0
+_ABORT_TIMEOUT_MS = 10_000
+_METADATA_TIMEOUT_MS = 15_000
+_CREATE_TIMEOUT_MS = 30_000
+_READ_STALL_S = 60.0
+
+_FENCED_ERRORS = (kafka_errors.ProducerFencedError, kafka_errors.InvalidProducerEpochError)
+_exception_of = operator.attrgetter("exception")
+_is_done = operator.attrgetter("is_done")
+
+
+def _bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError(f"-X {name}={value!r}: expected true or false")
+
+
+def _int(name: str, value: str) -> int:
+    try:
+        return int(value.strip())
+    except ValueError:
+        raise ConfigError(f"-X {name}={value!r}: expected a whole number") from None
+
+
+def _convert(name: str, key: str, value: Any) -> Any:  # noqa: PLR0911 (a return per kind)
+    """``value`` (a string from a Kafka property) as kafka-python's keyword ``key`` takes it."""
+    if not isinstance(value, str):  # already a kafka-python value (from _auth)
+        return value
+    default = KafkaProducer.DEFAULT_CONFIG[key]
+    if key == "acks":
+        lowered = value.strip().lower()
+        return "all" if lowered in {"all", "-1"} else _int(name, value)
+    if key == "compression_type":
+        codec = value.strip().lower()
+        if codec in {"", "none"}:
+            return None
+        if codec not in _COMPRESSION_LIBRARIES:
+            raise ConfigError(
+                f"{name}={value!r}: kafka-python compresses with "
+                f"{', '.join(_COMPRESSION_LIBRARIES)} or none"
+            )
+        available, library = _COMPRESSION_LIBRARIES[codec]
+        if not available():
+            raise ConfigError(
+                f"compression {codec} needs the Python package {library}, which is not "
+                f"installed: install it, or choose another --compression (none, gzip)"
+            )
+        return codec
+    if key == "ssl_check_hostname" and name == "ssl.endpoint.identification.algorithm":
+        return value.strip().lower() == "https"
+    if key == "api_version":
+        try:
+            return tuple(int(part) for part in value.strip().split("."))
+        except ValueError:
+            raise ConfigError(f"-X {name}={value!r}: expected a version like 3.7") from None
+    if key == "retries":
+        return _int(name, value)
+    if isinstance(default, bool):
+        return _bool(name, value)
+    if isinstance(default, int) or key in _INT_SETTINGS_WITHOUT_DEFAULT:
+        return _int(name, value)
+    return value
+
+
+def _translate(props: Mapping[str, Any]) -> dict[str, Any]:
+    """Kafka property names and string values -> kafka-python producer keywords and values."""
+    settings: dict[str, Any] = {}
+    for name, value in props.items():
+        if name in _IGNORED:
+            logger.warning(
+                "-X %s is ignored with --kafka-client kafka-python: it has no such setting "
+                "(it batches by batch.size and does not bound its buffer)",
+                name,
+            )
+            continue
+        key = _ALIASES.get(name, name.replace(".", "_"))
+        if key not in KafkaProducer.DEFAULT_CONFIG:
+            raise ConfigError(
+                f"-X {name} is not a kafka-python producer setting; drop it, or use "
+                "--kafka-client confluent for librdkafka properties"
+            )
+        if key in _OBJECT_SETTINGS:
+            raise ConfigError(f"-X {name} takes a Python object and cannot be set with -X")
+        settings[key] = _convert(name, key, value)
+    return settings
+
+
+def _transaction_manager(producer: Any) -> Any:
+    """kafka-python's transaction manager, driven directly for bounded waits (see module doc)."""
+    return getattr(producer, "_transaction_manager", None)
+
+
+def _epoch(producer: Any) -> tuple[int, int] | None:
+    manager = _transaction_manager(producer)
+    pid = getattr(manager, "producer_id_and_epoch", None)
+    if pid is None:
+        return None
+    return int(pid.producer_id), int(pid.epoch)
+
+
+def _close_producer(producer: Any) -> None:
+    """Close within about a second, dropping what is unsent (it belongs to an unfinished
+    transaction, which the next ``init_transactions`` or the broker's timeout aborts)."""
+    try:
+        producer.close(timeout=_CLOSE_TIMEOUT_S)
+    except Exception as err:  # noqa: BLE001 (the producer is being thrown away)
+        logger.debug("closing producer: %s", err)
+        sender = getattr(producer, "_sender", None)
+        try:
+            # close() gives up before stopping its I/O thread when its flush times out.
+            if sender is not None:
+                sender.force_close()
+                sender.join(_CLOSE_TIMEOUT_S)
+            producer.close(timeout=0)
+        except Exception as again:  # noqa: BLE001
+            logger.debug("force-closing producer: %s", again)
+
+
+class KafkaPythonSink:
+    """The sink on kafka-python 3.x.
+
+    Behaves as ``ConfluentSink``: partition 0, one transaction at a time, read_committed reads.
+    ``-X`` names: see the module docstring. Ignored with a warning (librdkafka or Java sizing
+    knobs kafka-python has no counterpart for): ``batch.num.messages``,
+    ``queue.buffering.max.messages``, ``queue.buffering.max.kbytes``, ``buffer.memory``,
+    ``sticky.partitioning.linger.ms``. Any other name kafka-python's producer does not take is a
+    ConfigError. As in ConfluentSink, ``-X`` applies to the producer only; the admin client and
+    the consumers get the bootstrap servers and the security settings.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._topic = config.topic
+        _sink._topic_name_error(config.topic)
+        security = _auth.kafka_python_security(config)
+        self._common: dict[str, Any] = {"bootstrap_servers": config.bootstrap_servers, **security}
+
+        settings = _translate(_sink.producer_settings(config))
+        settings.update(security)
+        # librdkafka's message.timeout.ms in ConfluentSink: a record gives up before the
+        # transaction times out on the broker.
+        settings["delivery_timeout_ms"] = 55_000
+        settings.update(_translate(config.kafka_properties))
+
+        props = config.kafka_properties
+        limits = [_int(name, props[name]) for name in ("message.max.bytes", "max.request.size")
+                  if name in props]
+        self.max_message_bytes = min(limits) if limits else _sink.DEFAULT_MAX_MESSAGE_BYTES
+        settings["max_request_size"] = max(
+            int(settings.get("max_request_size", KafkaProducer.DEFAULT_CONFIG["max_request_size"])),
+            self.max_message_bytes + _RECORD_HEADROOM_BYTES,
+        )
+        self._settings = settings
+        self._timeout_ms = int(settings["transaction_timeout_ms"])
+        self._producer: Any = None
+        self._futures: list[Any] = []
+        self._last: Any = None
+        self._epoch: tuple[int, int] | None = None
+        logger.debug("producer settings: %s", _auth.redact(settings))
+
+    # -- topic ------------------------------------------------------------------------------
+
+    def ensure_topic(self) -> None:
+        admin = self._client("admin client", lambda: KafkaAdminClient(**self._common))
+        try:
+            self._ensure_topic(admin)
+        finally:
+            try:
+                admin.close()
+            except Exception as err:  # noqa: BLE001 (nothing left to do with it)
+                logger.debug("closing admin client: %s", err)
+
+    def _ensure_topic(self, admin: Any) -> None:
+        topics = self._call(lambda: admin.describe_topics([self._topic]), "metadata")
+        topic = next((t for t in topics if t.get("name") == self._topic), None)
+        if topic is not None:
+            error = kafka_errors.for_code(topic["error_code"])
+            if error is kafka_errors.NoError:
+                _sink.check_partitions(self._topic, len(topic["partitions"]),
+                                       self._config.allow_multiple_partitions)
+                return
+            if error is not kafka_errors.UnknownTopicOrPartitionError:
+                self._raise(error(), f"topic {self._topic}", unknown=False)
+        if not self._config.create_topic:
+            raise ConfigError(
+                f"topic {self._topic} does not exist; create it with one partition, or drop "
+                "--no-create-topic to let csv-to-kafka create it"
+            )
+        try:
+            admin.create_topics({self._topic: {"num_partitions": 1}}, timeout_ms=_CREATE_TIMEOUT_MS)
+            logger.info("created topic %s with one partition", self._topic)
+        except kafka_errors.TopicAlreadyExistsError:
+            pass
+        except kafka_errors.KafkaError as err:
+            if isinstance(err, kafka_errors.AuthorizationError):
+                self._raise(err, f"creating topic {self._topic}", unknown=False)
+            raise InfrastructureError(f"could not create topic {self._topic}: {err}") from err
+        try:
+            # The producer would wait for the topic's metadata anyway; this keeps the wait here.
+            admin.wait_for_topics([self._topic], timeout_ms=_CREATE_TIMEOUT_MS)
+        except kafka_errors.KafkaError as err:
+            logger.debug("topic %s not yet in the metadata: %s", self._topic, err)
+
+    # -- producing --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.close()
+        self._producer = self._client("producer", lambda: KafkaProducer(**self._settings))
+        self._call(self._producer.init_transactions, "init_transactions")
+
+    def begin(self) -> None:
+        self._futures = []
+        self._last = None
+        self._call(self._producer.begin_transaction, "begin_transaction")
+        self._epoch = _epoch(self._producer)
+
+    def send(self, values: list[bytes], headers: list[tuple[str, bytes]]) -> None:
+        if not values:
+            return
+        send = self._producer.send
+        try:
+            # map/extend run in C: no Python bytecode per record besides kafka-python's own.
+            self._futures.extend(
+                map(functools.partial(send, self._topic, partition=PARTITION), values[:-1])
+            )
+            last = send(self._topic, values[-1], headers=headers, partition=PARTITION)
+        except kafka_errors.KafkaError as err:
+            self._raise(err, "send", unknown=False)
+        self._futures.append(last)
+        self._last = last
+
+    def commit(self) -> int:
+        producer = self._producer
+        deadline = time.monotonic() + self._timeout_ms / 1000
+        try:
+            # Everything must be acknowledged before the commit, so that a lost batch is seen
+            # before the transaction is committed without it.
+            producer.flush(timeout=self._timeout_ms / 1000)
+        except kafka_errors.KafkaError as err:
+            self._raise(err, "flush before commit_transaction", unknown=True)
+        self._check_delivered("commit_transaction")
+        remaining_ms = max(1, int((deadline - time.monotonic()) * 1000))
+        manager = _transaction_manager(producer)
+        try:
+            if manager is None:  # not the kafka-python this was written for: unbounded wait
+                producer.commit_transaction()
+            else:
+                result = manager.begin_commit()
+                producer._sender.wakeup()  # as commit_transaction does
+                if not result.wait(timeout_ms=remaining_ms):
+                    raise CommitUnknownError(
+                        f"commit_transaction did not finish within {self._timeout_ms} ms; "
+                        "the position is read again from Kafka"
+                    )
+        except kafka_errors.KafkaError as err:
+            self._raise(err, "commit_transaction", unknown=True)
+        self._check_epoch("commit_transaction")
+        last, self._last = self._last, None
+        self._futures = []
+        return -1 if last is None else int(last.value.offset)
+
+    def _check_delivered(self, what: str) -> None:
+        """Every record sent in the transaction was acknowledged under the transaction's epoch."""
+        futures = self._futures
+        error = next(filter(None, map(_exception_of, futures)), None)
+        if error is not None:
+            self._raise(error, f"{what}: a record of the transaction was not delivered",
+                        unknown=True)
+        if not all(map(_is_done, futures)):
+            raise CommitUnknownError(
+                f"{what}: records still in flight after the flush; the position is read again "
+                "from Kafka"
+            )
+        self._check_epoch(what)
+
+    def _check_epoch(self, what: str) -> None:
+        epoch = _epoch(self._producer)
+        if epoch != self._epoch:
+            raise CommitUnknownError(
+                f"{what}: the producer's epoch changed from {self._epoch} to {epoch} during the "
+                "transaction, which aborts it on the broker; the position is read again from Kafka"
+            )
+
+    def abort(self) -> None:
+        producer = self._producer
+        if producer is None:
+            return
+        self._futures = []
+        self._last = None
+        try:
+            manager = _transaction_manager(producer)
+            if manager is None:
+                producer.abort_transaction()
+                return
+            result = manager.begin_abort()
+            producer._sender.wakeup()  # as abort_transaction does
+            if not result.wait(timeout_ms=_ABORT_TIMEOUT_MS):
+                logger.debug("abort_transaction did not finish in %d ms", _ABORT_TIMEOUT_MS)
+        except Exception as err:  # noqa: BLE001 (best effort: init_transactions aborts it anyway)
+            logger.debug("abort_transaction: %s", err)
+
+    def close(self) -> None:
+        producer, self._producer = self._producer, None
+        self._futures = []
+        self._last = None
+        if producer is not None:
+            _close_producer(producer)
+
+    # -- errors -----------------------------------------------------------------------------
+
+    def _client(self, what: str, make: Callable[[], Any]) -> Any:
+        try:
+            return make()
+        except kafka_errors.KafkaConfigurationError as err:
+            raise ConfigError(f"kafka-python {what}: {err}") from err
+        except kafka_errors.KafkaError as err:
+            self._raise(err, f"connecting the {what}", unknown=False)
+        except ValueError as err:  # kafka-python refuses a setting's value this way
+            raise ConfigError(f"kafka-python {what}: {err}") from err
+
+    def _call(self, fn: Callable[[], Any], what: str) -> Any:
+        try:
+            return fn()
+        except kafka_errors.KafkaError as err:
+            self._raise(err, what, unknown=False)
+
+    def _raise(self, err: BaseException, what: str, *, unknown: bool) -> NoReturn:
+        # kafka-python often reports a failed state as a plain KafkaError whose cause is the
+        # transaction manager's last error (or one of its args): look at all of them.
+        causes = [err, *(arg for arg in err.args if isinstance(arg, BaseException))]
+        last_error = getattr(_transaction_manager(self._producer), "last_error", None)
+        if isinstance(last_error, BaseException):
+            causes.append(last_error)
+        if any(isinstance(c, kafka_errors.TransactionalIdAuthorizationFailedError) for c in causes):
+            raise ConfigError(
+                f"not allowed to use transactional id {self._config.transactional_id}: "
+                "grant kafka-cluster:DescribeTransactionalId and AlterTransactionalId"
+            ) from err
+        if any(isinstance(c, _FENCED_ERRORS) for c in causes):
+            raise FencedError(
+                f"{what}: another instance of job {self._config.job_id} took over "
+                f"(transactional id {self._config.transactional_id}); this one stops"
+            ) from err
+        denied = next((c for c in causes if isinstance(c, kafka_errors.AuthorizationError)), None)
+        if denied is not None:
+            raise ConfigError(f"{what}: not authorized: {denied}") from err
+        if unknown:
+            raise CommitUnknownError(
+                f"{what}: {err}; the position is read again from Kafka"
+            ) from err
+        raise InfrastructureError(f"{what}: {err}") from err
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _consumer(self) -> Any:
+        return self._client(
+            "consumer",
+            lambda: KafkaConsumer(
+                **self._common,
+                client_id=f"csv-to-kafka-reader-{uuid.uuid4()}",
+                group_id=None,
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+                auto_offset_reset="earliest",
+                allow_auto_create_topics=False,
+                fetch_max_bytes=64 * 1024 * 1024,
+                max_partition_fetch_bytes=16 * 1024 * 1024,
+            ),
+        )
+
+    def _read(self, consumer: Any, start: int, end: int) -> Iterator[Any]:
+        """Committed records with offsets in [start, end), end being the last stable offset."""
+        tp = TopicPartition(self._topic, PARTITION)
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        deadline = time.monotonic() + _READ_STALL_S
+        position = start
+        while position < end:
+            batches = self._call(lambda: consumer.poll(timeout_ms=1000, max_records=10_000),
+                                 "reading")
+            for record in batches.get(tp, ()):
+                if record.offset >= end:
+                    return
+                yield record
+            # The position also moves past transaction markers and aborted records.
+            now = self._call(lambda: consumer.position(tp, timeout_ms=_METADATA_TIMEOUT_MS),
+                             "reading")
+            if now is not None and now > position:
+                position = now
+                deadline = time.monotonic() + _READ_STALL_S
+            elif time.monotonic() > deadline:
+                raise InfrastructureError(
+                    f"reading {self._topic}[{PARTITION}] stalled at offset {position} of {end}"
+                )
+
+    def _stable_range(self, consumer: Any) -> tuple[int, int]:
+        """(log start offset, last stable offset): with read_committed, kafka-python's
+        end_offsets asks ListOffsets for the last stable offset."""
+        tp = TopicPartition(self._topic, PARTITION)
+        low = self._call(lambda: consumer.beginning_offsets([tp], _METADATA_TIMEOUT_MS), "offsets")
+        high = self._call(lambda: consumer.end_offsets([tp], _METADATA_TIMEOUT_MS), "offsets")
+        return int(low[tp]), int(high[tp])
+
+    def last_committed(self, job_id: str, hint: int | None) -> ResumePoint | None:
+        consumer = self._consumer()
+        try:
+            low, end = self._stable_range(consumer)
+            if hint is not None and low <= hint < end:
+                found = self._last_of_job(consumer, job_id, hint, end)
+                if found is not None:
+                    return found
+            # Scan backwards in growing windows: the job's last record is normally near the end.
+            window = _sink._SCAN_WINDOW
+            while end > low:
+                start = max(low, end - window)
+                found = self._last_of_job(consumer, job_id, start, end)
+                if found is not None:
+                    return found
+                end = start
+                window *= 2
+            return None
+        finally:
+            _close_consumer(consumer)
+
+    def _last_of_job(self, consumer: Any, job_id: str, start: int, end: int) -> ResumePoint | None:
+        found = None
+        for record in self._read(consumer, start, end):
+            headers = record.headers
+            if headers:
+                point = ResumePoint.from_headers(headers, record.offset)
+                if point is not None and point.job_id == job_id:
+                    found = point
+        return found
+
+    def committed_records(self) -> Iterator[tuple[int, bytes, list[tuple[str, bytes]]]]:
+        consumer = self._consumer()
+        try:
+            low, end = self._stable_range(consumer)
+            for record in self._read(consumer, low, end):
+                yield record.offset, record.value, list(record.headers or [])
+        finally:
+            _close_consumer(consumer)
+
+
+def _close_consumer(consumer: Any) -> None:
+    try:
+        consumer.close(autocommit=False)
+    except Exception as err:  # noqa: BLE001 (a reader being thrown away)
+        logger.debug("closing consumer: %s", err)

@@ -1,0 +1,417 @@
+"""The command line: ``csv-to-kafka run | verify | status``.
+
+Builds the Config once (a flag beats its environment variable, which beats the default), sets
+up logging (a progress bar on a terminal, one JSON object per line otherwise), turns SIGTERM and
+SIGINT into a clean stop, and maps every outcome to its exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from . import __version__
+from .config import AUTH_MODES, ENV, KAFKA_CLIENTS, Config, Secret, parse_kafka_properties, parse_source_uri
+from .errors import EXIT_OK, ConfigError, CsvToKafkaError, exit_code_for
+
+logger = logging.getLogger("csv_to_kafka")
+
+EXIT_CODES_HELP = """\
+exit codes:
+  0    done (also when the job was already complete: a rerun adds nothing)
+  1    verify found a difference (or an unexpected internal error)
+  2    usage or configuration error (not retryable)
+  3    bad input data: the message names the line and byte offset (not retryable)
+  4    Kafka, S3 or DynamoDB kept failing after retries (retryable: a rerun resumes)
+  130  stopped by SIGINT after a clean checkpoint (retryable)
+  143  stopped by SIGTERM after a clean checkpoint (retryable)
+"""
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _env_help(*names: str) -> str:
+    return "environment variables: " + ", ".join(ENV[name] for name in names)
+
+
+def _bool_env(name: str, value: str) -> bool:
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ConfigError(f"{ENV[name]} must be true or false, got {value!r}")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # exit 2 with the usage, as argparse does, but ours
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _common_kafka(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", metavar="s3://BUCKET/KEY", help="the CSV object")
+    parser.add_argument("--topic", help="the Kafka topic (records go to partition 0)")
+    parser.add_argument("--bootstrap-servers", metavar="HOST:PORT[,HOST:PORT]",
+                        help="Kafka brokers")
+    parser.add_argument("--kafka-client", choices=KAFKA_CLIENTS,
+                        help="Kafka client library (default: confluent)")
+    parser.add_argument("-X", dest="kafka_properties", action="append", metavar="PROP=VALUE",
+                        help="a Kafka client property, e.g. -X linger.ms=20 (repeatable; wins "
+                             "over the built-in settings)")
+    parser.add_argument("--auth", choices=AUTH_MODES,
+                        help="how to authenticate to Kafka (default: none); iam uses the "
+                             "standard AWS credentials")
+    parser.add_argument("--sasl-username", help="user for --auth scram-sha-256|scram-sha-512; "
+                        f"the password comes only from {ENV['sasl_password']}")
+    parser.add_argument("--ssl-ca-location", metavar="FILE", help="CA bundle for TLS")
+    parser.add_argument("--delimiter", help="field delimiter (default ,)")
+    parser.add_argument("--quotechar", help='quote character (default ")')
+    parser.add_argument("--encoding", help="text encoding, ASCII-compatible (default utf-8; a "
+                                           "UTF-8 BOM is skipped)")
+    parser.add_argument("--retry-seconds", type=float,
+                        help="how long to retry a failing Kafka, S3 or DynamoDB call before "
+                             "exit 4 (default 300)")
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="default INFO")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="csv-to-kafka",
+        description="Copy every data row of a CSV object in Amazon S3 into one Kafka topic "
+                    "partition: in file order, each row exactly once, across crashes, restarts "
+                    "and Spot interruptions.",
+        epilog=EXIT_CODES_HELP + "\nAWS endpoints, region and credentials come from the "
+               "standard AWS configuration (AWS_ENDPOINT_URL, AWS_REGION, profiles, roles).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = commands.add_parser(
+        "run", help="copy the CSV into the topic (resumes where the job left off)",
+        description="Copy the CSV into the topic, resuming where the job left off. Each row "
+                    "becomes a JSON object of the header's names plus _source_line and "
+                    "_source_file, written to partition 0 in file order, in Kafka transactions "
+                    "of --checkpoint-every rows.",
+        epilog="Every option can also be set with its environment variable (a flag wins):\n  "
+               + "\n  ".join(f"{v:40s} --{k.replace('_', '-')}" for k, v in ENV.items()
+                             if k not in {"kafka_properties", "sasl_password"})
+               + f"\n  {ENV['kafka_properties']:40s} -X, comma-separated PROP=VALUE"
+               + f"\n  {ENV['sasl_password']:40s} the SASL/SCRAM password (no flag)"
+               + "\n\n" + EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common_kafka(run)
+    run.add_argument("--job-id", help="names this copy; a rerun with the same id resumes it")
+    run.add_argument("--checkpoint-table", help="DynamoDB table of checkpoints (key job_id)")
+    run.add_argument("--checkpoint-every", type=int, metavar="N",
+                     help="rows per Kafka transaction and checkpoint (default 10000)")
+    run.add_argument("--checkpoint-seconds", type=float, metavar="S",
+                     help="commit at least this often, whatever the row count (default 5)")
+    run.add_argument("--compression", choices=["none", "gzip", "snappy", "lz4", "zstd"],
+                     help="Kafka compression (default lz4)")
+    run.add_argument("--create-topic", action=argparse.BooleanOptionalAction, default=None,
+                     help="create the topic with one partition if it is absent (default yes)")
+    run.add_argument("--allow-multiple-partitions", action=argparse.BooleanOptionalAction,
+                     default=None, help="write to partition 0 of a topic with more partitions "
+                                        "(default no: order holds only per partition)")
+    run.add_argument("--create-table", action=argparse.BooleanOptionalAction, default=None,
+                     help="create the checkpoint table if it is absent (default yes)")
+    run.add_argument("--metrics-namespace", help="CloudWatch namespace (default CsvToKafka)")
+    run.add_argument("--metrics-interval", type=float, metavar="S",
+                     help="seconds between CloudWatch sends (default 60)")
+    run.add_argument("--progress", choices=["auto", "bar", "json", "none"],
+                     help="auto: a bar on a terminal, JSON log lines otherwise")
+
+    check = commands.add_parser(
+        "verify", help="check that the topic holds exactly the CSV's rows, in order",
+        description="Read the CSV and the whole partition (read_committed), independently of "
+                    "any checkpoint. Exit 0 only if the topic holds exactly the CSV's rows, in "
+                    "order, once each; otherwise exit 1 and name the first difference.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common_kafka(check)
+
+    status = commands.add_parser(
+        "status", help="show a job's checkpoint, percent done and ETA",
+        description="Show the job's checkpoint from DynamoDB, with percent done and an ETA.",
+    )
+    status.add_argument("--job-id", help="the job")
+    status.add_argument("--checkpoint-table", help="DynamoDB table of checkpoints")
+    status.add_argument("--json", action="store_true", help="print the checkpoint as JSON")
+    status.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser
+
+
+def _resolve(args: argparse.Namespace, environ: dict[str, str], required: Sequence[str]) -> dict[str, Any]:
+    """Flag, else environment variable, else default (left out, so the dataclass supplies it)."""
+    values: dict[str, Any] = {}
+    for name, env in ENV.items():
+        flag = getattr(args, name, None)
+        if name == "kafka_properties":
+            items = list(flag or [])
+            if not items and environ.get(env):
+                items = [item for item in environ[env].split(",") if item.strip()]
+            if items:
+                values[name] = parse_kafka_properties(items)
+            continue
+        if name == "sasl_password":
+            if environ.get(env):
+                values[name] = Secret(environ[env])
+            continue
+        if not hasattr(args, name) and name not in required:
+            continue
+        raw = flag if flag is not None else environ.get(env)
+        if raw is None or raw == "":
+            continue
+        values[name] = raw
+    missing = [name for name in required if name not in values]
+    if missing:
+        flags = ", ".join(f"--{n.replace('_', '-')} (or {ENV[n]})" for n in missing)
+        raise ConfigError(f"missing {flags}")
+    return values
+
+
+def _typed(values: dict[str, Any]) -> dict[str, Any]:
+    converters: dict[str, Callable[[Any], Any]] = {
+        "checkpoint_every": int, "checkpoint_seconds": float, "metrics_interval": float,
+        "retry_seconds": float,
+    }
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if name in converters and isinstance(value, str):
+            try:
+                value = converters[name](value)
+            except ValueError as err:
+                raise ConfigError(f"{ENV[name]} must be a number, got {value!r}") from err
+        elif name in {"create_topic", "allow_multiple_partitions", "create_table"} and isinstance(value, str):
+            value = _bool_env(name, value)
+        elif name == "source":
+            value = parse_source_uri(value)
+        out[name] = value
+    return out
+
+
+_RUN_REQUIRED = ("source", "topic", "bootstrap_servers", "job_id", "checkpoint_table")
+_VERIFY_REQUIRED = ("source", "topic", "bootstrap_servers")
+
+
+def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:
+    environ = dict(os.environ if environ is None else environ)
+    if args.command == "run":
+        return Config(**_typed(_resolve(args, environ, _RUN_REQUIRED)))
+    values = _typed(_resolve(args, environ, _VERIFY_REQUIRED))
+    values.setdefault("job_id", "verify")
+    values.setdefault("checkpoint_table", "-")
+    return Config(**values)
+
+
+# -- output -------------------------------------------------------------------------------------
+
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for CloudWatch Logs; ``extra=`` fields become keys."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+                    + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                data[key] = value
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str)
+
+
+def setup_logging(level: str, json_lines: bool, stream: TextIO = sys.stderr) -> None:
+    handler = logging.StreamHandler(stream)
+    if json_lines:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("csv_to_kafka").setLevel(level)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds == float("inf"):
+        return "--:--"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
+
+
+class Progress:
+    """A progress bar on a terminal, or a JSON progress line every ``interval`` seconds."""
+
+    def __init__(self, mode: str, stream: TextIO = sys.stderr, interval: float = 10.0) -> None:
+        self.mode = mode
+        self.stream = stream
+        self.interval = interval
+        self.job_id = ""
+        self.total = 0
+        self.start_rows = 0
+        self.start_offset = 0
+        self.t0 = time.monotonic()
+        self.last_shown = 0.0
+
+    def started(self, job_id: str, rows: int, byte_offset: int, total_bytes: int) -> None:
+        self.job_id, self.total = job_id, total_bytes
+        self.start_rows, self.start_offset = rows, byte_offset
+        self.t0 = time.monotonic()
+        self.last_shown = 0.0
+
+    def advanced(self, rows: int, byte_offset: int, *, committed: bool) -> None:
+        now = time.monotonic()
+        wait = 0.2 if self.mode == "bar" else self.interval
+        if now - self.last_shown < wait or self.mode == "none":
+            return
+        self.last_shown = now
+        elapsed = max(now - self.t0, 1e-9)
+        rate = (rows - self.start_rows) / elapsed
+        byte_rate = (byte_offset - self.start_offset) / elapsed
+        percent = byte_offset / self.total * 100 if self.total else 100.0
+        eta = (self.total - byte_offset) / byte_rate if byte_rate > 0 else None
+        if self.mode == "bar":
+            width = 30
+            filled = int(width * percent / 100)
+            self.stream.write(
+                f"\r[{'#' * filled}{'.' * (width - filled)}] {percent:5.1f}%  {rows:,} rows  "
+                f"{rate:,.0f} rows/s  ETA {_duration(eta)} "
+            )
+            self.stream.flush()
+        else:
+            logger.info("progress", extra={
+                "job_id": self.job_id, "row": rows, "byte_offset": byte_offset,
+                "percent": round(percent, 2), "rate": round(rate, 1),
+                "eta_seconds": None if eta is None else round(eta, 1),
+            })
+
+    def close(self) -> None:
+        if self.mode == "bar" and self.last_shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+def _cmd_run(config: Config) -> int:
+    from .processor import Processor  # noqa: PLC0415 (keeps --help fast)
+
+    mode = config.progress
+    if mode == "auto":
+        mode = "bar" if sys.stderr.isatty() else "json"
+    progress = Progress(mode)
+    processor = Processor(config, progress=progress)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if processor._stop.is_set():  # noqa: SLF001 (a second signal: stop now)
+            raise KeyboardInterrupt
+        logger.warning("received %s: committing what was sent, then stopping",
+                       signal.Signals(signum).name)
+        processor.request_stop(signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        result = processor.run()
+    finally:
+        progress.close()
+    if result.already_complete:
+        print(f"job {config.job_id} is already complete: {result.rows_total} rows; nothing to do")
+    else:
+        print(
+            f"job {config.job_id} complete: {result.rows_total} rows in the topic, "
+            f"{result.rows_this_run} sent in this run in {result.seconds:.1f}s "
+            f"({result.rows_per_second:,.0f} rows/s)"
+        )
+    return EXIT_OK
+
+
+def _cmd_verify(config: Config) -> int:
+    from .verify import verify  # noqa: PLC0415
+
+    report = verify(config)
+    print(report.summary())
+    if not report.ok:
+        print(f"first difference: {report.first_difference}")
+        return 1
+    return EXIT_OK
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from ._retry import RetryPolicy  # noqa: PLC0415
+    from .checkpoint import CheckpointStore  # noqa: PLC0415
+
+    values = _resolve(args, dict(os.environ), ("job_id", "checkpoint_table"))
+    store = CheckpointStore(values["checkpoint_table"], retry=RetryPolicy(total_seconds=30))
+    checkpoint = store.load(values["job_id"])
+    if checkpoint is None:
+        raise ConfigError(f"no checkpoint for job {values['job_id']!r} in table "
+                          f"{values['checkpoint_table']}")
+    if args.json:
+        print(json.dumps(checkpoint.to_json_dict(), indent=2))
+        return EXIT_OK
+    print(f"job {checkpoint.job_id}: {checkpoint.status.value}, {checkpoint.percent_done:.1f}% "
+          f"done, ETA {_duration(checkpoint.eta_seconds)}")
+    print(f"  {checkpoint.source} -> topic {checkpoint.topic}")
+    print(f"  rows committed {checkpoint.total_sent:,}, last line {checkpoint.last_line:,}, "
+          f"byte {checkpoint.byte_offset:,} of {checkpoint.total_bytes:,}, Kafka offset "
+          f"{checkpoint.kafka_offset}")
+    print(f"  rate {checkpoint.rows_per_second:,.0f} rows/s; started {checkpoint.started_at}, "
+          f"updated {checkpoint.updated_at}")
+    if checkpoint.error:
+        print(f"  last error: {checkpoint.error}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    # boto3 reads AWS_DEFAULT_REGION; containers on AWS often set only AWS_REGION.
+    if os.environ.get("AWS_REGION") and not os.environ.get("AWS_DEFAULT_REGION"):
+        os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"]
+    level = args.log_level or os.environ.get(ENV["log_level"]) or "INFO"
+    try:
+        if args.command == "status":
+            setup_logging(level, json_lines=False)
+            return _cmd_status(args)
+        config = build_config(args)
+        json_lines = args.command == "run" and (
+            config.progress == "json" or (config.progress == "auto" and not sys.stderr.isatty())
+        )
+        setup_logging(level, json_lines)
+        if args.command == "verify":
+            return _cmd_verify(config)
+        return _cmd_run(config)
+    except CsvToKafkaError as err:
+        logger.error("%s", err, extra={"exit_code": exit_code_for(err)})
+        return exit_code_for(err)
+    except KeyboardInterrupt:
+        logger.error("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,455 @@
+"""The pipeline: S3 bytes -> rows -> records -> Kafka transactions -> checkpoint -> metrics.
+
+The only module that knows every stage. One run:
+
+1. Pin the object (ETag, VersionId, size) and read the stored checkpoint.
+2. Check the topic; read the header row once.
+3. Start the transactional producer (this fences older instances of the job and aborts what they
+   left open), then read the job's last committed record from Kafka: its headers say which row
+   and which byte the copy continues from. Kafka is the truth; the checkpoint is a hint and the
+   operators' view.
+4. Stream the object from that byte, one transaction per ``checkpoint_every`` rows (or
+   ``checkpoint_seconds``); after each commit the checkpoint is written (in the background,
+   never moving backwards) and metrics recorded.
+5. On a Kafka error with an unknown outcome, throw the producer away and go back to 3.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from . import metrics as m
+from ._failpoint import failpoint
+from ._retry import RetryPolicy
+from .checkpoint import Checkpoint, CheckpointStore, Status, utc_now_iso
+from .config import Config
+from .errors import (
+    BadInputError,
+    ConfigError,
+    CsvToKafkaError,
+    FencedError,
+    InfrastructureError,
+    ObjectChangedError,
+    StoppedError,
+)
+from .metrics import MetricsEmitter
+from .record import RecordEncoder, ResumePoint
+from .sink import Sink, open_sink
+from .source import Header, ObjectInfo, RowBatch, S3Object, parse_header, parse_rows, read_ahead
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Processor", "ProgressListener", "RunResult"]
+
+_BATCH_ROWS = 1000
+
+
+@dataclass(frozen=True)
+class RunResult:
+    job_id: str
+    rows_total: int  # rows of the job committed, in all runs
+    rows_this_run: int
+    bytes_this_run: int
+    seconds: float
+    already_complete: bool
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_this_run / self.seconds if self.seconds > 0 else 0.0
+
+
+class ProgressListener(Protocol):
+    """Told after every batch sent and every commit (the CLI draws a bar or logs JSON)."""
+
+    def started(self, job_id: str, rows: int, byte_offset: int, total_bytes: int) -> None: ...
+
+    def advanced(self, rows: int, byte_offset: int, *, committed: bool) -> None: ...
+
+
+class _Quiet:
+    def started(self, job_id: str, rows: int, byte_offset: int, total_bytes: int) -> None:
+        pass
+
+    def advanced(self, rows: int, byte_offset: int, *, committed: bool) -> None:
+        pass
+
+
+class _CheckpointWriter:
+    """Writes the newest checkpoint in a thread, so DynamoDB never holds up the copy.
+
+    Checkpoints that arrive while a write is in flight are coalesced: only the newest is written.
+    A write that fails after the store's retries is kept in ``error`` for the processor to raise.
+    """
+
+    def __init__(self, store: CheckpointStore, metrics: MetricsEmitter) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._cond = threading.Condition()
+        self._pending: Checkpoint | None = None
+        self._busy = False
+        self._closed = False
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="checkpoint-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, checkpoint: Checkpoint) -> None:
+        with self._cond:
+            self._pending = checkpoint
+            self._cond.notify_all()
+
+    def drain(self) -> None:
+        """Wait until every submitted checkpoint is written (or has failed)."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._pending is None and not self._busy)
+
+    def close(self) -> None:
+        self.drain()
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending is not None or self._closed)
+                if self._pending is None:
+                    return
+                checkpoint, self._pending, self._busy = self._pending, None, True
+            started = time.monotonic()
+            try:
+                self._store.save(checkpoint)
+                self._metrics.observe(m.CHECKPOINT_LATENCY, (time.monotonic() - started) * 1000)
+                failpoint("after-checkpoint")
+            except BaseException as err:  # noqa: BLE001 (raised by the processor's thread)
+                self.error = err
+                self._metrics.count(m.ERRORS)
+                logger.error("writing the checkpoint failed: %s", err)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+
+class Processor:
+    """Copies one CSV object into one Kafka partition, exactly once, in order."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        stop: threading.Event | None = None,
+        progress: ProgressListener | None = None,
+        sink_factory: Callable[[Config], Sink] = open_sink,
+        store: CheckpointStore | None = None,
+        metrics: MetricsEmitter | None = None,
+        s3: S3Object | None = None,
+    ) -> None:
+        self.config = config
+        self._stop = stop if stop is not None else threading.Event()
+        self._stop_signal = 0
+        self._progress: ProgressListener = progress if progress is not None else _Quiet()
+        self._retry = RetryPolicy(total_seconds=config.retry_seconds)
+        self._metrics = metrics if metrics is not None else MetricsEmitter(
+            config.metrics_namespace, config.job_id, interval=config.metrics_interval
+        )
+        self._store = store if store is not None else CheckpointStore(
+            config.checkpoint_table, retry=self._retry, create_table=config.create_table,
+            on_retry=self._count_retry,
+        )
+        self._s3 = s3 if s3 is not None else S3Object(
+            config.source.bucket, config.source.key, retry=self._retry, on_retry=self._count_retry
+        )
+        self._sink_factory = sink_factory
+
+    def request_stop(self, signum: int) -> None:
+        """Finish the open transaction, checkpoint, and stop (called from a signal handler)."""
+        self._stop_signal = signum
+        self._stop.set()
+
+    def _count_retry(self, _err: BaseException) -> None:
+        self._metrics.count(m.RETRIES)
+
+    # -- the run ----------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        self._metrics.start()
+        try:
+            return self._run()
+        except CsvToKafkaError:
+            self._metrics.count(m.ERRORS)
+            raise
+        finally:
+            self._metrics.close()
+
+    def _run(self) -> RunResult:
+        config = self.config
+        started = time.monotonic()
+        info = self._s3.head()
+        stored = self._store.load(config.job_id)
+        self._check_stored(stored, info)
+        if stored is not None and stored.status is Status.COMPLETED:
+            logger.info("job %s is already complete (%d rows); nothing to do",
+                        config.job_id, stored.total_sent)
+            return RunResult(config.job_id, stored.total_sent, 0, 0, 0.0, already_complete=True)
+
+        sink = self._sink_factory(config)
+        try:
+            sink.ensure_topic()
+            header = parse_header(
+                self._s3.chunks(info, 0),
+                source=str(config.source),
+                delimiter=config.delimiter,
+                quotechar=config.quotechar,
+                encoding=config.encoding,
+                max_row_bytes=sink.max_message_bytes,
+            )
+            encoder = RecordEncoder(header.names, str(config.source), sink.max_message_bytes)
+            run = _Run(self, sink, info, header, encoder, stored)
+            rows_total = run.copy_with_retries()
+        finally:
+            sink.close()
+        return RunResult(
+            config.job_id, rows_total, run.rows_this_run, run.bytes_this_run,
+            time.monotonic() - started, already_complete=False,
+        )
+
+    def _check_stored(self, stored: Checkpoint | None, info: ObjectInfo) -> None:
+        config = self.config
+        if stored is None:
+            return
+        if stored.source != str(config.source) or stored.topic != config.topic:
+            raise ConfigError(
+                f"job id {config.job_id} already names the copy of {stored.source} to topic "
+                f"{stored.topic}; a job id names one copy, so use another --job-id"
+            )
+        if stored.etag != info.etag or (stored.version_id or None) != (info.version_id or None):
+            raise ObjectChangedError(
+                f"the object changed since job {config.job_id} started (ETag {stored.etag}, now "
+                f"{info.etag}); copying on would mix two versions. Start a new --job-id to copy "
+                "the new version",
+                source=info.uri,
+            )
+
+
+class _Run:
+    """One run's state: the position, the open transaction, and what has been done."""
+
+    def __init__(self, processor: Processor, sink: Sink, info: ObjectInfo, header: Header,
+                 encoder: RecordEncoder, stored: Checkpoint | None) -> None:
+        self.p = processor
+        self.config = processor.config
+        self.sink = sink
+        self.info = info
+        self.header = header
+        self.encoder = encoder
+        self.stored = stored
+        self.started_at = stored.started_at if stored is not None else utc_now_iso()
+        self.rows_this_run = 0
+        self.bytes_this_run = 0
+        self.writer = _CheckpointWriter(processor._store, processor._metrics)  # noqa: SLF001
+        self.rate_clock = time.monotonic()
+        self.rate_rows = 0
+        self.rate_bytes = 0
+        self.rows_per_second = 0.0
+        self.bytes_per_second = 0.0
+
+    def copy_with_retries(self) -> int:
+        next_sleep = self.p._retry.backoffs()  # noqa: SLF001
+        try:
+            while True:
+                try:
+                    return self._copy()
+                except (FencedError, ConfigError, BadInputError, StoppedError):
+                    raise
+                except InfrastructureError as err:
+                    self.sink.abort()
+                    self.sink.close()
+                    self.p._metrics.count(m.RETRIES)  # noqa: SLF001
+                    delay = next_sleep()
+                    if delay is None:
+                        raise
+                    logger.warning("%s; starting again from Kafka's last commit in %.1fs",
+                                   err, delay)
+                    if self.p._stop.wait(delay):  # noqa: SLF001
+                        raise StoppedError(self.p._stop_signal or 15) from err  # noqa: SLF001
+        finally:
+            self.writer.close()
+
+    def _position(self) -> ResumePoint:
+        """Start the producer, then read where the job stands from Kafka's committed records."""
+        self.sink.start()
+        hint = self.stored.kafka_offset if self.stored and self.stored.kafka_offset >= 0 else None
+        point = self.sink.last_committed(self.config.job_id, hint)
+        if point is None:
+            if self.stored is not None and self.stored.total_sent > 0:
+                raise ConfigError(
+                    f"the checkpoint of job {self.config.job_id} says {self.stored.total_sent} "
+                    f"rows were committed, but topic {self.config.topic} holds none of them: "
+                    "the topic was deleted or truncated. Use a new --job-id (or delete the "
+                    "checkpoint) to copy again"
+                )
+            return ResumePoint(self.config.job_id, 0, 0, self.header.data_line,
+                               self.header.data_offset, self.info.etag)
+        if point.etag != self.info.etag:
+            raise ObjectChangedError(
+                f"job {self.config.job_id} copied ETag {point.etag} up to row {point.rows}, but "
+                f"the object is now ETag {self.info.etag}; copying on would mix two versions. "
+                "Start a new --job-id to copy the new version",
+                source=self.info.uri,
+            )
+        return point
+
+    def _batches(self, point: ResumePoint) -> Iterator[RowBatch]:
+        config = self.config
+        return parse_rows(
+            read_ahead(self.p._s3.chunks(self.info, point.byte_offset)),  # noqa: SLF001
+            source=str(config.source),
+            start_offset=point.byte_offset,
+            start_line=point.next_line,
+            expected_fields=len(self.header.names),
+            delimiter=config.delimiter,
+            quotechar=config.quotechar,
+            encoding=config.encoding,
+            max_row_bytes=self.sink.max_message_bytes,
+            batch_rows=min(_BATCH_ROWS, config.checkpoint_every),
+        )
+
+    def _copy(self) -> int:
+        config = self.config
+        point = self._position()
+        committed = point
+        logger.info(
+            "job %s: %s at row %d, line %d, byte %d of %d",
+            config.job_id, "resuming" if point.rows else "starting", point.rows,
+            point.next_line, point.byte_offset, self.info.size,
+        )
+        self.p._progress.started(config.job_id, point.rows, point.byte_offset, self.info.size)  # noqa: SLF001
+        self._checkpoint(point, Status.RUNNING, sync=True)
+        stop = self.p._stop  # noqa: SLF001
+        if stop.is_set():
+            self._stopped(point)
+        every = config.checkpoint_every
+        seconds = config.checkpoint_seconds
+        in_txn = False
+        txn_rows = 0
+        txn_started = 0.0
+        sent = point
+        previous_end = point.byte_offset
+        try:
+            for batch in self._batches(point):
+                values, bad = self.encoder.encode(batch.rows, batch.lines, batch.ends, previous_end)
+                previous_end = batch.end_offset
+                if values:
+                    if not in_txn:
+                        self.sink.begin()
+                        in_txn, txn_rows, txn_started = True, 0, time.monotonic()
+                    n = len(values)
+                    sent = ResumePoint(
+                        config.job_id,
+                        rows=sent.rows + n,
+                        line=batch.lines[n - 1],
+                        next_line=batch.end_line + 1 if n == len(batch.rows) else batch.lines[n],
+                        byte_offset=batch.ends[n - 1],
+                        etag=self.info.etag,
+                    )
+                    self.sink.send(values, sent.to_headers())
+                    txn_rows += n
+                    self.p._progress.advanced(sent.rows, sent.byte_offset, committed=False)  # noqa: SLF001
+                    failpoint("in-transaction")
+                if bad is not None:
+                    raise bad
+                if in_txn and (txn_rows >= every or stop.is_set()
+                               or time.monotonic() - txn_started >= seconds):
+                    committed = self._commit(committed, sent, txn_rows)
+                    in_txn = False
+                if stop.is_set():
+                    self._stopped(committed)
+        except BadInputError as bad:
+            # Everything before the bad row is committed; nothing from it on is sent.
+            if in_txn:
+                committed = self._commit(committed, sent, txn_rows)
+            self._checkpoint(committed, Status.FAILED, sync=True, error=str(bad))
+            raise
+        if in_txn:
+            committed = self._commit(committed, sent, txn_rows)
+        self._checkpoint(committed, Status.COMPLETED, sync=True)
+        logger.info("job %s: complete, %d rows", config.job_id, committed.rows)
+        return committed.rows
+
+    def _commit(self, committed: ResumePoint, sent: ResumePoint, txn_rows: int) -> ResumePoint:
+        metrics = self.p._metrics  # noqa: SLF001
+        started = time.monotonic()
+        offset = self.sink.commit()
+        metrics.observe(m.COMMIT_LATENCY, (time.monotonic() - started) * 1000)
+        failpoint("after-commit")
+        now = dataclasses.replace(sent, kafka_offset=offset)
+        bytes_read = now.byte_offset - committed.byte_offset
+        self.rows_this_run += txn_rows
+        self.bytes_this_run += bytes_read
+        metrics.count(m.RECORDS_SENT, txn_rows)
+        metrics.count(m.BYTES_READ, bytes_read, "Bytes")
+        metrics.count(m.TRANSACTIONS_COMMITTED)
+        self._update_rate(txn_rows, bytes_read)
+        if self.info.size:
+            metrics.gauge(m.PROGRESS_PERCENT, now.byte_offset / self.info.size * 100, "Percent")
+        metrics.gauge(m.ROWS_PER_SECOND, self.rows_per_second, "Count/Second")
+        if self.bytes_per_second > 0:
+            eta = (self.info.size - now.byte_offset) / self.bytes_per_second
+            metrics.gauge(m.ETA_SECONDS, eta, "Seconds")
+        if self.writer.error is not None:
+            raise InfrastructureError(f"the checkpoint could not be written: {self.writer.error}")
+        self._checkpoint(now, Status.RUNNING)
+        self.p._progress.advanced(now.rows, now.byte_offset, committed=True)  # noqa: SLF001
+        return now
+
+    def _update_rate(self, rows: int, nbytes: int) -> None:
+        self.rate_rows += rows
+        self.rate_bytes += nbytes
+        elapsed = time.monotonic() - self.rate_clock
+        if elapsed >= 5 or self.rows_per_second == 0:
+            self.rows_per_second = self.rate_rows / elapsed if elapsed > 0 else 0.0
+            self.bytes_per_second = self.rate_bytes / elapsed if elapsed > 0 else 0.0
+            if elapsed >= 5:
+                self.rate_clock, self.rate_rows, self.rate_bytes = time.monotonic(), 0, 0
+
+    def _checkpoint(self, point: ResumePoint, status: Status, *, sync: bool = False,
+                    error: str | None = None) -> None:
+        checkpoint = Checkpoint(
+            job_id=self.config.job_id,
+            status=status,
+            source=str(self.config.source),
+            topic=self.config.topic,
+            etag=self.info.etag,
+            version_id=self.info.version_id,
+            last_line=point.line,
+            total_sent=point.rows,
+            byte_offset=point.byte_offset,
+            kafka_offset=point.kafka_offset,
+            total_bytes=self.info.size,
+            rows_per_second=self.rows_per_second,
+            bytes_per_second=self.bytes_per_second,
+            started_at=self.started_at,
+            updated_at=utc_now_iso(),
+            error=error,
+        )
+        self.writer.submit(checkpoint)
+        if sync:
+            self.writer.drain()
+            if self.writer.error is not None:
+                raise InfrastructureError(
+                    f"the checkpoint could not be written: {self.writer.error}"
+                ) from self.writer.error
+
+    def _stopped(self, committed: ResumePoint) -> None:
+        signum = self.p._stop_signal or 15  # noqa: SLF001
+        self._checkpoint(committed, Status.INTERRUPTED, sync=True,
+                         error=f"stopped by signal {signum}")
+        logger.info("job %s: stopped at row %d (byte %d) after a clean checkpoint",
+                    self.config.job_id, committed.rows, committed.byte_offset)
+        raise StoppedError(signum)

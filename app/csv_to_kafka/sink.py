@@ -1,0 +1,360 @@
+"""The Kafka side: an ordered, transactional producer to partition 0, and reads of what it committed.
+
+One small interface (``Sink``) with two implementations, confluent-kafka (librdkafka; the
+default) and kafka-python. Both:
+
+- create the producer with a ``transactional.id`` derived from the job id and call
+  ``init_transactions``: that fences any older instance of the job and aborts a transaction it
+  left open, so what is committed afterwards is final;
+- write every record to partition 0 explicitly, in the order given;
+- read the partition with ``isolation.level=read_committed`` to find the last record of the job
+  (``last_committed``) and to stream everything committed (``committed_records``, for verify).
+
+Errors: a fenced producer raises FencedError (another instance owns the job: stop, do not fight);
+a commit that fails or times out raises CommitUnknownError; everything else that Kafka reports
+becomes an InfrastructureError. The processor re-creates the sink and re-reads the position from
+Kafka after any of them except FencedError.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from . import _auth
+from .config import Config
+from .errors import (
+    CommitUnknownError,
+    ConfigError,
+    FencedError,
+    InfrastructureError,
+)
+from .record import ResumePoint
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PARTITION", "Sink", "open_sink"]
+
+PARTITION = 0
+DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
+_SCAN_WINDOW = 5_000
+
+
+class Sink(Protocol):
+    """What the processor needs from a Kafka client."""
+
+    max_message_bytes: int
+
+    def ensure_topic(self) -> None:
+        """Create the topic (one partition) if absent and allowed; refuse a multi-partition one."""
+
+    def start(self) -> None:
+        """Create the transactional producer and fence older instances of the job."""
+
+    def last_committed(self, job_id: str, hint: int | None) -> ResumePoint | None:
+        """The last committed record of ``job_id`` (the scan starts at offset ``hint`` if known)."""
+
+    def begin(self) -> None: ...
+
+    def send(self, values: list[bytes], headers: list[tuple[str, bytes]]) -> None:
+        """Queue ``values`` in order; the last one carries ``headers``."""
+
+    def commit(self) -> int:
+        """Commit the transaction; returns the offset of the last record sent with headers."""
+
+    def abort(self) -> None:
+        """Abort the open transaction, if any, as well as possible (never raises)."""
+
+    def close(self) -> None:
+        """Release the producer and consumers (never raises)."""
+
+    def committed_records(self) -> Iterator[tuple[int, bytes, list[tuple[str, bytes]]]]:
+        """Every committed record of the partition, from the first: (offset, value, headers)."""
+
+
+def open_sink(config: Config) -> Sink:
+    """The sink for ``config.kafka_client``."""
+    if config.kafka_client == "kafka-python":
+        from ._kafka_python import KafkaPythonSink  # noqa: PLC0415 (optional client)
+
+        return KafkaPythonSink(config)
+    return ConfluentSink(config)
+
+
+def producer_settings(config: Config) -> dict[str, str]:
+    """Producer settings in Kafka's own property names, before the user's -X overrides.
+
+    Ordering and exactness come from idempotence (which keeps order with up to 5 requests in
+    flight) and transactions; throughput from batching and compression.
+    """
+    return {
+        "bootstrap.servers": config.bootstrap_servers,
+        "transactional.id": config.transactional_id,
+        "enable.idempotence": "true",
+        "acks": "all",
+        "max.in.flight.requests.per.connection": "5",
+        "compression.type": config.compression,
+        "linger.ms": "10",
+        "batch.size": str(1024 * 1024),
+        "transaction.timeout.ms": "60000",
+        "request.timeout.ms": "30000",
+    }
+
+
+def _topic_name_error(topic: str) -> None:
+    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+    if not topic or len(topic) > 249 or not set(topic) <= allowed or topic in {".", ".."}:
+        raise ConfigError(
+            f"{topic!r} is not a valid Kafka topic name (1-249 of letters, digits, '.', '_', '-')"
+        )
+
+
+def check_partitions(topic: str, partitions: int, allow_multiple: bool) -> None:
+    if partitions > 1 and not allow_multiple:
+        raise ConfigError(
+            f"topic {topic} has {partitions} partitions; csv-to-kafka writes to partition 0 and "
+            "order holds only within one partition. Use a one-partition topic, or pass "
+            "--allow-multiple-partitions to write to partition 0 anyway"
+        )
+
+
+class ConfluentSink:
+    """The sink on confluent-kafka (librdkafka)."""
+
+    def __init__(self, config: Config) -> None:
+        import confluent_kafka  # noqa: PLC0415 (keeps `--help` fast)
+
+        self._ck = confluent_kafka
+        self._config = config
+        self._topic = config.topic
+        _topic_name_error(config.topic)
+        security = _auth.confluent_security(config)
+        self._common: dict[str, Any] = {"bootstrap.servers": config.bootstrap_servers, **security}
+        props: dict[str, Any] = {**producer_settings(config), **security}
+        # librdkafka spells the batch size in messages and bytes; give it room to batch.
+        props.update(
+            {
+                "batch.num.messages": "100000",
+                "queue.buffering.max.messages": "1000000",
+                "queue.buffering.max.kbytes": str(256 * 1024),
+                "message.timeout.ms": "55000",
+            }
+        )
+        props.update(config.kafka_properties)
+        self._producer_props = props
+        self.max_message_bytes = int(props.get("message.max.bytes", DEFAULT_MAX_MESSAGE_BYTES))
+        self._timeout = float(int(props["transaction.timeout.ms"]) / 1000)
+        self._producer: Any = None
+        self._last_offset = -1
+        self._delivery_error: Any = None
+        logger.debug("producer settings: %s", _auth.redact(props))
+
+    # -- topic ------------------------------------------------------------------------------
+
+    def ensure_topic(self) -> None:
+        from confluent_kafka.admin import AdminClient, NewTopic  # noqa: PLC0415
+
+        admin = AdminClient(self._common)
+        metadata = self._call(lambda: admin.list_topics(topic=self._topic, timeout=15), "metadata")
+        topic = metadata.topics.get(self._topic)
+        missing = topic is None or (
+            topic.error is not None
+            and topic.error.code() == self._ck.KafkaError.UNKNOWN_TOPIC_OR_PART
+        )
+        if not missing:
+            if topic.error is not None:
+                raise InfrastructureError(f"topic {self._topic}: {topic.error.str()}")
+            check_partitions(self._topic, len(topic.partitions), self._config.allow_multiple_partitions)
+            return
+        if not self._config.create_topic:
+            raise ConfigError(
+                f"topic {self._topic} does not exist; create it with one partition, or drop "
+                "--no-create-topic to let csv-to-kafka create it"
+            )
+        futures = admin.create_topics([NewTopic(self._topic, num_partitions=1)],
+                                      operation_timeout=30, request_timeout=30)
+        try:
+            futures[self._topic].result()
+            logger.info("created topic %s with one partition", self._topic)
+        except self._ck.KafkaException as err:
+            if err.args[0].code() != self._ck.KafkaError.TOPIC_ALREADY_EXISTS:
+                raise InfrastructureError(f"could not create topic {self._topic}: {err}") from err
+
+    # -- producing --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.close()
+        self._producer = self._ck.Producer(self._producer_props)
+        self._call(lambda: self._producer.init_transactions(self._timeout), "init_transactions")
+
+    def begin(self) -> None:
+        self._last_offset = -1
+        self._delivery_error = None
+        self._call(self._producer.begin_transaction, "begin_transaction")
+
+    def _on_delivery(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self._delivery_error = err
+        else:
+            self._last_offset = msg.offset()
+
+    def send(self, values: list[bytes], headers: list[tuple[str, bytes]]) -> None:
+        produce = self._producer.produce
+        topic = self._topic
+        last = len(values) - 1
+        for index, value in enumerate(values):
+            while True:
+                try:
+                    if index == last:
+                        produce(topic, value, partition=PARTITION, headers=headers,
+                                on_delivery=self._on_delivery)
+                    else:
+                        produce(topic, value, partition=PARTITION)
+                    break
+                except BufferError:
+                    # The local queue is full: serve delivery reports until there is room.
+                    self._producer.poll(0.05)
+        self._producer.poll(0)
+
+    def commit(self) -> int:
+        try:
+            self._producer.commit_transaction(self._timeout)
+        except self._ck.KafkaException as err:
+            self._raise(err, "commit_transaction", unknown=True)
+        if self._delivery_error is not None:  # cannot happen after a successful commit
+            raise CommitUnknownError(f"a record was not delivered: {self._delivery_error}")
+        return self._last_offset
+
+    def abort(self) -> None:
+        if self._producer is None:
+            return
+        try:
+            self._producer.abort_transaction(10)
+        except Exception as err:  # noqa: BLE001 (best effort: init_transactions aborts it anyway)
+            logger.debug("abort_transaction: %s", err)
+
+    def close(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.flush(0)
+            except Exception as err:  # noqa: BLE001 (the producer is being thrown away)
+                logger.debug("closing producer: %s", err)
+
+    def _call(self, fn: Any, what: str) -> Any:
+        try:
+            return fn()
+        except self._ck.KafkaException as err:
+            self._raise(err, what, unknown=False)
+
+    def _raise(self, err: Any, what: str, *, unknown: bool) -> None:
+        kafka_error = err.args[0] if err.args else None
+        ck = self._ck.KafkaError
+        code = kafka_error.code() if kafka_error is not None else None
+        if code in {ck._FENCED, ck.PRODUCER_FENCED, ck.INVALID_PRODUCER_EPOCH,
+                    getattr(ck, "TRANSACTIONAL_ID_AUTHORIZATION_FAILED", -9999)}:
+            if code == getattr(ck, "TRANSACTIONAL_ID_AUTHORIZATION_FAILED", -9999):
+                raise ConfigError(
+                    f"not allowed to use transactional id {self._config.transactional_id}: "
+                    "grant kafka-cluster:DescribeTransactionalId and AlterTransactionalId"
+                ) from err
+            raise FencedError(
+                f"{what}: another instance of job {self._config.job_id} took over "
+                f"(transactional id {self._config.transactional_id}); this one stops"
+            ) from err
+        if code in {ck.TOPIC_AUTHORIZATION_FAILED, ck.CLUSTER_AUTHORIZATION_FAILED}:
+            raise ConfigError(f"{what}: not authorized: {kafka_error.str()}") from err
+        if unknown:
+            raise CommitUnknownError(f"{what}: {err}; the position is read again from Kafka") from err
+        raise InfrastructureError(f"{what}: {err}") from err
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _consumer(self) -> Any:
+        return self._ck.Consumer(
+            {
+                **self._common,
+                "group.id": f"csv-to-kafka-reader-{uuid.uuid4()}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "enable.partition.eof": True,
+                "auto.offset.reset": "earliest",
+                "fetch.max.bytes": str(64 * 1024 * 1024),
+            }
+        )
+
+    def _read(self, consumer: Any, start: int, end: int) -> Iterator[Any]:
+        """Committed records with offsets in [start, end), end being the last stable offset."""
+        tp = self._ck.TopicPartition(self._topic, PARTITION, start)
+        consumer.assign([tp])
+        deadline = time.monotonic() + 60
+        position = start
+        while position < end:
+            messages = consumer.consume(num_messages=10_000, timeout=1.0)
+            if not messages and time.monotonic() > deadline:
+                raise InfrastructureError(
+                    f"reading {self._topic}[{PARTITION}] stalled at offset {position} of {end}"
+                )
+            for message in messages:
+                error = message.error()
+                if error is not None:
+                    if error.code() == self._ck.KafkaError._PARTITION_EOF:
+                        position = max(position, message.offset())
+                        if position >= end or message.offset() >= end:
+                            return
+                        continue
+                    raise InfrastructureError(f"reading {self._topic}: {error.str()}")
+                deadline = time.monotonic() + 60
+                if message.offset() >= end:
+                    return
+                position = message.offset() + 1
+                yield message
+
+    def _stable_range(self, consumer: Any) -> tuple[int, int]:
+        tp = self._ck.TopicPartition(self._topic, PARTITION)
+        low, high = self._call(lambda: consumer.get_watermark_offsets(tp, timeout=15), "offsets")
+        return int(low), int(high)
+
+    def last_committed(self, job_id: str, hint: int | None) -> ResumePoint | None:
+        consumer = self._consumer()
+        try:
+            low, end = self._stable_range(consumer)
+            if hint is not None and low <= hint < end:
+                found = self._last_of_job(consumer, job_id, hint, end)
+                if found is not None:
+                    return found
+            # Scan backwards in growing windows: the job's last record is normally near the end.
+            window = _SCAN_WINDOW
+            while end > low:
+                start = max(low, end - window)
+                found = self._last_of_job(consumer, job_id, start, end)
+                if found is not None:
+                    return found
+                end = start
+                window *= 2
+            return None
+        finally:
+            consumer.close()
+
+    def _last_of_job(self, consumer: Any, job_id: str, start: int, end: int) -> ResumePoint | None:
+        found = None
+        for message in self._read(consumer, start, end):
+            headers = message.headers()
+            if headers:
+                point = ResumePoint.from_headers(headers, message.offset())
+                if point is not None and point.job_id == job_id:
+                    found = point
+        return found
+
+    def committed_records(self) -> Iterator[tuple[int, bytes, list[tuple[str, bytes]]]]:
+        consumer = self._consumer()
+        try:
+            low, end = self._stable_range(consumer)
+            for message in self._read(consumer, low, end):
+                yield message.offset(), message.value(), message.headers() or []
+        finally:
+            consumer.close()
+

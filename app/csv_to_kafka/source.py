@@ -1,0 +1,473 @@
+"""The S3 CSV reader: streamed bytes -> rows, each with its line number and the byte after it.
+
+Two layers:
+
+- ``S3Object`` pins one version of the object (ETag, VersionId) and streams its bytes from any
+  offset with one long ranged GET, re-opened at the current offset after a mid-stream error.
+- ``parse_rows`` turns those bytes into batches of rows as Python's csv module reads RFC 4180
+  (quoted delimiters, quotes and newlines, CRLF or LF, a last row without a newline). Every batch
+  carries the byte offset just after its last row, which is where a resumed run seeks to.
+
+Blank lines are skipped. A row is bad input (BadInputError, exit 3) when its field count differs
+from the header's, it is not valid in the encoding, a quote is never closed, or it is larger than
+``max_row_bytes``; the rows before it are yielded first, so the caller can commit them.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from ._retry import RetryPolicy, is_transient_aws, retry_call
+from .errors import BadInputError, ConfigError, InfrastructureError, ObjectChangedError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Header", "ObjectInfo", "RowBatch", "S3Object", "parse_header", "parse_rows"]
+
+_BOM = codecs.BOM_UTF8
+_READ_SIZE = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """The version of the object a job is pinned to."""
+
+    uri: str
+    etag: str
+    version_id: str | None
+    size: int
+
+
+@dataclass(frozen=True)
+class Header:
+    names: list[str]
+    data_offset: int  # byte where the first data row (or blank line) starts
+    data_line: int  # line where it starts
+
+
+@dataclass(frozen=True)
+class RowBatch:
+    rows: list[list[str]]
+    lines: list[int]  # 1-based line where each row starts
+    ends: list[int]  # byte just after each row
+    end_offset: int  # byte just after the last row
+    end_line: int  # last line consumed; the next row starts on end_line + 1
+    bytes_read: int  # bytes of the object this batch covers (rows and skipped blank lines)
+
+
+def _s3_client() -> S3Client:
+    config = botocore.config.Config(
+        retries={"mode": "standard", "max_attempts": 4},
+        connect_timeout=10,
+        read_timeout=60,
+        tcp_keepalive=True,
+    )
+    return boto3.client("s3", config=config)
+
+
+def _is_precondition_failed(err: botocore.exceptions.ClientError) -> bool:
+    code = err.response.get("Error", {}).get("Code", "")
+    status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return code in {"PreconditionFailed", "412"} or status == 412
+
+
+class S3Object:
+    """One S3 object, read as a stream of byte chunks from any offset.
+
+    ``retry`` bounds how long a failing GET (or a stream cut in the middle) is retried before an
+    InfrastructureError; ``on_retry`` is told about each retry (for the Retries metric).
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        retry: RetryPolicy,
+        client: S3Client | None = None,
+        on_retry: Callable[[BaseException], None] | None = None,
+        read_size: int = _READ_SIZE,
+    ) -> None:
+        self.bucket = bucket
+        self.key = key
+        self.uri = f"s3://{bucket}/{key}"
+        self._retry = retry
+        self._client = client if client is not None else _s3_client()
+        self._on_retry = on_retry
+        self._read_size = read_size
+
+    def head(self) -> ObjectInfo:
+        """The object's current version; a ConfigError when it does not exist or is forbidden."""
+
+        def call() -> Any:
+            return self._client.head_object(Bucket=self.bucket, Key=self.key)
+
+        try:
+            response = retry_call(
+                call, what=f"HEAD {self.uri}", policy=self._retry, on_retry=self._on_retry
+            )
+        except botocore.exceptions.ClientError as err:
+            code = err.response.get("Error", {}).get("Code", "")
+            if code in {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}:
+                raise ConfigError(f"{self.uri} does not exist") from err
+            if code in {"403", "AccessDenied", "Forbidden"}:
+                raise ConfigError(f"access to {self.uri} was denied (s3:GetObject)") from err
+            raise InfrastructureError(f"HEAD {self.uri} failed: {err}") from err
+        return ObjectInfo(
+            uri=self.uri,
+            etag=str(response["ETag"]),
+            version_id=response.get("VersionId"),
+            size=int(response["ContentLength"]),
+        )
+
+    def chunks(self, pinned: ObjectInfo, start: int = 0) -> Iterator[bytes]:
+        """The object's bytes from ``start`` to the end, in chunks; the version is ``pinned``.
+
+        One streamed GET serves the whole read. If the stream breaks, the GET is re-opened at the
+        first byte not yet yielded, so the caller sees every byte once. If the object was replaced,
+        ObjectChangedError (exit 3) instead of mixing two versions.
+        """
+        offset = start
+        next_sleep = self._retry.backoffs()
+        while offset < pinned.size:
+            try:
+                body = self._open(pinned, offset)
+                while True:
+                    chunk = body.read(self._read_size)
+                    if not chunk:
+                        break
+                    offset += len(chunk)
+                    yield chunk
+                    next_sleep = self._retry.backoffs()  # progress resets the retry budget
+                body.close()
+                if offset < pinned.size:
+                    raise ConnectionError(f"stream ended at byte {offset} of {pinned.size}")
+            except ObjectChangedError:
+                raise
+            except Exception as err:
+                if not is_transient_aws(err):
+                    raise InfrastructureError(f"reading {self.uri} at byte {offset}: {err}") from err
+                delay = next_sleep()
+                if delay is None:
+                    raise InfrastructureError(
+                        f"reading {self.uri} kept failing at byte {offset}: {err}"
+                    ) from err
+                if self._on_retry is not None:
+                    self._on_retry(err)
+                logger.warning(
+                    "reading %s failed at byte %d (%s); re-opening in %.1fs",
+                    self.uri, offset, err, delay,
+                )
+                threading.Event().wait(delay)
+
+    def _open(self, pinned: ObjectInfo, offset: int) -> Any:
+        kwargs: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": self.key,
+            "IfMatch": pinned.etag,
+        }
+        if offset:
+            kwargs["Range"] = f"bytes={offset}-"
+        if pinned.version_id:
+            kwargs["VersionId"] = pinned.version_id
+        try:
+            return self._client.get_object(**kwargs)["Body"]
+        except botocore.exceptions.ClientError as err:
+            if _is_precondition_failed(err):
+                raise ObjectChangedError(
+                    f"the object changed while the job was running (it was pinned to ETag "
+                    f"{pinned.etag}); start a new job id to copy the new version",
+                    source=self.uri,
+                    byte_offset=offset,
+                ) from err
+            code = err.response.get("Error", {}).get("Code", "")
+            if code in {"NoSuchKey", "NoSuchVersion", "404"}:
+                raise ObjectChangedError(
+                    "the object was deleted while the job was running", source=self.uri
+                ) from err
+            raise
+
+
+def read_ahead(chunks: Iterable[bytes], depth: int = 4) -> Iterator[bytes]:
+    """Yield ``chunks`` while a thread fetches the next ones, so S3 I/O overlaps parsing.
+
+    An error in the reading thread is raised here, after the chunks read before it.
+    """
+    q: queue.Queue[tuple[bytes | None, BaseException | None]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        q.put((chunk, None), timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((None, None))
+        except BaseException as err:  # noqa: BLE001 (handed to the consumer, which raises it)
+            q.put((None, err))
+
+    thread = threading.Thread(target=pump, name="s3-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            chunk, err = q.get()
+            if err is not None:
+                raise err
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        stop.set()
+
+
+def _check_encoding(encoding: str) -> str:
+    try:
+        info = codecs.lookup(encoding)
+    except LookupError as err:
+        raise ConfigError(f"unknown --encoding {encoding!r}") from err
+    # Rows are cut at newline bytes before decoding, so the encoding must spell "\n" as 0x0A and
+    # never use that byte inside another character (UTF-16 and UTF-32 do).
+    if "\n".encode(info.name) != b"\n" or info.name.startswith(("utf-16", "utf-32")):
+        raise ConfigError(f"--encoding {encoding} is not ASCII-compatible; use UTF-8 or a single-byte encoding")
+    return info.name
+
+
+def parse_header(
+    chunks: Iterable[bytes],
+    *,
+    source: str,
+    delimiter: str = ",",
+    quotechar: str = '"',
+    encoding: str = "utf-8",
+    max_row_bytes: int = 1_000_000,
+) -> Header:
+    """Read the header row from the start of the object: the column names and where data starts."""
+    batches = parse_rows(
+        chunks,
+        source=source,
+        start_offset=0,
+        start_line=1,
+        expected_fields=None,
+        delimiter=delimiter,
+        quotechar=quotechar,
+        encoding=encoding,
+        max_row_bytes=max_row_bytes,
+        batch_rows=1,
+    )
+    first = next(batches, None)
+    if first is None:
+        raise BadInputError("the object is empty: there is no header row", source=source, line=1,
+                            byte_offset=0)
+    names = first.rows[0]
+    line = first.lines[0]
+    seen: set[str] = set()
+    for position, name in enumerate(names, start=1):
+        if name == "":
+            raise BadInputError(f"header column {position} has an empty name", source=source,
+                                line=line, byte_offset=0)
+        if name in seen:
+            raise BadInputError(f"header names column {name!r} twice", source=source, line=line,
+                                byte_offset=0)
+        seen.add(name)
+    return Header(names=names, data_offset=first.end_offset, data_line=first.end_line + 1)
+
+
+class _Position:
+    """Maps character positions in the current block of text to byte offsets in the object."""
+
+    __slots__ = ("_ascii", "_base", "_char", "_byte", "_text", "_encoding")
+
+    def __init__(self, text: str, base: int, encoding: str) -> None:
+        self._text = text
+        self._base = base
+        self._encoding = encoding
+        self._ascii = text.isascii()
+        self._char = 0
+        self._byte = 0
+
+    def byte_at(self, char: int) -> int:
+        if self._ascii:
+            return self._base + char
+        if char < self._char:
+            self._char = 0
+            self._byte = 0
+        self._byte += len(self._text[self._char : char].encode(self._encoding))
+        self._char = char
+        return self._base + self._byte
+
+
+def parse_rows(
+    chunks: Iterable[bytes],
+    *,
+    source: str,
+    start_offset: int,
+    start_line: int,
+    expected_fields: int | None,
+    delimiter: str = ",",
+    quotechar: str = '"',
+    encoding: str = "utf-8",
+    max_row_bytes: int = 1_000_000,
+    batch_rows: int = 1000,
+) -> Iterator[RowBatch]:
+    """Batches of at most ``batch_rows`` rows from ``chunks``, the bytes from ``start_offset``.
+
+    ``start_line`` is the line number at ``start_offset``. ``expected_fields`` is the header's
+    width (None while reading the header itself). Rows before a bad one are yielded, then the
+    BadInputError is raised.
+    """
+    encoding = _check_encoding(encoding)
+    dialect: dict[str, Any] = {"delimiter": delimiter, "quotechar": quotechar, "strict": True}
+
+    carry = ""  # the start of a row that the previous block ended inside of
+    text_offset = start_offset  # byte offset of the first character of the next text
+    line = start_line - 1  # last line consumed
+    end_offset = start_offset  # byte after the last row (or blank line) consumed
+    batch = _BatchBuilder(start_offset)
+    error: BadInputError | None = None
+
+    def bad(reason: str, *, at: int | None = None) -> BadInputError:
+        return BadInputError(reason, source=source, line=line + 1,
+                             byte_offset=end_offset if at is None else at)
+
+    for block, final in _blocks(chunks, max_row_bytes):
+        if block is None:
+            error = bad(f"a row is larger than {max_row_bytes} bytes, the largest Kafka message "
+                        "allowed (raise message.max.bytes with -X if the broker accepts more)")
+            break
+        if text_offset == 0 and encoding == "utf-8" and block.startswith(_BOM):
+            block = block[len(_BOM):]
+            text_offset = end_offset = batch.start = len(_BOM)
+        decode_error: BadInputError | None = None
+        try:
+            decoded = block.decode(encoding)
+        except UnicodeDecodeError as err:
+            # Parse the whole lines before the bad byte; the error is raised after them.
+            bad_at = text_offset + len(carry.encode(encoding)) + err.start
+            decoded = block[: block.rfind(b"\n", 0, err.start) + 1].decode(encoding)
+            decode_error = bad(f"the bytes are not valid {encoding} ({err.reason})", at=bad_at)
+        text = carry + decoded
+        position = _Position(text, text_offset, encoding)
+        buffer = io.StringIO(text, newline="\n")
+        reader = csv.reader(buffer, **dialect)
+        block_line = line
+        consumed = 0  # characters of text in complete rows and blank lines
+        try:
+            for row in reader:
+                row_line = line + 1
+                line = block_line + reader.line_num
+                consumed = buffer.tell()
+                row_end = position.byte_at(consumed)
+                if row and expected_fields is not None and len(row) != expected_fields:
+                    line = row_line - 1
+                    error = bad(f"row has {len(row)} fields but the header has {expected_fields}")
+                    break
+                if row_end - end_offset > max_row_bytes:
+                    line = row_line - 1
+                    error = bad(f"the row is {row_end - end_offset} bytes, larger than "
+                                f"{max_row_bytes}, the largest Kafka message allowed (raise "
+                                "message.max.bytes with -X if the broker accepts more)")
+                    break
+                end_offset = row_end
+                if row:  # blank lines are skipped
+                    batch.add(row, row_line, row_end)
+                    if len(batch.rows) >= batch_rows:
+                        yield batch.take(line)
+        except csv.Error as err:
+            # At the end of a block that is not the last, the block may have ended inside a
+            # quoted field: that row is parsed again with the next block. Anywhere else the row
+            # really is broken (unless undecodable bytes cut the text short: that error wins).
+            at_end = buffer.tell() == len(text)
+            if decode_error is None and (final or not at_end):
+                line = block_line + text.count("\n", 0, consumed)
+                error = bad(_describe_csv_error(err))
+        if error is None and decode_error is not None:
+            line = block_line + text.count("\n", 0, consumed)
+            error = bad(decode_error.reason, at=decode_error.byte_offset)
+        if error is not None:
+            break
+        line = block_line + text.count("\n", 0, consumed)
+        carry = text[consumed:]
+        text_offset = position.byte_at(consumed)
+        if len(carry) > max_row_bytes:
+            error = bad(f"a row is larger than {max_row_bytes} bytes (is a quote never closed?)")
+            break
+        if final and carry:
+            error = bad("the last row is incomplete: a quote is never closed")
+            break
+    if batch.rows:
+        yield batch.take(line)
+    if error is not None:
+        raise error
+
+
+class _BatchBuilder:
+    __slots__ = ("ends", "lines", "rows", "start")
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.rows: list[list[str]] = []
+        self.lines: list[int] = []
+        self.ends: list[int] = []
+
+    def add(self, row: list[str], line: int, end: int) -> None:
+        self.rows.append(row)
+        self.lines.append(line)
+        self.ends.append(end)
+
+    def take(self, last_line: int) -> RowBatch:
+        end = self.ends[-1]
+        batch = RowBatch(self.rows, self.lines, self.ends, end, last_line, end - self.start)
+        self.rows, self.lines, self.ends, self.start = [], [], [], end
+        return batch
+
+
+def _describe_csv_error(err: csv.Error) -> str:
+    message = str(err)
+    if "unexpected end of data" in message:
+        return "the row is incomplete at the end of the object (a quote is never closed)"
+    if "new-line character seen in unquoted field" in message:
+        return "a carriage return (CR) ends a line inside an unquoted field"
+    return f"the row is not valid CSV: {message}"
+
+
+def _blocks(chunks: Iterable[bytes], max_row_bytes: int) -> Iterator[tuple[bytes | None, bool]]:
+    """Regroup chunks into blocks that end just after a newline byte; the last one is final.
+
+    Bytes after the last newline wait for the next chunk. If they grow past ``max_row_bytes`` with
+    no newline, a None block says so, and a 1 GB line never sits in memory whole.
+    """
+    pending = b""
+    for chunk in chunks:
+        if not chunk:
+            continue
+        cut = chunk.rfind(b"\n") + 1
+        if cut == 0:
+            pending += chunk
+            if len(pending) > max_row_bytes:
+                yield None, True
+                return
+            continue
+        block = pending + chunk[:cut] if pending else chunk[:cut]
+        pending = chunk[cut:]
+        yield block, False
+    yield pending, True
