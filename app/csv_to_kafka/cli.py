@@ -239,8 +239,8 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str)
 
 
-def setup_logging(level: str, json_lines: bool, stream: TextIO = sys.stderr) -> None:
-    handler = logging.StreamHandler(stream)
+def setup_logging(level: str, json_lines: bool, stream: TextIO | None = None) -> None:
+    handler = logging.StreamHandler(sys.stderr if stream is None else stream)
     if json_lines:
         handler.setFormatter(JsonFormatter())
     else:
@@ -262,9 +262,9 @@ def _duration(seconds: float | None) -> str:
 class Progress:
     """A progress bar on a terminal, or a JSON progress line every ``interval`` seconds."""
 
-    def __init__(self, mode: str, stream: TextIO = sys.stderr, interval: float = 10.0) -> None:
+    def __init__(self, mode: str, stream: TextIO | None = None, interval: float = 10.0) -> None:
         self.mode = mode
-        self.stream = stream
+        self.stream = sys.stderr if stream is None else stream
         self.interval = interval
         self.job_id = ""
         self.total = 0
@@ -393,6 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if os.environ.get("AWS_REGION") and not os.environ.get("AWS_DEFAULT_REGION"):
         os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"]
     level = args.log_level or os.environ.get(ENV["log_level"]) or "INFO"
+    setup_logging(level, json_lines=not sys.stderr.isatty())
     try:
         if args.command == "status":
             setup_logging(level, json_lines=False)

@@ -20,15 +20,15 @@ def test_kill_9_at_ten_random_instants(job: Job) -> None:
     job.put(make_csv(ROWS))
     kills = 0
     for _ in range(10):
-        proc = job.start("--checkpoint-every", "2000")
-        time.sleep(rng.uniform(1.0, 3.0))
+        proc = job.start("--checkpoint-every", "500")
+        time.sleep(rng.uniform(0.5, 2.5))
         if proc.poll() is not None:
             break  # finished before the kill: the rest of the test still checks it
         kills += 1
         assert kill(proc) == -signal.SIGKILL
     final = job.run()
     assert final.returncode == 0, final.stderr
-    assert kills >= 3, f"only {kills} kills landed mid-run (seed {seed})"
+    assert kills >= 5, f"only {kills} kills landed before the end (seed {seed})"
     job.assert_exact()
 
 

@@ -1,0 +1,165 @@
+"""The CSV reader: rows as Python's csv module reads them, each with its line and the byte after it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+
+import pytest
+
+from csv_to_kafka.errors import BadInputError, ConfigError
+from csv_to_kafka.source import parse_header, parse_rows
+
+
+def chunked(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def read_all(data: bytes, size: int = 7, start: int | None = None, **kw):
+    header = parse_header(iter(chunked(data, size)), source="s3://b/k", **kw)
+    offset = header.data_offset if start is None else start
+    rows, lines, ends = [], [], []
+    for batch in parse_rows(iter(chunked(data[offset:], size)), source="s3://b/k",
+                            start_offset=offset, start_line=header.data_line,
+                            expected_fields=len(header.names), batch_rows=3, **kw):
+        rows += batch.rows
+        lines += batch.lines
+        ends += batch.ends
+        assert batch.end_offset == batch.ends[-1]
+    return header, rows, lines, ends
+
+
+def random_csv(rng: random.Random, rows: int, crlf: bool) -> bytes:
+    alphabet = ["a", "b", ",", '"', "\n", " ", "é", "✓", "\r\n", "x"]
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\r\n" if crlf else "\n")
+    writer.writerow(["c1", "c2", "c3"])
+    for _ in range(rows):
+        writer.writerow(["".join(rng.choice(alphabet) for _ in range(rng.randrange(6)))
+                         for _ in range(3)])
+    return out.getvalue().encode()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_rows_and_offsets_match_the_csv_module(seed: int) -> None:
+    rng = random.Random(seed)
+    data = random_csv(rng, 60, crlf=seed % 2 == 0)
+    want = list(csv.reader(io.StringIO(data.decode(), newline="")))[1:]
+
+    header, rows, lines, ends = read_all(data, size=rng.randrange(1, 40))
+
+    assert header.names == ["c1", "c2", "c3"]
+    assert rows == want
+    # Each row's bytes, cut at the offsets, parse back to that row alone.
+    starts = [header.data_offset, *ends[:-1]]
+    for row, start, end in zip(rows, starts, ends, strict=True):
+        assert list(csv.reader(io.StringIO(data[start:end].decode(), newline=""))) == [row]
+    assert ends[-1] == len(data)
+    # Line numbers: the line where each row starts.
+    text_lines = data.decode().split("\n")
+    for row, line, start in zip(rows, lines, starts, strict=True):
+        assert data[:start].count(b"\n") + 1 == line
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_resuming_at_any_row_boundary_reads_the_rest(seed: int) -> None:
+    rng = random.Random(seed)
+    data = random_csv(rng, 40, crlf=False)
+    header, rows, lines, ends = read_all(data)
+    cut = rng.randrange(len(ends))
+    offset = ends[cut]
+    rest = []
+    for batch in parse_rows(iter(chunked(data[offset:], 5)), source="s", start_offset=offset,
+                            start_line=data[:offset].count(b"\n") + 1, expected_fields=3):
+        rest += list(zip(batch.rows, batch.lines, batch.ends, strict=True))
+    assert rest == list(zip(rows, lines, ends, strict=True))[cut + 1 :]
+
+
+def test_bom_blank_lines_and_a_last_row_without_newline() -> None:
+    data = b"\xef\xbb\xbfa,b\n\n1,2\n\n\n3,\xc3\xa9"
+    header, rows, lines, ends = read_all(data)
+    assert header.names == ["a", "b"]
+    assert header.data_offset == 3 + 4
+    assert rows == [["1", "2"], ["3", "é"]]
+    assert lines == [3, 6]
+    assert ends == [len(b"\xef\xbb\xbfa,b\n\n1,2\n"), len(data)]
+
+
+def test_whitespace_and_empty_fields_are_kept() -> None:
+    _h, rows, _l, _e = read_all(b'a,b,c\n  x , ,""\n')
+    assert rows == [["  x ", " ", ""]]
+
+
+@pytest.mark.parametrize(
+    ("data", "line", "offset", "message"),
+    [
+        (b"a,b\n1,2\n3\n", 3, 8, "row has 1 fields but the header has 2"),
+        (b"a,b\n1,2\n3,\xff\n", 3, 10, "not valid utf-8"),
+        (b'a,b\n1,2\n3,"4\n5,6\n', 3, 8, "never closed"),
+        (b'a,b\n1,2\n"3"x,4\n', 3, 8, "not valid CSV"),
+        (b"a,b\n1,2\n3,4\r5,6\n", 3, 8, "carriage return"),
+    ],
+)
+def test_bad_rows_name_line_and_offset_after_the_good_ones(data, line, offset, message) -> None:
+    header = parse_header(iter([data]), source="s3://b/k")
+    got = []
+    with pytest.raises(BadInputError) as caught:
+        for batch in parse_rows(iter(chunked(data[header.data_offset :], 3)), source="s3://b/k",
+                                start_offset=header.data_offset, start_line=2, expected_fields=2):
+            got += batch.rows
+    assert got == [["1", "2"]]
+    assert caught.value.line == line
+    assert caught.value.byte_offset == offset
+    assert message in str(caught.value)
+    assert f"s3://b/k, line {line}, byte offset {offset}" in str(caught.value)
+
+
+def test_a_line_longer_than_the_limit_is_refused_without_reading_it_whole() -> None:
+    def endless():
+        yield b"a\n"
+        while True:
+            yield b"x" * 65536
+
+    header = parse_header(iter([b"a\n"]), source="s")
+    with pytest.raises(BadInputError, match="larger than 100000 bytes"):
+        for _ in parse_rows(endless(), source="s", start_offset=0, start_line=1,
+                            expected_fields=1, max_row_bytes=100_000):
+            pass
+    assert header.names == ["a"]
+
+
+def test_an_unclosed_quote_cannot_grow_without_bound() -> None:
+    def endless():
+        yield b'a\n"'
+        while True:
+            yield b"line\n" * 10_000
+
+    with pytest.raises(BadInputError, match="larger than"):
+        for _ in parse_rows(endless(), source="s", start_offset=0, start_line=1,
+                            expected_fields=None, max_row_bytes=200_000):
+            pass
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [(b"", "empty"), (b"a,a\n", "twice"), (b"a,,b\n", "empty name")],
+)
+def test_bad_headers(data: bytes, message: str) -> None:
+    with pytest.raises(BadInputError, match=message) as caught:
+        parse_header(iter([data]), source="s")
+    assert caught.value.line == 1
+
+
+def test_encodings_that_cannot_be_cut_at_newlines_are_refused() -> None:
+    with pytest.raises(ConfigError, match="ASCII-compatible"):
+        parse_header(iter([b"a\n"]), source="s", encoding="utf-16")
+    with pytest.raises(ConfigError, match="unknown"):
+        parse_header(iter([b"a\n"]), source="s", encoding="no-such-codec")
+
+
+def test_header_with_a_quoted_newline() -> None:
+    header, rows, lines, _e = read_all(b'"a\nb",c\n1,2\n')
+    assert header.names == ["a\nb", "c"]
+    assert header.data_line == 3
+    assert lines == [3]
