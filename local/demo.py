@@ -24,19 +24,41 @@ def make_csv(path: str, rows: int, seed: int = 1) -> None:
     rng = random.Random(seed)
     with open(path, "w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["id", "first_name", "last_name", "email", "amount", "currency",
-                         "created_at", "country", "status", "comment"])
+        writer.writerow(
+            [
+                "id",
+                "first_name",
+                "last_name",
+                "email",
+                "amount",
+                "currency",
+                "created_at",
+                "country",
+                "status",
+                "comment",
+            ]
+        )
         names = ["Ada", "Grace", "Linus", "Zoë", "José", "Chloé", "Ming", "Olu", "Priya", "Sven"]
         buffer = io.StringIO()
         chunk = csv.writer(buffer, lineterminator="\n")
         for i in range(1, rows + 1):
             first = names[i % len(names)]
             special = rng.random() < 0.05
-            comment = (f'he said "ok", then\nleft #{i}' if special else f"order {i} shipped")
-            chunk.writerow([i, first, f"Last{i % 997}", f"{first.lower()}.{i}@example.com",
-                            f"{rng.random() * 10_000:.2f}", "EUR",
-                            f"2026-0{1 + i % 9}-1{i % 10}T12:{i % 60:02d}:00Z", "DE",
-                            "PAID" if i % 3 else "OPEN", comment])
+            comment = f'he said "ok", then\nleft #{i}' if special else f"order {i} shipped"
+            chunk.writerow(
+                [
+                    i,
+                    first,
+                    f"Last{i % 997}",
+                    f"{first.lower()}.{i}@example.com",
+                    f"{rng.random() * 10_000:.2f}",
+                    "EUR",
+                    f"2026-0{1 + i % 9}-1{i % 10}T12:{i % 60:02d}:00Z",
+                    "DE",
+                    "PAID" if i % 3 else "OPEN",
+                    comment,
+                ]
+            )
             if i % 50_000 == 0:
                 out.write(buffer.getvalue())
                 buffer.seek(0)
@@ -63,17 +85,35 @@ def main() -> int:
     source = f"s3://{bucket}/{key}"
     cli = [sys.executable, "-m", "csv_to_kafka.cli"]
     started = time.monotonic()
-    run = subprocess.run([*cli, "run", "--source", source, "--topic", topic,
-                          "--bootstrap-servers", bootstrap, "--job-id", job,
-                          "--checkpoint-table", "csv-to-kafka-demo"], check=False)
+    run = subprocess.run(
+        [
+            *cli,
+            "run",
+            "--source",
+            source,
+            "--topic",
+            topic,
+            "--bootstrap-servers",
+            bootstrap,
+            "--job-id",
+            job,
+            "--checkpoint-table",
+            "csv-to-kafka-demo",
+        ],
+        check=False,
+    )
     seconds = time.monotonic() - started
     if run.returncode != 0:
         print(f"run failed with exit {run.returncode}")
         return run.returncode
-    check = subprocess.run([*cli, "verify", "--source", source, "--topic", topic,
-                            "--bootstrap-servers", bootstrap], check=False)
-    print(f"demo: {args.rows:,} rows copied in {seconds:.1f}s ({args.rows / seconds:,.0f} rows/s "
-          f"including start-up); verify {'OK' if check.returncode == 0 else 'FAILED'}")
+    check = subprocess.run(
+        [*cli, "verify", "--source", source, "--topic", topic, "--bootstrap-servers", bootstrap],
+        check=False,
+    )
+    print(
+        f"demo: {args.rows:,} rows copied in {seconds:.1f}s ({args.rows / seconds:,.0f} rows/s "
+        f"including start-up); verify {'OK' if check.returncode == 0 else 'FAILED'}"
+    )
     return check.returncode
 
 

@@ -56,11 +56,16 @@ def _local_stack_env() -> dict[str, str]:
 def stack() -> Iterator[dict[str, str]]:
     """The environment that points AWS clients at moto and Kafka clients at the broker."""
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("AWS_ENDPOINT_URL"):
-        env = {"KAFKA_BOOTSTRAP_SERVERS": os.environ["KAFKA_BOOTSTRAP_SERVERS"],
-               "AWS_ENDPOINT_URL": os.environ["AWS_ENDPOINT_URL"]}
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": os.environ["KAFKA_BOOTSTRAP_SERVERS"],
+            "AWS_ENDPOINT_URL": os.environ["AWS_ENDPOINT_URL"],
+        }
     elif _docker_engine_answers() and os.environ.get("CSV_TO_KAFKA_TESTCONTAINERS"):
-        pytest.exit("testcontainers support needs a moto container too; set "
-                    "KAFKA_BOOTSTRAP_SERVERS and AWS_ENDPOINT_URL instead", returncode=3)
+        pytest.exit(
+            "testcontainers support needs a moto container too; set "
+            "KAFKA_BOOTSTRAP_SERVERS and AWS_ENDPOINT_URL instead",
+            returncode=3,
+        )
     else:
         env = _local_stack_env()
     env.setdefault("AWS_REGION", "us-east-1")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -18,7 +19,15 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from . import __version__
-from .config import AUTH_MODES, ENV, KAFKA_CLIENTS, Config, Secret, parse_kafka_properties, parse_source_uri
+from .config import (
+    AUTH_MODES,
+    ENV,
+    KAFKA_CLIENTS,
+    Config,
+    Secret,
+    parse_kafka_properties,
+    parse_source_uri,
+)
 from .errors import EXIT_OK, ConfigError, CsvToKafkaError, exit_code_for
 
 logger = logging.getLogger("csv_to_kafka")
@@ -59,90 +68,143 @@ class _Parser(argparse.ArgumentParser):
 def _common_kafka(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", metavar="s3://BUCKET/KEY", help="the CSV object")
     parser.add_argument("--topic", help="the Kafka topic (records go to partition 0)")
-    parser.add_argument("--bootstrap-servers", metavar="HOST:PORT[,HOST:PORT]",
-                        help="Kafka brokers")
-    parser.add_argument("--kafka-client", choices=KAFKA_CLIENTS,
-                        help="Kafka client library (default: confluent)")
-    parser.add_argument("-X", dest="kafka_properties", action="append", metavar="PROP=VALUE",
-                        help="a Kafka client property, e.g. -X linger.ms=20 (repeatable; wins "
-                             "over the built-in settings)")
-    parser.add_argument("--auth", choices=AUTH_MODES,
-                        help="how to authenticate to Kafka (default: none); iam uses the "
-                             "standard AWS credentials")
-    parser.add_argument("--sasl-username", help="user for --auth scram-sha-256|scram-sha-512; "
-                        f"the password comes only from {ENV['sasl_password']}")
+    parser.add_argument(
+        "--bootstrap-servers", metavar="HOST:PORT[,HOST:PORT]", help="Kafka brokers"
+    )
+    parser.add_argument(
+        "--kafka-client", choices=KAFKA_CLIENTS, help="Kafka client library (default: confluent)"
+    )
+    parser.add_argument(
+        "-X",
+        dest="kafka_properties",
+        action="append",
+        metavar="PROP=VALUE",
+        help="a Kafka client property, e.g. -X linger.ms=20 (repeatable; wins "
+        "over the built-in settings)",
+    )
+    parser.add_argument(
+        "--auth",
+        choices=AUTH_MODES,
+        help="how to authenticate to Kafka (default: none); iam uses the standard AWS credentials",
+    )
+    parser.add_argument(
+        "--sasl-username",
+        help="user for --auth scram-sha-256|scram-sha-512; "
+        f"the password comes only from {ENV['sasl_password']}",
+    )
     parser.add_argument("--ssl-ca-location", metavar="FILE", help="CA bundle for TLS")
     parser.add_argument("--delimiter", help="field delimiter (default ,)")
     parser.add_argument("--quotechar", help='quote character (default ")')
-    parser.add_argument("--encoding", help="text encoding, ASCII-compatible (default utf-8; a "
-                                           "UTF-8 BOM is skipped)")
-    parser.add_argument("--retry-seconds", type=float,
-                        help="how long to retry a failing Kafka, S3 or DynamoDB call before "
-                             "exit 4 (default 300)")
-    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="default INFO")
+    parser.add_argument(
+        "--encoding", help="text encoding, ASCII-compatible (default utf-8; a UTF-8 BOM is skipped)"
+    )
+    parser.add_argument(
+        "--retry-seconds",
+        type=float,
+        help="how long to retry a failing Kafka, S3 or DynamoDB call before exit 4 (default 300)",
+    )
+    parser.add_argument(
+        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="csv-to-kafka",
         description="Copy every data row of a CSV object in Amazon S3 into one Kafka topic "
-                    "partition: in file order, each row exactly once, across crashes, restarts "
-                    "and Spot interruptions.",
+        "partition: in file order, each row exactly once, across crashes, restarts "
+        "and Spot interruptions.",
         epilog=EXIT_CODES_HELP + "\nAWS endpoints, region and credentials come from the "
-               "standard AWS configuration (AWS_ENDPOINT_URL, AWS_REGION, profiles, roles).",
+        "standard AWS configuration (AWS_ENDPOINT_URL, AWS_REGION, profiles, roles).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = commands.add_parser(
-        "run", help="copy the CSV into the topic (resumes where the job left off)",
+        "run",
+        help="copy the CSV into the topic (resumes where the job left off)",
         description="Copy the CSV into the topic, resuming where the job left off. Each row "
-                    "becomes a JSON object of the header's names plus _source_line and "
-                    "_source_file, written to partition 0 in file order, in Kafka transactions "
-                    "of --checkpoint-every rows.",
+        "becomes a JSON object of the header's names plus _source_line and "
+        "_source_file, written to partition 0 in file order, in Kafka transactions "
+        "of --checkpoint-every rows.",
         epilog="Every option can also be set with its environment variable (a flag wins):\n  "
-               + "\n  ".join(f"{v:40s} --{k.replace('_', '-')}" for k, v in ENV.items()
-                             if k not in {"kafka_properties", "sasl_password"})
-               + f"\n  {ENV['kafka_properties']:40s} -X, comma-separated PROP=VALUE"
-               + f"\n  {ENV['sasl_password']:40s} the SASL/SCRAM password (no flag)"
-               + "\n\n" + EXIT_CODES_HELP,
+        + "\n  ".join(
+            f"{v:40s} --{k.replace('_', '-')}"
+            for k, v in ENV.items()
+            if k not in {"kafka_properties", "sasl_password"}
+        )
+        + f"\n  {ENV['kafka_properties']:40s} -X, comma-separated PROP=VALUE"
+        + f"\n  {ENV['sasl_password']:40s} the SASL/SCRAM password (no flag)"
+        + "\n\n"
+        + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common_kafka(run)
     run.add_argument("--job-id", help="names this copy; a rerun with the same id resumes it")
     run.add_argument("--checkpoint-table", help="DynamoDB table of checkpoints (key job_id)")
-    run.add_argument("--checkpoint-every", type=int, metavar="N",
-                     help="rows per Kafka transaction and checkpoint (default 10000)")
-    run.add_argument("--checkpoint-seconds", type=float, metavar="S",
-                     help="commit at least this often, whatever the row count (default 5)")
-    run.add_argument("--compression", choices=["none", "gzip", "snappy", "lz4", "zstd"],
-                     help="Kafka compression (default lz4)")
-    run.add_argument("--create-topic", action=argparse.BooleanOptionalAction, default=None,
-                     help="create the topic with one partition if it is absent (default yes)")
-    run.add_argument("--allow-multiple-partitions", action=argparse.BooleanOptionalAction,
-                     default=None, help="write to partition 0 of a topic with more partitions "
-                                        "(default no: order holds only per partition)")
-    run.add_argument("--create-table", action=argparse.BooleanOptionalAction, default=None,
-                     help="create the checkpoint table if it is absent (default yes)")
+    run.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="N",
+        help="rows per Kafka transaction and checkpoint (default 10000)",
+    )
+    run.add_argument(
+        "--checkpoint-seconds",
+        type=float,
+        metavar="S",
+        help="commit at least this often, whatever the row count (default 5)",
+    )
+    run.add_argument(
+        "--compression",
+        choices=["none", "gzip", "snappy", "lz4", "zstd"],
+        help="Kafka compression (default lz4)",
+    )
+    run.add_argument(
+        "--create-topic",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="create the topic with one partition if it is absent (default yes)",
+    )
+    run.add_argument(
+        "--allow-multiple-partitions",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write to partition 0 of a topic with more partitions "
+        "(default no: order holds only per partition)",
+    )
+    run.add_argument(
+        "--create-table",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="create the checkpoint table if it is absent (default yes)",
+    )
     run.add_argument("--metrics-namespace", help="CloudWatch namespace (default CsvToKafka)")
-    run.add_argument("--metrics-interval", type=float, metavar="S",
-                     help="seconds between CloudWatch sends (default 60)")
-    run.add_argument("--progress", choices=["auto", "bar", "json", "none"],
-                     help="auto: a bar on a terminal, JSON log lines otherwise")
+    run.add_argument(
+        "--metrics-interval",
+        type=float,
+        metavar="S",
+        help="seconds between CloudWatch sends (default 60)",
+    )
+    run.add_argument(
+        "--progress",
+        choices=["auto", "bar", "json", "none"],
+        help="auto: a bar on a terminal, JSON log lines otherwise",
+    )
 
     check = commands.add_parser(
-        "verify", help="check that the topic holds exactly the CSV's rows, in order",
+        "verify",
+        help="check that the topic holds exactly the CSV's rows, in order",
         description="Read the CSV and the whole partition (read_committed), independently of "
-                    "any checkpoint. Exit 0 only if the topic holds exactly the CSV's rows, in "
-                    "order, once each; otherwise exit 1 and name the first difference.",
+        "any checkpoint. Exit 0 only if the topic holds exactly the CSV's rows, in "
+        "order, once each; otherwise exit 1 and name the first difference.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common_kafka(check)
 
     status = commands.add_parser(
-        "status", help="show a job's checkpoint, percent done and ETA",
+        "status",
+        help="show a job's checkpoint, percent done and ETA",
         description="Show the job's checkpoint from DynamoDB, with percent done and an ETA.",
     )
     status.add_argument("--job-id", help="the job")
@@ -152,7 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _resolve(args: argparse.Namespace, environ: dict[str, str], required: Sequence[str]) -> dict[str, Any]:
+def _resolve(
+    args: argparse.Namespace, environ: dict[str, str], required: Sequence[str]
+) -> dict[str, Any]:
     """Flag, else environment variable, else default (left out, so the dataclass supplies it)."""
     values: dict[str, Any] = {}
     for name, env in ENV.items():
@@ -183,20 +247,24 @@ def _resolve(args: argparse.Namespace, environ: dict[str, str], required: Sequen
 
 def _typed(values: dict[str, Any]) -> dict[str, Any]:
     converters: dict[str, Callable[[Any], Any]] = {
-        "checkpoint_every": int, "checkpoint_seconds": float, "metrics_interval": float,
+        "checkpoint_every": int,
+        "checkpoint_seconds": float,
+        "metrics_interval": float,
         "retry_seconds": float,
     }
     out: dict[str, Any] = {}
-    for name, value in values.items():
-        if name in converters and isinstance(value, str):
+    flags = {"create_topic", "allow_multiple_partitions", "create_table"}
+    for name, raw in values.items():
+        value = raw
+        if name in converters and isinstance(raw, str):
             try:
-                value = converters[name](value)
+                value = converters[name](raw)
             except ValueError as err:
-                raise ConfigError(f"{ENV[name]} must be a number, got {value!r}") from err
-        elif name in {"create_topic", "allow_multiple_partitions", "create_table"} and isinstance(value, str):
-            value = _bool_env(name, value)
+                raise ConfigError(f"{ENV[name]} must be a number, got {raw!r}") from err
+        elif name in flags and isinstance(raw, str):
+            value = _bool_env(name, raw)
         elif name == "source":
-            value = parse_source_uri(value)
+            value = parse_source_uri(raw)
         out[name] = value
     return out
 
@@ -226,7 +294,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-                    + f".{int(record.msecs):03d}Z",
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -252,11 +320,15 @@ def setup_logging(level: str, json_lines: bool, stream: TextIO | None = None) ->
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds or seconds == float("inf"):
+    if seconds is None or not math.isfinite(seconds):
         return "--:--"
     seconds = int(seconds)
     hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
+    return (
+        f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+        if hours
+        else f"{rest // 60:02d}:{rest % 60:02d}"
+    )
 
 
 class Progress:
@@ -299,11 +371,17 @@ class Progress:
             )
             self.stream.flush()
         else:
-            logger.info("progress", extra={
-                "job_id": self.job_id, "row": rows, "byte_offset": byte_offset,
-                "percent": round(percent, 2), "rate": round(rate, 1),
-                "eta_seconds": None if eta is None else round(eta, 1),
-            })
+            logger.info(
+                "progress",
+                extra={
+                    "job_id": self.job_id,
+                    "row": rows,
+                    "byte_offset": byte_offset,
+                    "percent": round(percent, 2),
+                    "rate": round(rate, 1),
+                    "eta_seconds": None if eta is None else round(eta, 1),
+                },
+            )
 
     def close(self) -> None:
         if self.mode == "bar" and self.last_shown:
@@ -312,6 +390,7 @@ class Progress:
 
 
 # -- commands -----------------------------------------------------------------------------------
+
 
 def _cmd_run(config: Config) -> int:
     from .processor import Processor  # noqa: PLC0415 (keeps --help fast)
@@ -323,10 +402,11 @@ def _cmd_run(config: Config) -> int:
     processor = Processor(config, progress=progress)
 
     def on_signal(signum: int, _frame: Any) -> None:
-        if processor._stop.is_set():  # noqa: SLF001 (a second signal: stop now)
+        if processor._stop.is_set():
             raise KeyboardInterrupt
-        logger.warning("received %s: committing what was sent, then stopping",
-                       signal.Signals(signum).name)
+        logger.warning(
+            "received %s: committing what was sent, then stopping", signal.Signals(signum).name
+        )
         processor.request_stop(signum)
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -365,19 +445,26 @@ def _cmd_status(args: argparse.Namespace) -> int:
     store = CheckpointStore(values["checkpoint_table"], retry=RetryPolicy(total_seconds=30))
     checkpoint = store.load(values["job_id"])
     if checkpoint is None:
-        raise ConfigError(f"no checkpoint for job {values['job_id']!r} in table "
-                          f"{values['checkpoint_table']}")
+        raise ConfigError(
+            f"no checkpoint for job {values['job_id']!r} in table {values['checkpoint_table']}"
+        )
     if args.json:
         print(json.dumps(checkpoint.to_json_dict(), indent=2))
         return EXIT_OK
-    print(f"job {checkpoint.job_id}: {checkpoint.status.value}, {checkpoint.percent_done:.1f}% "
-          f"done, ETA {_duration(checkpoint.eta_seconds)}")
+    print(
+        f"job {checkpoint.job_id}: {checkpoint.status.value}, {checkpoint.percent_done:.1f}% "
+        f"done, ETA {_duration(checkpoint.eta_seconds)}"
+    )
     print(f"  {checkpoint.source} -> topic {checkpoint.topic}")
-    print(f"  rows committed {checkpoint.total_sent:,}, last line {checkpoint.last_line:,}, "
-          f"byte {checkpoint.byte_offset:,} of {checkpoint.total_bytes:,}, Kafka offset "
-          f"{checkpoint.kafka_offset}")
-    print(f"  rate {checkpoint.rows_per_second:,.0f} rows/s; started {checkpoint.started_at}, "
-          f"updated {checkpoint.updated_at}")
+    print(
+        f"  rows committed {checkpoint.total_sent:,}, last line {checkpoint.last_line:,}, "
+        f"byte {checkpoint.byte_offset:,} of {checkpoint.total_bytes:,}, Kafka offset "
+        f"{checkpoint.kafka_offset}"
+    )
+    print(
+        f"  rate {checkpoint.rows_per_second:,.0f} rows/s; started {checkpoint.started_at}, "
+        f"updated {checkpoint.updated_at}"
+    )
     if checkpoint.error:
         print(f"  last error: {checkpoint.error}")
     return EXIT_OK

@@ -155,9 +155,8 @@ class Config:
         if self.checkpoint_seconds <= 0:
             raise ConfigError("--checkpoint-seconds must be positive")
         if self.kafka_client not in KAFKA_CLIENTS:
-            raise ConfigError(
-                f"--kafka-client must be one of {', '.join(KAFKA_CLIENTS)}, got {self.kafka_client!r}"
-            )
+            choices = ", ".join(KAFKA_CLIENTS)
+            raise ConfigError(f"--kafka-client must be one of {choices}, got {self.kafka_client!r}")
         if self.auth not in AUTH_MODES:
             raise ConfigError(f"--auth must be one of {', '.join(AUTH_MODES)}, got {self.auth!r}")
         if self.auth.startswith("scram") and not (self.sasl_username and self.sasl_password):

@@ -2,14 +2,14 @@
 
 The tree::
 
-    CsvToKafkaError                     exit 1 (unexpected)
-    ├── ConfigError                     exit 2  usage or configuration; not retryable
-    ├── BadInputError                   exit 3  the CSV cannot be copied as it is; not retryable
-    │   └── ObjectChangedError                  the S3 object is not the version the job started on
-    ├── InfrastructureError             exit 4  Kafka, S3 or DynamoDB failed after retries; retryable
-    │   ├── FencedError                         another instance of this job took over the transactional id
-    │   └── CommitUnknownError                  a commit timed out: its outcome must be re-read from Kafka
-    └── StoppedError                    exit 143 (SIGTERM) / 130 (SIGINT), after a clean checkpoint
+    CsvToKafkaError              exit 1    unexpected
+    ├── ConfigError              exit 2    usage or configuration; not retryable
+    ├── BadInputError            exit 3    the CSV cannot be copied as it is; not retryable
+    │   └── ObjectChangedError             the object is not the version the job started on
+    ├── InfrastructureError      exit 4    Kafka, S3 or DynamoDB failed after retries; retryable
+    │   ├── FencedError                    another instance of the job took its transactional id
+    │   └── CommitUnknownError             a commit timed out: re-read its outcome from Kafka
+    └── StoppedError             exit 143  SIGTERM (130: SIGINT), after a clean checkpoint
 
 ``verify`` exits 1 when the topic does not match the CSV (``VerifyMismatch`` is not an error of the
 copy, so it is not part of this tree).
@@ -70,8 +70,14 @@ class BadInputError(CsvToKafkaError):
 
     exit_code = EXIT_BAD_INPUT
 
-    def __init__(self, reason: str, *, line: int | None = None, byte_offset: int | None = None,
-                 source: str | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        line: int | None = None,
+        byte_offset: int | None = None,
+        source: str | None = None,
+    ) -> None:
         self.reason = reason
         self.line = line
         self.byte_offset = byte_offset

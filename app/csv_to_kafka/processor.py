@@ -155,15 +155,32 @@ class Processor:
         self._stop_signal = 0
         self._progress: ProgressListener = progress if progress is not None else _Quiet()
         self._retry = RetryPolicy(total_seconds=config.retry_seconds)
-        self._metrics = metrics if metrics is not None else MetricsEmitter(
-            config.metrics_namespace, config.job_id, interval=config.metrics_interval
+        self._metrics = (
+            metrics
+            if metrics is not None
+            else MetricsEmitter(
+                config.metrics_namespace, config.job_id, interval=config.metrics_interval
+            )
         )
-        self._store = store if store is not None else CheckpointStore(
-            config.checkpoint_table, retry=self._retry, create_table=config.create_table,
-            on_retry=self._count_retry,
+        self._store = (
+            store
+            if store is not None
+            else CheckpointStore(
+                config.checkpoint_table,
+                retry=self._retry,
+                create_table=config.create_table,
+                on_retry=self._count_retry,
+            )
         )
-        self._s3 = s3 if s3 is not None else S3Object(
-            config.source.bucket, config.source.key, retry=self._retry, on_retry=self._count_retry
+        self._s3 = (
+            s3
+            if s3 is not None
+            else S3Object(
+                config.source.bucket,
+                config.source.key,
+                retry=self._retry,
+                on_retry=self._count_retry,
+            )
         )
         self._sink_factory = sink_factory
 
@@ -194,8 +211,11 @@ class Processor:
         stored = self._store.load(config.job_id)
         self._check_stored(stored, info)
         if stored is not None and stored.status is Status.COMPLETED:
-            logger.info("job %s is already complete (%d rows); nothing to do",
-                        config.job_id, stored.total_sent)
+            logger.info(
+                "job %s is already complete (%d rows); nothing to do",
+                config.job_id,
+                stored.total_sent,
+            )
             return RunResult(config.job_id, stored.total_sent, 0, 0, 0.0, already_complete=True)
 
         sink = self._sink_factory(config)
@@ -210,13 +230,17 @@ class Processor:
                 max_row_bytes=sink.max_message_bytes,
             )
             encoder = RecordEncoder(header.names, str(config.source), sink.max_message_bytes)
-            run = _Run(self, sink, info, header, encoder, stored)
+            run = _Run(self, sink, info=info, header=header, encoder=encoder, stored=stored)
             rows_total = run.copy_with_retries()
         finally:
             sink.close()
         return RunResult(
-            config.job_id, rows_total, run.rows_this_run, run.bytes_this_run,
-            time.monotonic() - started, already_complete=False,
+            config.job_id,
+            rows_total,
+            run.rows_this_run,
+            run.bytes_this_run,
+            time.monotonic() - started,
+            already_complete=False,
         )
 
     def _check_stored(self, stored: Checkpoint | None, info: ObjectInfo) -> None:
@@ -240,8 +264,16 @@ class Processor:
 class _Run:
     """One run's state: the position, the open transaction, and what has been done."""
 
-    def __init__(self, processor: Processor, sink: Sink, info: ObjectInfo, header: Header,
-                 encoder: RecordEncoder, stored: Checkpoint | None) -> None:
+    def __init__(
+        self,
+        processor: Processor,
+        sink: Sink,
+        *,
+        info: ObjectInfo,
+        header: Header,
+        encoder: RecordEncoder,
+        stored: Checkpoint | None,
+    ) -> None:
         self.p = processor
         self.config = processor.config
         self.sink = sink
@@ -252,7 +284,7 @@ class _Run:
         self.started_at = stored.started_at if stored is not None else utc_now_iso()
         self.rows_this_run = 0
         self.bytes_this_run = 0
-        self.writer = _CheckpointWriter(processor._store, processor._metrics)  # noqa: SLF001
+        self.writer = _CheckpointWriter(processor._store, processor._metrics)
         self.rate_clock = time.monotonic()
         self.rate_rows = 0
         self.rate_bytes = 0
@@ -260,7 +292,7 @@ class _Run:
         self.bytes_per_second = 0.0
 
     def copy_with_retries(self) -> int:
-        next_sleep = self.p._retry.backoffs()  # noqa: SLF001
+        next_sleep = self.p._retry.backoffs()
         try:
             while True:
                 try:
@@ -270,14 +302,15 @@ class _Run:
                 except InfrastructureError as err:
                     self.sink.abort()
                     self.sink.close()
-                    self.p._metrics.count(m.RETRIES)  # noqa: SLF001
+                    self.p._metrics.count(m.RETRIES)
                     delay = next_sleep()
                     if delay is None:
                         raise
-                    logger.warning("%s; starting again from Kafka's last commit in %.1fs",
-                                   err, delay)
-                    if self.p._stop.wait(delay):  # noqa: SLF001
-                        raise StoppedError(self.p._stop_signal or 15) from err  # noqa: SLF001
+                    logger.warning(
+                        "%s; starting again from Kafka's last commit in %.1fs", err, delay
+                    )
+                    if self.p._stop.wait(delay):
+                        raise StoppedError(self.p._stop_signal or 15) from err
         finally:
             self.writer.close()
 
@@ -294,8 +327,14 @@ class _Run:
                     "the topic was deleted or truncated. Use a new --job-id (or delete the "
                     "checkpoint) to copy again"
                 )
-            return ResumePoint(self.config.job_id, 0, 0, self.header.data_line,
-                               self.header.data_offset, self.info.etag)
+            return ResumePoint(
+                self.config.job_id,
+                0,
+                0,
+                self.header.data_line,
+                self.header.data_offset,
+                self.info.etag,
+            )
         if point.etag != self.info.etag:
             raise ObjectChangedError(
                 f"job {self.config.job_id} copied ETag {point.etag} up to row {point.rows}, but "
@@ -308,7 +347,7 @@ class _Run:
     def _batches(self, point: ResumePoint) -> Iterator[RowBatch]:
         config = self.config
         return parse_rows(
-            read_ahead(self.p._s3.chunks(self.info, point.byte_offset)),  # noqa: SLF001
+            read_ahead(self.p._s3.chunks(self.info, point.byte_offset)),
             source=str(config.source),
             start_offset=point.byte_offset,
             start_line=point.next_line,
@@ -326,12 +365,16 @@ class _Run:
         committed = point
         logger.info(
             "job %s: %s at row %d, line %d, byte %d of %d",
-            config.job_id, "resuming" if point.rows else "starting", point.rows,
-            point.next_line, point.byte_offset, self.info.size,
+            config.job_id,
+            "resuming" if point.rows else "starting",
+            point.rows,
+            point.next_line,
+            point.byte_offset,
+            self.info.size,
         )
-        self.p._progress.started(config.job_id, point.rows, point.byte_offset, self.info.size)  # noqa: SLF001
+        self.p._progress.started(config.job_id, point.rows, point.byte_offset, self.info.size)
         self._checkpoint(point, Status.RUNNING, sync=True)
-        stop = self.p._stop  # noqa: SLF001
+        stop = self.p._stop
         if stop.is_set():
             self._stopped(point)
         every = config.checkpoint_every
@@ -360,12 +403,13 @@ class _Run:
                     )
                     self.sink.send(values, sent.to_headers())
                     txn_rows += n
-                    self.p._progress.advanced(sent.rows, sent.byte_offset, committed=False)  # noqa: SLF001
+                    self.p._progress.advanced(sent.rows, sent.byte_offset, committed=False)
                     failpoint("in-transaction")
                 if bad is not None:
                     raise bad
-                if in_txn and (txn_rows >= every or stop.is_set()
-                               or time.monotonic() - txn_started >= seconds):
+                if in_txn and (
+                    txn_rows >= every or stop.is_set() or time.monotonic() - txn_started >= seconds
+                ):
                     committed = self._commit(committed, sent, txn_rows)
                     in_txn = False
                 if stop.is_set():
@@ -383,7 +427,7 @@ class _Run:
         return committed.rows
 
     def _commit(self, committed: ResumePoint, sent: ResumePoint, txn_rows: int) -> ResumePoint:
-        metrics = self.p._metrics  # noqa: SLF001
+        metrics = self.p._metrics
         started = time.monotonic()
         offset = self.sink.commit()
         metrics.observe(m.COMMIT_LATENCY, (time.monotonic() - started) * 1000)
@@ -405,7 +449,7 @@ class _Run:
         if self.writer.error is not None:
             raise InfrastructureError(f"the checkpoint could not be written: {self.writer.error}")
         self._checkpoint(now, Status.RUNNING)
-        self.p._progress.advanced(now.rows, now.byte_offset, committed=True)  # noqa: SLF001
+        self.p._progress.advanced(now.rows, now.byte_offset, committed=True)
         return now
 
     def _update_rate(self, rows: int, nbytes: int) -> None:
@@ -418,8 +462,9 @@ class _Run:
             if elapsed >= 5:
                 self.rate_clock, self.rate_rows, self.rate_bytes = time.monotonic(), 0, 0
 
-    def _checkpoint(self, point: ResumePoint, status: Status, *, sync: bool = False,
-                    error: str | None = None) -> None:
+    def _checkpoint(
+        self, point: ResumePoint, status: Status, *, sync: bool = False, error: str | None = None
+    ) -> None:
         checkpoint = Checkpoint(
             job_id=self.config.job_id,
             status=status,
@@ -447,9 +492,14 @@ class _Run:
                 ) from self.writer.error
 
     def _stopped(self, committed: ResumePoint) -> None:
-        signum = self.p._stop_signal or 15  # noqa: SLF001
-        self._checkpoint(committed, Status.INTERRUPTED, sync=True,
-                         error=f"stopped by signal {signum}")
-        logger.info("job %s: stopped at row %d (byte %d) after a clean checkpoint",
-                    self.config.job_id, committed.rows, committed.byte_offset)
+        signum = self.p._stop_signal or 15
+        self._checkpoint(
+            committed, Status.INTERRUPTED, sync=True, error=f"stopped by signal {signum}"
+        )
+        logger.info(
+            "job %s: stopped at row %d (byte %d) after a clean checkpoint",
+            self.config.job_id,
+            committed.rows,
+            committed.byte_offset,
+        )
         raise StoppedError(signum)

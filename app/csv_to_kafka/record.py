@@ -88,7 +88,9 @@ class RecordEncoder:
         if clash:
             raise BadInputError(
                 f"header column {clash[0]!r} has the name of a field csv-to-kafka adds",
-                source=source, line=1, byte_offset=0,
+                source=source,
+                line=1,
+                byte_offset=0,
             )
         self._header = tuple(header)
         self._source = source
@@ -122,7 +124,8 @@ class RecordEncoder:
             f"the row's record is {len(values[index])} bytes, larger than {self._max_bytes}, "
             "the largest Kafka message allowed (raise message.max.bytes with -X if the "
             "broker accepts more)",
-            source=source, line=lines[index],
+            source=source,
+            line=lines[index],
             byte_offset=ends[index - 1] if index else first_start,
         )
         return values[:index], error

@@ -1,4 +1,4 @@
-"""The Kafka side: an ordered, transactional producer to partition 0, and reads of what it committed.
+"""The Kafka side: an ordered transactional producer to partition 0, and reads of what it wrote.
 
 One small interface (``Sink``) with two implementations, confluent-kafka (librdkafka; the
 default) and kafka-python. Both:
@@ -155,7 +155,7 @@ class ConfluentSink:
     # -- topic ------------------------------------------------------------------------------
 
     def ensure_topic(self) -> None:
-        from confluent_kafka.admin import AdminClient, NewTopic  # noqa: PLC0415
+        from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # noqa: PLC0415
 
         admin = AdminClient(self._common)
         metadata = self._call(lambda: admin.list_topics(topic=self._topic, timeout=15), "metadata")
@@ -167,15 +167,18 @@ class ConfluentSink:
         if not missing:
             if topic.error is not None:
                 raise InfrastructureError(f"topic {self._topic}: {topic.error.str()}")
-            check_partitions(self._topic, len(topic.partitions), self._config.allow_multiple_partitions)
+            check_partitions(
+                self._topic, len(topic.partitions), self._config.allow_multiple_partitions
+            )
             return
         if not self._config.create_topic:
             raise ConfigError(
                 f"topic {self._topic} does not exist; create it with one partition, or drop "
                 "--no-create-topic to let csv-to-kafka create it"
             )
-        futures = admin.create_topics([NewTopic(self._topic, num_partitions=1)],
-                                      operation_timeout=30, request_timeout=30)
+        futures = admin.create_topics(
+            [NewTopic(self._topic, num_partitions=1)], operation_timeout=30, request_timeout=30
+        )
         try:
             futures[self._topic].result()
             logger.info("created topic %s with one partition", self._topic)
@@ -209,8 +212,13 @@ class ConfluentSink:
             while True:
                 try:
                     if index == last:
-                        produce(topic, value, partition=PARTITION, headers=headers,
-                                on_delivery=self._on_delivery)
+                        produce(
+                            topic,
+                            value,
+                            partition=PARTITION,
+                            headers=headers,
+                            on_delivery=self._on_delivery,
+                        )
                     else:
                         produce(topic, value, partition=PARTITION)
                     break
@@ -254,8 +262,12 @@ class ConfluentSink:
         kafka_error = err.args[0] if err.args else None
         ck = self._ck.KafkaError
         code = kafka_error.code() if kafka_error is not None else None
-        if code in {ck._FENCED, ck.PRODUCER_FENCED, ck.INVALID_PRODUCER_EPOCH,
-                    getattr(ck, "TRANSACTIONAL_ID_AUTHORIZATION_FAILED", -9999)}:
+        if code in {
+            ck._FENCED,
+            ck.PRODUCER_FENCED,
+            ck.INVALID_PRODUCER_EPOCH,
+            getattr(ck, "TRANSACTIONAL_ID_AUTHORIZATION_FAILED", -9999),
+        }:
             if code == getattr(ck, "TRANSACTIONAL_ID_AUTHORIZATION_FAILED", -9999):
                 raise ConfigError(
                     f"not allowed to use transactional id {self._config.transactional_id}: "
@@ -266,9 +278,11 @@ class ConfluentSink:
                 f"(transactional id {self._config.transactional_id}); this one stops"
             ) from err
         if code in {ck.TOPIC_AUTHORIZATION_FAILED, ck.CLUSTER_AUTHORIZATION_FAILED}:
-            raise ConfigError(f"{what}: not authorized: {kafka_error.str()}") from err
+            raise ConfigError(f"{what}: not authorized: {err}") from err
         if unknown:
-            raise CommitUnknownError(f"{what}: {err}; the position is read again from Kafka") from err
+            raise CommitUnknownError(
+                f"{what}: {err}; the position is read again from Kafka"
+            ) from err
         raise InfrastructureError(f"{what}: {err}") from err
 
     # -- reading ----------------------------------------------------------------------------
@@ -357,4 +371,3 @@ class ConfluentSink:
                 yield message.offset(), message.value(), message.headers() or []
         finally:
             consumer.close()
-

@@ -156,12 +156,14 @@ class S3Object:
                     next_sleep = self._retry.backoffs()  # progress resets the retry budget
                 body.close()
                 if offset < pinned.size:
-                    raise ConnectionError(f"stream ended at byte {offset} of {pinned.size}")
+                    raise ConnectionError(f"stream ended at byte {offset} of {pinned.size}")  # noqa: TRY301 (retried below like any broken stream)
             except ObjectChangedError:
                 raise
             except Exception as err:
                 if not is_transient_aws(err):
-                    raise InfrastructureError(f"reading {self.uri} at byte {offset}: {err}") from err
+                    raise InfrastructureError(
+                        f"reading {self.uri} at byte {offset}: {err}"
+                    ) from err
                 delay = next_sleep()
                 if delay is None:
                     raise InfrastructureError(
@@ -171,7 +173,10 @@ class S3Object:
                     self._on_retry(err)
                 logger.warning(
                     "reading %s failed at byte %d (%s); re-opening in %.1fs",
-                    self.uri, offset, err, delay,
+                    self.uri,
+                    offset,
+                    err,
+                    delay,
                 )
                 threading.Event().wait(delay)
 
@@ -248,7 +253,9 @@ def _check_encoding(encoding: str) -> str:
     # Rows are cut at newline bytes before decoding, so the encoding must spell "\n" as 0x0A and
     # never use that byte inside another character (UTF-16 and UTF-32 do).
     if "\n".encode(info.name) != b"\n" or info.name.startswith(("utf-16", "utf-32")):
-        raise ConfigError(f"--encoding {encoding} is not ASCII-compatible; use UTF-8 or a single-byte encoding")
+        raise ConfigError(
+            f"--encoding {encoding} is not ASCII-compatible; use UTF-8 or a single-byte encoding"
+        )
     return info.name
 
 
@@ -276,18 +283,24 @@ def parse_header(
     )
     first = next(batches, None)
     if first is None:
-        raise BadInputError("the object is empty: there is no header row", source=source, line=1,
-                            byte_offset=0)
+        raise BadInputError(
+            "the object is empty: there is no header row", source=source, line=1, byte_offset=0
+        )
     names = first.rows[0]
     line = first.lines[0]
     seen: set[str] = set()
     for position, name in enumerate(names, start=1):
         if name == "":
-            raise BadInputError(f"header column {position} has an empty name", source=source,
-                                line=line, byte_offset=0)
+            raise BadInputError(
+                f"header column {position} has an empty name",
+                source=source,
+                line=line,
+                byte_offset=0,
+            )
         if name in seen:
-            raise BadInputError(f"header names column {name!r} twice", source=source, line=line,
-                                byte_offset=0)
+            raise BadInputError(
+                f"header names column {name!r} twice", source=source, line=line, byte_offset=0
+            )
         seen.add(name)
     return Header(names=names, data_offset=first.end_offset, data_line=first.end_line + 1)
 
@@ -295,7 +308,7 @@ def parse_header(
 class _Position:
     """Maps character positions in the current block of text to byte offsets in the object."""
 
-    __slots__ = ("_ascii", "_base", "_char", "_byte", "_text", "_encoding")
+    __slots__ = ("_ascii", "_base", "_byte", "_char", "_encoding", "_text")
 
     def __init__(self, text: str, base: int, encoding: str) -> None:
         self._text = text
@@ -316,7 +329,7 @@ class _Position:
         return self._base + self._byte
 
 
-def parse_rows(
+def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-row path flat)
     chunks: Iterable[bytes],
     *,
     source: str,
@@ -346,16 +359,20 @@ def parse_rows(
     error: BadInputError | None = None
 
     def bad(reason: str, *, at: int | None = None) -> BadInputError:
-        return BadInputError(reason, source=source, line=line + 1,
-                             byte_offset=end_offset if at is None else at)
+        return BadInputError(
+            reason, source=source, line=line + 1, byte_offset=end_offset if at is None else at
+        )
 
-    for block, final in _blocks(chunks, max_row_bytes):
-        if block is None:
-            error = bad(f"a row is larger than {max_row_bytes} bytes, the largest Kafka message "
-                        "allowed (raise message.max.bytes with -X if the broker accepts more)")
+    for raw, final in _blocks(chunks, max_row_bytes):
+        if raw is None:
+            error = bad(
+                f"a row is larger than {max_row_bytes} bytes, the largest Kafka message "
+                "allowed (raise message.max.bytes with -X if the broker accepts more)"
+            )
             break
+        block = raw
         if text_offset == 0 and encoding == "utf-8" and block.startswith(_BOM):
-            block = block[len(_BOM):]
+            block = block[len(_BOM) :]
             text_offset = end_offset = batch.start = len(_BOM)
         decode_error: BadInputError | None = None
         try:
@@ -383,9 +400,11 @@ def parse_rows(
                     break
                 if row_end - end_offset > max_row_bytes:
                     line = row_line - 1
-                    error = bad(f"the row is {row_end - end_offset} bytes, larger than "
-                                f"{max_row_bytes}, the largest Kafka message allowed (raise "
-                                "message.max.bytes with -X if the broker accepts more)")
+                    error = bad(
+                        f"the row is {row_end - end_offset} bytes, larger than "
+                        f"{max_row_bytes}, the largest Kafka message allowed (raise "
+                        "message.max.bytes with -X if the broker accepts more)"
+                    )
                     break
                 end_offset = row_end
                 if row:  # blank lines are skipped

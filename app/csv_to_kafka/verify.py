@@ -49,17 +49,29 @@ class VerifyReport:
         )
 
 
-def _expected_rows(config: Config, s3: S3Object, max_bytes: int) -> Iterator[tuple[int, dict[str, object]]]:
+def _expected_rows(
+    config: Config, s3: S3Object, max_bytes: int
+) -> Iterator[tuple[int, dict[str, object]]]:
     info = s3.head()
-    header = parse_header(s3.chunks(info, 0), source=str(config.source), delimiter=config.delimiter,
-                          quotechar=config.quotechar, encoding=config.encoding,
-                          max_row_bytes=max_bytes)
+    header = parse_header(
+        s3.chunks(info, 0),
+        source=str(config.source),
+        delimiter=config.delimiter,
+        quotechar=config.quotechar,
+        encoding=config.encoding,
+        max_row_bytes=max_bytes,
+    )
     encoder = RecordEncoder(header.names, str(config.source), max_bytes)
     for batch in parse_rows(
         read_ahead(s3.chunks(info, header.data_offset)),
-        source=str(config.source), start_offset=header.data_offset, start_line=header.data_line,
-        expected_fields=len(header.names), delimiter=config.delimiter, quotechar=config.quotechar,
-        encoding=config.encoding, max_row_bytes=max_bytes,
+        source=str(config.source),
+        start_offset=header.data_offset,
+        start_line=header.data_line,
+        expected_fields=len(header.names),
+        delimiter=config.delimiter,
+        quotechar=config.quotechar,
+        encoding=config.encoding,
+        max_row_bytes=max_bytes,
     ):
         for row, line in zip(batch.rows, batch.lines, strict=True):
             yield line, encoder.expected(row, line)
@@ -86,12 +98,19 @@ class _Lines:
         return before
 
 
-def verify(config: Config, *, sink: Sink | None = None, s3: S3Object | None = None) -> VerifyReport:
+def verify(  # noqa: PLR0912, PLR0915 (one pass over both sequences, every case counted in it)
+    config: Config, *, sink: Sink | None = None, s3: S3Object | None = None
+) -> VerifyReport:
     """Compare the object's rows with the partition's committed records."""
     sink = sink if sink is not None else open_sink(config)
-    s3 = s3 if s3 is not None else S3Object(
-        config.source.bucket, config.source.key,
-        retry=RetryPolicy(total_seconds=config.retry_seconds),
+    s3 = (
+        s3
+        if s3 is not None
+        else S3Object(
+            config.source.bucket,
+            config.source.key,
+            retry=RetryPolicy(total_seconds=config.retry_seconds),
+        )
     )
     report = VerifyReport()
     source = str(config.source)
@@ -118,15 +137,23 @@ def verify(config: Config, *, sink: Sink | None = None, s3: S3Object | None = No
                     lines.add(want_line, _EXPECTED)
                     if want_line == line and want_record != record:
                         report.content_mismatch += 1
-                        _first(report, f"row {report.rows_in_csv} (line {line}) differs in "
-                                       f"content at Kafka offset {offset}")
+                        _first(
+                            report,
+                            f"row {report.rows_in_csv} (line {line}) differs in "
+                            f"content at Kafka offset {offset}",
+                        )
                     elif want_line != line:
                         in_step = False
-                        _first(report, f"row {report.rows_in_csv} (line {want_line}) was "
-                                       f"expected at Kafka offset {offset}, which holds line {line}")
+                        _first(
+                            report,
+                            f"row {report.rows_in_csv} (line {want_line}) was "
+                            f"expected at Kafka offset {offset}, which holds line {line}",
+                        )
             if lines.add(line, _SEEN) & _SEEN:
                 report.duplicated += 1
-                _first(report, f"line {line} is in the topic twice (again at Kafka offset {offset})")
+                _first(
+                    report, f"line {line} is in the topic twice (again at Kafka offset {offset})"
+                )
             elif line < max_line:
                 report.out_of_order += 1
                 _first(report, f"line {line} at Kafka offset {offset} comes after line {max_line}")
@@ -143,8 +170,10 @@ def verify(config: Config, *, sink: Sink | None = None, s3: S3Object | None = No
     if report.foreign:
         _first(report, "the topic holds records that are not rows of the CSV")
     if report.rows_in_csv != report.records_in_topic:
-        _first(report, f"the CSV has {report.rows_in_csv} rows, the topic "
-                       f"{report.records_in_topic} records")
+        _first(
+            report,
+            f"the CSV has {report.rows_in_csv} rows, the topic {report.records_in_topic} records",
+        )
     return report
 
 

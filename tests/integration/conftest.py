@@ -26,8 +26,12 @@ CLIENTS = ["confluent", "kafka-python"]
 def expected_records(data: bytes, source: str, **fmt: Any) -> list[dict[str, Any]]:
     """What the topic must hold for ``data``, computed with nothing but Python's csv module."""
     text = data.decode(fmt.get("encoding", "utf-8-sig"))
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=fmt.get("delimiter", ","),
-                        quotechar=fmt.get("quotechar", '"'), strict=True)
+    reader = csv.reader(
+        io.StringIO(text, newline=""),
+        delimiter=fmt.get("delimiter", ","),
+        quotechar=fmt.get("quotechar", '"'),
+        strict=True,
+    )
     header = next(reader)
     records = []
     start_line = reader.line_num + 1
@@ -43,14 +47,16 @@ def expected_records(data: bytes, source: str, **fmt: Any) -> list[dict[str, Any
 
 def committed(bootstrap: str, topic: str) -> list[tuple[int, dict[str, Any]]]:
     """Every committed record of partition 0, from offset 0: (offset, decoded value)."""
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"test-{uuid.uuid4()}",
-        "isolation.level": "read_committed",
-        "enable.auto.commit": False,
-        "enable.partition.eof": True,
-        "auto.offset.reset": "earliest",
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-{uuid.uuid4()}",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        }
+    )
     try:
         metadata = consumer.list_topics(topic, timeout=10)
         if topic not in metadata.topics or metadata.topics[topic].error is not None:
@@ -97,11 +103,27 @@ class Job:
 
     def args(self, *extra: str) -> list[str]:
         return [
-            sys.executable, "-m", "csv_to_kafka.cli", "run",
-            "--source", self.source, "--topic", self.topic,
-            "--bootstrap-servers", self.bootstrap, "--job-id", self.job_id,
-            "--checkpoint-table", self.table, "--kafka-client", self.client,
-            "--progress", "json", "--metrics-interval", "5", *extra,
+            sys.executable,
+            "-m",
+            "csv_to_kafka.cli",
+            "run",
+            "--source",
+            self.source,
+            "--topic",
+            self.topic,
+            "--bootstrap-servers",
+            self.bootstrap,
+            "--job-id",
+            self.job_id,
+            "--checkpoint-table",
+            self.table,
+            "--kafka-client",
+            self.client,
+            "--progress",
+            "json",
+            "--metrics-interval",
+            "5",
+            *extra,
         ]
 
     def process_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -109,21 +131,46 @@ class Job:
         env.setdefault("CSV_TO_KAFKA_RETRY_SECONDS", "60")
         return env
 
-    def run(self, *extra: str, env: dict[str, str] | None = None,
-            timeout: float = 240) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.args(*extra), env=self.process_env(env), capture_output=True,
-                              text=True, timeout=timeout)
+    def run(
+        self, *extra: str, env: dict[str, str] | None = None, timeout: float = 240
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.args(*extra),
+            env=self.process_env(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def start(self, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        return subprocess.Popen(self.args(*extra), env=self.process_env(env),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            self.args(*extra),
+            env=self.process_env(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def verify(self) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "csv_to_kafka.cli", "verify", "--source", self.source,
-             "--topic", self.topic, "--bootstrap-servers", self.bootstrap,
-             "--kafka-client", self.client],
-            env=self.process_env(), capture_output=True, text=True, timeout=240,
+            [
+                sys.executable,
+                "-m",
+                "csv_to_kafka.cli",
+                "verify",
+                "--source",
+                self.source,
+                "--topic",
+                self.topic,
+                "--bootstrap-servers",
+                self.bootstrap,
+                "--kafka-client",
+                self.client,
+            ],
+            env=self.process_env(),
+            capture_output=True,
+            text=True,
+            timeout=240,
         )
 
     def records(self) -> list[dict[str, Any]]:
@@ -133,9 +180,11 @@ class Job:
         return expected_records(self.data, self.source, **fmt)
 
     def checkpoint(self) -> dict[str, Any] | None:
-        item = boto3.client("dynamodb").get_item(
-            TableName=self.table, Key={"job_id": {"S": self.job_id}}, ConsistentRead=True
-        ).get("Item")
+        item = (
+            boto3.client("dynamodb")
+            .get_item(TableName=self.table, Key={"job_id": {"S": self.job_id}}, ConsistentRead=True)
+            .get("Item")
+        )
         if item is None:
             return None
         return {name: next(iter(value.values())) for name, value in item.items()}
@@ -151,7 +200,9 @@ class Job:
         assert got == want
 
 
-def wait_for_progress(proc: subprocess.Popen[str], job: Job, rows: int, timeout: float = 120) -> None:
+def wait_for_progress(
+    proc: subprocess.Popen[str], job: Job, rows: int, timeout: float = 120
+) -> None:
     """Wait until the job's checkpoint shows at least ``rows`` committed."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -159,8 +210,10 @@ def wait_for_progress(proc: subprocess.Popen[str], job: Job, rows: int, timeout:
         if cp is not None and int(cp.get("total_sent", 0)) >= rows:
             return
         if proc.poll() is not None:
-            raise AssertionError(f"the run ended early with {proc.returncode}: "
-                                 f"{proc.stderr.read() if proc.stderr else ''}")
+            raise AssertionError(
+                f"the run ended early with {proc.returncode}: "
+                f"{proc.stderr.read() if proc.stderr else ''}"
+            )
         time.sleep(0.05)
     raise AssertionError(f"no checkpoint with {rows} rows within {timeout}s")
 
@@ -190,12 +243,12 @@ def client(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def job(stack: dict[str, str], bucket: str, client: str) -> Iterator[Job]:
-    yield Job(env=stack, client=client, bucket=bucket, key=f"{uuid.uuid4()}.csv")
+    return Job(env=stack, client=client, bucket=bucket, key=f"{uuid.uuid4()}.csv")
 
 
 def make_csv(rows: int, *, seed: int = 7) -> bytes:
     """A CSV that exercises the parser: quoted commas, quotes, newlines, non-ASCII, empties."""
-    import random  # noqa: PLC0415
+    import random
 
     rng = random.Random(seed)
     out = io.StringIO(newline="")

@@ -65,7 +65,9 @@ def test_bad_header_sends_nothing(job: Job, case: str) -> None:
 
 def test_object_replaced_between_runs(job: Job) -> None:
     job.put(b"id\n" + b"".join(b"%d\n" % i for i in range(1, 5001)))
-    first = job.run("--checkpoint-every", "100", env={"CSV_TO_KAFKA_FAILPOINTS": "after-checkpoint=5"})
+    first = job.run(
+        "--checkpoint-every", "100", env={"CSV_TO_KAFKA_FAILPOINTS": "after-checkpoint=5"}
+    )
     assert first.returncode == -9
     sent = len(job.records())
     assert sent > 0

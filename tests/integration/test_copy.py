@@ -19,8 +19,10 @@ def test_copy_is_exact_and_verify_agrees(job: Job) -> None:
     job.assert_exact()
     check = job.verify()
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "rows in CSV 100000, records in topic 100000, missing 0, duplicated 0, out of order 0" \
+    assert (
+        "rows in CSV 100000, records in topic 100000, missing 0, duplicated 0, out of order 0"
         in check.stdout
+    )
     cp = job.checkpoint()
     assert cp is not None
     assert cp["status"] == "COMPLETED"
@@ -53,7 +55,7 @@ def test_rerun_without_the_checkpoint_resumes_from_kafka(job: Job) -> None:
 
 
 def test_header_only_and_crlf_bom_files(job: Job) -> None:
-    job.put(b"\xef\xbb\xbfa,b\r\n1,2\r\n\r\n3,\r\n\"x\r\ny\",4")
+    job.put(b'\xef\xbb\xbfa,b\r\n1,2\r\n\r\n3,\r\n"x\r\ny",4')
     result = job.run()
     assert result.returncode == 0, result.stderr
     job.assert_exact()
@@ -120,9 +122,21 @@ def test_status_shows_the_checkpoint(job: Job) -> None:
     job.put(make_csv(1_000))
     assert job.run().returncode == 0
     shown = subprocess.run(
-        [sys.executable, "-m", "csv_to_kafka.cli", "status", "--job-id", job.job_id,
-         "--checkpoint-table", job.table, "--json"],
-        env=job.process_env(), capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "csv_to_kafka.cli",
+            "status",
+            "--job-id",
+            job.job_id,
+            "--checkpoint-table",
+            job.table,
+            "--json",
+        ],
+        env=job.process_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert shown.returncode == 0, shown.stderr
     data = json.loads(shown.stdout)

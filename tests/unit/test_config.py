@@ -8,8 +8,18 @@ from csv_to_kafka.cli import build_config, build_parser, main
 from csv_to_kafka.config import ENV, Config, Secret, parse_source_uri
 from csv_to_kafka.errors import ConfigError
 
-REQUIRED = ["--source", "s3://b/k.csv", "--topic", "t", "--bootstrap-servers", "h:9092",
-            "--job-id", "j", "--checkpoint-table", "cp"]
+REQUIRED = [
+    "--source",
+    "s3://b/k.csv",
+    "--topic",
+    "t",
+    "--bootstrap-servers",
+    "h:9092",
+    "--job-id",
+    "j",
+    "--checkpoint-table",
+    "cp",
+]
 
 
 def config(argv: list[str], env: dict[str, str] | None = None) -> Config:
@@ -29,10 +39,14 @@ def test_defaults() -> None:
 
 def test_everything_can_come_from_the_environment() -> None:
     env = {
-        ENV["source"]: "s3://bucket/a/b.csv", ENV["topic"]: "topic",
-        ENV["bootstrap_servers"]: "b1:9092,b2:9092", ENV["job_id"]: "job",
-        ENV["checkpoint_table"]: "table", ENV["checkpoint_every"]: "500",
-        ENV["kafka_client"]: "kafka-python", ENV["create_topic"]: "false",
+        ENV["source"]: "s3://bucket/a/b.csv",
+        ENV["topic"]: "topic",
+        ENV["bootstrap_servers"]: "b1:9092,b2:9092",
+        ENV["job_id"]: "job",
+        ENV["checkpoint_table"]: "table",
+        ENV["checkpoint_every"]: "500",
+        ENV["kafka_client"]: "kafka-python",
+        ENV["create_topic"]: "false",
         ENV["kafka_properties"]: "linger.ms=50,compression.type=zstd",
         ENV["retry_seconds"]: "12.5",
     }
@@ -84,8 +98,10 @@ def test_bad_source_uris(uri: str) -> None:
 
 
 def test_the_password_comes_from_the_environment_and_never_shows() -> None:
-    c = config([*REQUIRED, "--auth", "scram-sha-512", "--sasl-username", "u"],
-               {ENV["sasl_password"]: "hunter2-secret"})
+    c = config(
+        [*REQUIRED, "--auth", "scram-sha-512", "--sasl-username", "u"],
+        {ENV["sasl_password"]: "hunter2-secret"},
+    )
     assert c.sasl_password == Secret("hunter2-secret")
     assert "hunter2" not in repr(c)
     assert "hunter2" not in str(c)
@@ -103,6 +119,11 @@ def test_help_lists_exit_codes_and_variables(capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     out = capsys.readouterr().out
-    for text in ["143", "bad input data", "CSV_TO_KAFKA_CHECKPOINT_EVERY", "--checkpoint-every",
-                 "CSV_TO_KAFKA_SASL_PASSWORD"]:
+    for text in [
+        "143",
+        "bad input data",
+        "CSV_TO_KAFKA_CHECKPOINT_EVERY",
+        "--checkpoint-every",
+        "CSV_TO_KAFKA_SASL_PASSWORD",
+    ]:
         assert text in out

@@ -11,10 +11,10 @@ from csv_to_kafka.record import RecordEncoder, ResumePoint
 
 def test_values_are_json_of_the_header_plus_source_fields() -> None:
     encoder = RecordEncoder(["id", "name"], "s3://b/k", 1_000_000)
-    values, error = encoder.encode([["1", "Zoë, \"x\"\n"], ["2", ""]], [2, 4], [30, 40], 10)
+    values, error = encoder.encode([["1", 'Zoë, "x"\n'], ["2", ""]], [2, 4], [30, 40], 10)
     assert error is None
     assert [orjson.loads(v) for v in values] == [
-        {"id": "1", "name": "Zoë, \"x\"\n", "_source_line": 2, "_source_file": "s3://b/k"},
+        {"id": "1", "name": 'Zoë, "x"\n', "_source_line": 2, "_source_file": "s3://b/k"},
         {"id": "2", "name": "", "_source_line": 4, "_source_file": "s3://b/k"},
     ]
 
@@ -37,10 +37,13 @@ def test_a_header_name_that_clashes_with_a_source_field_is_refused() -> None:
 def test_resume_point_round_trips_through_headers() -> None:
     point = ResumePoint("job-1", rows=10, line=12, next_line=14, byte_offset=999, etag='"abc"')
     assert ResumePoint.from_headers(point.to_headers(), 77) == ResumePoint(
-        "job-1", 10, 12, 14, 999, '"abc"', kafka_offset=77)
+        "job-1", 10, 12, 14, 999, '"abc"', kafka_offset=77
+    )
 
 
-@pytest.mark.parametrize("headers", [None, [], [("other", b"x")],
-                                     [("csv-to-kafka.job", b"j"), ("csv-to-kafka.rows", b"x")]])
+@pytest.mark.parametrize(
+    "headers",
+    [None, [], [("other", b"x")], [("csv-to-kafka.job", b"j"), ("csv-to-kafka.rows", b"x")]],
+)
 def test_foreign_headers_are_not_a_resume_point(headers) -> None:
     assert ResumePoint.from_headers(headers, 0) is None

@@ -1,4 +1,4 @@
-"""The CSV reader: rows as Python's csv module reads them, each with its line and the byte after it."""
+"""The CSV reader: rows as Python's csv module reads them, with their lines and byte offsets."""
 
 from __future__ import annotations
 
@@ -20,9 +20,15 @@ def read_all(data: bytes, size: int = 7, start: int | None = None, **kw):
     header = parse_header(iter(chunked(data, size)), source="s3://b/k", **kw)
     offset = header.data_offset if start is None else start
     rows, lines, ends = [], [], []
-    for batch in parse_rows(iter(chunked(data[offset:], size)), source="s3://b/k",
-                            start_offset=offset, start_line=header.data_line,
-                            expected_fields=len(header.names), batch_rows=3, **kw):
+    for batch in parse_rows(
+        iter(chunked(data[offset:], size)),
+        source="s3://b/k",
+        start_offset=offset,
+        start_line=header.data_line,
+        expected_fields=len(header.names),
+        batch_rows=3,
+        **kw,
+    ):
         rows += batch.rows
         lines += batch.lines
         ends += batch.ends
@@ -36,8 +42,9 @@ def random_csv(rng: random.Random, rows: int, crlf: bool) -> bytes:
     writer = csv.writer(out, lineterminator="\r\n" if crlf else "\n")
     writer.writerow(["c1", "c2", "c3"])
     for _ in range(rows):
-        writer.writerow(["".join(rng.choice(alphabet) for _ in range(rng.randrange(6)))
-                         for _ in range(3)])
+        writer.writerow(
+            ["".join(rng.choice(alphabet) for _ in range(rng.randrange(6))) for _ in range(3)]
+        )
     return out.getvalue().encode()
 
 
@@ -57,8 +64,8 @@ def test_rows_and_offsets_match_the_csv_module(seed: int) -> None:
         assert list(csv.reader(io.StringIO(data[start:end].decode(), newline=""))) == [row]
     assert ends[-1] == len(data)
     # Line numbers: the line where each row starts.
-    text_lines = data.decode().split("\n")
-    for row, line, start in zip(rows, lines, starts, strict=True):
+    data.decode().split("\n")
+    for line, start in zip(lines, starts, strict=True):
         assert data[:start].count(b"\n") + 1 == line
 
 
@@ -66,12 +73,17 @@ def test_rows_and_offsets_match_the_csv_module(seed: int) -> None:
 def test_resuming_at_any_row_boundary_reads_the_rest(seed: int) -> None:
     rng = random.Random(seed)
     data = random_csv(rng, 40, crlf=False)
-    header, rows, lines, ends = read_all(data)
+    _header, rows, lines, ends = read_all(data)
     cut = rng.randrange(len(ends))
     offset = ends[cut]
     rest = []
-    for batch in parse_rows(iter(chunked(data[offset:], 5)), source="s", start_offset=offset,
-                            start_line=data[:offset].count(b"\n") + 1, expected_fields=3):
+    for batch in parse_rows(
+        iter(chunked(data[offset:], 5)),
+        source="s",
+        start_offset=offset,
+        start_line=data[:offset].count(b"\n") + 1,
+        expected_fields=3,
+    ):
         rest += list(zip(batch.rows, batch.lines, batch.ends, strict=True))
     assert rest == list(zip(rows, lines, ends, strict=True))[cut + 1 :]
 
@@ -105,8 +117,13 @@ def test_bad_rows_name_line_and_offset_after_the_good_ones(data, line, offset, m
     header = parse_header(iter([data]), source="s3://b/k")
     got = []
     with pytest.raises(BadInputError) as caught:
-        for batch in parse_rows(iter(chunked(data[header.data_offset :], 3)), source="s3://b/k",
-                                start_offset=header.data_offset, start_line=2, expected_fields=2):
+        for batch in parse_rows(
+            iter(chunked(data[header.data_offset :], 3)),
+            source="s3://b/k",
+            start_offset=header.data_offset,
+            start_line=2,
+            expected_fields=2,
+        ):
             got += batch.rows
     assert got == [["1", "2"]]
     assert caught.value.line == line
@@ -123,8 +140,14 @@ def test_a_line_longer_than_the_limit_is_refused_without_reading_it_whole() -> N
 
     header = parse_header(iter([b"a\n"]), source="s")
     with pytest.raises(BadInputError, match="larger than 100000 bytes"):
-        for _ in parse_rows(endless(), source="s", start_offset=0, start_line=1,
-                            expected_fields=1, max_row_bytes=100_000):
+        for _ in parse_rows(
+            endless(),
+            source="s",
+            start_offset=0,
+            start_line=1,
+            expected_fields=1,
+            max_row_bytes=100_000,
+        ):
             pass
     assert header.names == ["a"]
 
@@ -136,8 +159,14 @@ def test_an_unclosed_quote_cannot_grow_without_bound() -> None:
             yield b"line\n" * 10_000
 
     with pytest.raises(BadInputError, match="larger than"):
-        for _ in parse_rows(endless(), source="s", start_offset=0, start_line=1,
-                            expected_fields=None, max_row_bytes=200_000):
+        for _ in parse_rows(
+            endless(),
+            source="s",
+            start_offset=0,
+            start_line=1,
+            expected_fields=None,
+            max_row_bytes=200_000,
+        ):
             pass
 
 
@@ -159,7 +188,7 @@ def test_encodings_that_cannot_be_cut_at_newlines_are_refused() -> None:
 
 
 def test_header_with_a_quoted_newline() -> None:
-    header, rows, lines, _e = read_all(b'"a\nb",c\n1,2\n')
+    header, _rows, lines, _e = read_all(b'"a\nb",c\n1,2\n')
     assert header.names == ["a\nb", "c"]
     assert header.data_line == 3
     assert lines == [3]

@@ -1,0 +1,120 @@
+"""S3 streaming: a broken stream resumes at the first byte not yet read; a changed object stops."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import boto3
+import botocore.exceptions
+import pytest
+from moto import mock_aws
+
+from csv_to_kafka._retry import RetryPolicy
+from csv_to_kafka.errors import ConfigError, InfrastructureError, ObjectChangedError
+from csv_to_kafka.source import S3Object, read_ahead
+
+DATA = bytes(range(256)) * 400  # 102,400 bytes
+FAST = RetryPolicy(total_seconds=5, initial_backoff=0.001, max_backoff=0.01)
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        client = boto3.client("s3")
+        client.create_bucket(Bucket="bkt")
+        client.put_object(Bucket="bkt", Key="k", Body=DATA)
+        yield client
+
+
+class BreakingBody:
+    """A body that raises a connection reset after ``limit`` bytes."""
+
+    def __init__(self, data: bytes, limit: int) -> None:
+        self._data = io.BytesIO(data)
+        self._left = limit
+
+    def read(self, size: int) -> bytes:
+        if self._left <= 0:
+            raise botocore.exceptions.ResponseStreamingError(error=ConnectionResetError("reset"))
+        chunk = self._data.read(min(size, self._left))
+        self._left -= len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        pass
+
+
+class Flaky:
+    """Wraps a real client; each get_object's body breaks after 10,000 bytes."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.ranges: list[str | None] = []
+
+    def head_object(self, **kw: Any) -> Any:
+        return self._client.head_object(**kw)
+
+    def get_object(self, **kw: Any) -> Any:
+        self.ranges.append(kw.get("Range"))
+        response = self._client.get_object(**kw)
+        response["Body"] = BreakingBody(response["Body"].read(), 10_000)
+        return response
+
+
+def test_a_broken_stream_resumes_where_it_broke(s3) -> None:
+    flaky = Flaky(s3)
+    retries: list[BaseException] = []
+    obj = S3Object("bkt", "k", retry=FAST, client=flaky, on_retry=retries.append, read_size=4096)
+    info = obj.head()
+
+    assert b"".join(obj.chunks(info, 0)) == DATA
+    assert flaky.ranges[:3] == [None, "bytes=10000-", "bytes=20000-"]
+    assert len(retries) == len(flaky.ranges) - 1
+
+
+def test_reading_from_an_offset_and_read_ahead(s3) -> None:
+    obj = S3Object("bkt", "k", retry=FAST, client=s3, read_size=1000)
+    info = obj.head()
+    assert b"".join(read_ahead(obj.chunks(info, 5000))) == DATA[5000:]
+    assert list(obj.chunks(info, len(DATA))) == []
+
+
+def test_a_replaced_object_is_not_mixed_in(s3) -> None:
+    obj = S3Object("bkt", "k", retry=FAST, client=s3)
+    info = obj.head()
+    s3.put_object(Bucket="bkt", Key="k", Body=b"other")
+    with pytest.raises(ObjectChangedError, match="changed while the job was running"):
+        list(obj.chunks(info, 0))
+
+
+def test_a_missing_object_is_a_configuration_error(s3) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        S3Object("bkt", "nope", retry=FAST, client=s3).head()
+
+
+def test_an_error_in_the_reading_thread_reaches_the_reader() -> None:
+    def chunks():
+        yield b"one"
+        raise InfrastructureError("boom")
+
+    got = []
+    with pytest.raises(InfrastructureError, match="boom"):
+        for chunk in read_ahead(chunks()):
+            got.append(chunk)
+    assert got == [b"one"]
+
+
+def test_the_retry_budget_ends_in_exit_4(s3) -> None:
+    class Dead:
+        def get_object(self, **kw: Any) -> Any:
+            raise botocore.exceptions.EndpointConnectionError(endpoint_url="http://x")
+
+    obj = S3Object("bkt", "k", retry=RetryPolicy(0.05, 0.001, 0.01), client=Dead())
+    info = S3Object("bkt", "k", retry=FAST, client=s3).head()
+    with pytest.raises(InfrastructureError, match="kept failing at byte 0"):
+        list(obj.chunks(info, 0))

@@ -1,0 +1,98 @@
+"""verify's comparison, on a fake topic (the integration tests run it against the real broker)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import boto3
+import orjson
+import pytest
+from moto import mock_aws
+
+from csv_to_kafka.cli import build_config, build_parser
+from csv_to_kafka.verify import verify
+
+CSV = b'id,v\n1,a\n2,"b\nb"\n3,c\n4,d\n'
+LINES = [2, 3, 5, 6]
+SOURCE = "s3://bkt/data.csv"
+
+
+class FakeTopic:
+    max_message_bytes = 1_000_000
+
+    def __init__(self, records: list[bytes]) -> None:
+        self._records = records
+
+    def committed_records(self) -> Iterator[tuple[int, bytes, list[tuple[str, bytes]]]]:
+        for offset, value in enumerate(self._records):
+            yield offset, value, []
+
+    def close(self) -> None:
+        pass
+
+
+def record(line: int, **fields: str) -> bytes:
+    values = {2: "a", 3: "b\nb", 5: "c", 6: "d"}
+    ident = {2: "1", 3: "2", 5: "3", 6: "4"}
+    body = {"id": ident[line], "v": values[line], **fields}
+    return orjson.dumps({**body, "_source_line": line, "_source_file": SOURCE})
+
+
+@pytest.fixture
+def config(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="bkt")
+        s3.put_object(Bucket="bkt", Key="data.csv", Body=CSV)
+        args = build_parser().parse_args(
+            ["verify", "--source", SOURCE, "--topic", "t", "--bootstrap-servers", "x:1"]
+        )
+        yield build_config(args, {})
+
+
+def run(config, lines: list[int], **change: bytes):
+    records = [change.get(f"line{line}", record(line)) for line in lines]
+    return verify(config, sink=FakeTopic(records))  # type: ignore[arg-type]
+
+
+def test_exact_copy_is_ok(config) -> None:
+    report = run(config, LINES)
+    assert report.ok
+    assert report.summary().startswith("verify OK: rows in CSV 4, records in topic 4, missing 0")
+
+
+def test_missing_row(config) -> None:
+    report = run(config, [2, 3, 6])
+    assert not report.ok
+    assert (report.missing, report.duplicated, report.out_of_order) == (1, 0, 0)
+    assert "line 5" in (report.first_difference or "")
+
+
+def test_duplicate_row(config) -> None:
+    report = run(config, [2, 3, 3, 5, 6])
+    assert (report.missing, report.duplicated, report.out_of_order) == (0, 1, 0)
+    assert report.first_difference == (
+        "row 3 (line 5) was expected at Kafka offset 2, which holds line 3"
+    )
+
+
+def test_out_of_order(config) -> None:
+    report = run(config, [2, 5, 3, 6])
+    assert (report.missing, report.duplicated, report.out_of_order) == (0, 0, 1)
+
+
+def test_changed_content(config) -> None:
+    report = run(config, LINES, line5=record(5, v="changed"))
+    assert report.content_mismatch == 1
+    assert report.first_difference == "row 3 (line 5) differs in content at Kafka offset 2"
+
+
+def test_foreign_record(config) -> None:
+    report = run(config, LINES, line6=b"not json")
+    assert report.foreign == 1
+    assert report.missing == 1
+    assert "offset 3 is not a row of" in (report.first_difference or "")
