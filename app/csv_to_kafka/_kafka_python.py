@@ -16,6 +16,12 @@ kafka-python 3.x differs from librdkafka in ways this module makes up for:
 - ``commit_transaction`` and ``abort_transaction`` wait without a bound; the sink drives the same
   transaction manager calls itself and waits at most ``transaction.timeout.ms`` (commit) or ten
   seconds (abort);
+- on INVALID_PRODUCER_EPOCH from a produce request, which is what a fenced producer gets, it
+  bumps its epoch (KIP-360) with an InitProducerId that the coordinator accepts as coming from
+  the current producer id: that aborts the open transaction of the instance that took over and
+  fences it (seen against Kafka 4.4). The sink turns the bump off on its producer, as the Java
+  client never bumps there: these errors end the producer, as FencedError (a stale epoch) or as
+  an InfrastructureError or CommitUnknownError (sequence errors), and a new sink starts afresh;
 - a batch that fails with a retriable error after its delivery timeout fails alone, without
   making the transaction abortable, and an epoch bump (KIP-360) aborts the open transaction on the
   broker while ``commit_transaction`` may still report success. ``commit`` therefore flushes
@@ -223,6 +229,10 @@ def _transaction_manager(producer: Any) -> Any:
     return getattr(producer, "_transaction_manager", None)
 
 
+def _no_epoch_bump() -> bool:
+    return False
+
+
 def _epoch(producer: Any) -> tuple[int, int] | None:
     manager = _transaction_manager(producer)
     pid = getattr(manager, "producer_id_and_epoch", None)
@@ -343,6 +353,11 @@ class KafkaPythonSink:
     def start(self) -> None:
         self.close()
         self._producer = self._client("producer", lambda: KafkaProducer(**self._settings))
+        manager = _transaction_manager(self._producer)
+        if manager is not None and hasattr(manager, "_supports_epoch_bump"):
+            # No KIP-360 epoch bump in a transaction (see the module docstring): a fenced
+            # producer must stop, not fence its successor back.
+            manager._supports_epoch_bump = _no_epoch_bump
         self._call(self._producer.init_transactions, "init_transactions")
 
     def begin(self) -> None:

@@ -290,6 +290,7 @@ class _Run:
         self.rate_bytes = 0
         self.rows_per_second = 0.0
         self.bytes_per_second = 0.0
+        self.committed: ResumePoint | None = None  # the last position known to be committed
 
     def copy_with_retries(self) -> int:
         next_sleep = self.p._retry.backoffs()
@@ -305,6 +306,7 @@ class _Run:
                     self.p._metrics.count(m.RETRIES)
                     delay = next_sleep()
                     if delay is None:
+                        self._record_failure(err)
                         raise
                     logger.warning(
                         "%s; starting again from Kafka's last commit in %.1fs", err, delay
@@ -362,7 +364,7 @@ class _Run:
     def _copy(self) -> int:
         config = self.config
         point = self._position()
-        committed = point
+        committed = self.committed = point
         logger.info(
             "job %s: %s at row %d, line %d, byte %d of %d",
             config.job_id,
@@ -450,7 +452,17 @@ class _Run:
             raise InfrastructureError(f"the checkpoint could not be written: {self.writer.error}")
         self._checkpoint(now, Status.RUNNING)
         self.p._progress.advanced(now.rows, now.byte_offset, committed=True)
+        self.committed = now
         return now
+
+    def _record_failure(self, err: BaseException) -> None:
+        """Mark the checkpoint FAILED at the last known commit, as well as DynamoDB allows."""
+        if self.committed is None:
+            return
+        try:
+            self._checkpoint(self.committed, Status.FAILED, sync=True, error=str(err))
+        except CsvToKafkaError as failure:
+            logger.warning("could not mark job %s FAILED: %s", self.config.job_id, failure)
 
     def _update_rate(self, rows: int, nbytes: int) -> None:
         self.rate_rows += rows

@@ -41,6 +41,7 @@ __all__ = ["PARTITION", "Sink", "open_sink"]
 PARTITION = 0
 DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
 _SCAN_WINDOW = 5_000
+_librdkafka_logger = logging.getLogger("csv_to_kafka.librdkafka")
 
 
 class Sink(Protocol):
@@ -132,8 +133,17 @@ class ConfluentSink:
         self._topic = config.topic
         _topic_name_error(config.topic)
         security = _auth.confluent_security(config)
-        self._common: dict[str, Any] = {"bootstrap.servers": config.bootstrap_servers, **security}
-        props: dict[str, Any] = {**producer_settings(config), **security}
+        # librdkafka's own log lines go through logging (JSON on CloudWatch), not raw stderr.
+        self._common: dict[str, Any] = {
+            "bootstrap.servers": config.bootstrap_servers,
+            "logger": _librdkafka_logger,
+            **security,
+        }
+        props: dict[str, Any] = {
+            **producer_settings(config),
+            "logger": _librdkafka_logger,
+            **security,
+        }
         # librdkafka spells the batch size in messages and bytes; give it room to batch.
         props.update(
             {
