@@ -23,12 +23,12 @@ kafka-python 3.x differs from librdkafka in ways this module makes up for:
   client never bumps there: these errors end the producer, as FencedError (a stale epoch) or as
   an InfrastructureError or CommitUnknownError (sequence errors), and a new sink starts afresh;
 - a batch that fails with a retriable error after its delivery timeout fails alone, without
-  making the transaction abortable, and an epoch bump (KIP-360) aborts the open transaction on the
-  broker while ``commit_transaction`` may still report success. ``commit`` therefore flushes
-  first, checks that every producer batch of the transaction was acknowledged (through the
-  future of its first record) under the epoch the transaction began with, commits, and checks
-  the epoch again: any doubt is a CommitUnknownError, after which the position is read again
-  from Kafka;
+  making the transaction abortable, so ``commit_transaction`` would commit the rest; and were an
+  epoch bump to happen anyway, it would abort the transaction on the broker while
+  ``commit_transaction`` reports success. ``commit`` therefore flushes first, checks that every
+  producer batch of the transaction was acknowledged (through the future of its first record)
+  under the epoch the transaction began with, commits, and checks the epoch again: any doubt is
+  a CommitUnknownError, after which the position is read again from Kafka;
 - the accumulator has no memory bound (``buffer_memory`` is gone in 3.0), so ``send`` never
   blocks on a full buffer: what is buffered is bounded by what one transaction sends.
 
@@ -358,12 +358,12 @@ class KafkaPythonSink:
             # No KIP-360 epoch bump in a transaction (see the module docstring): a fenced
             # producer must stop, not fence its successor back.
             manager._supports_epoch_bump = _no_epoch_bump
-        self._call(self._producer.init_transactions, "init_transactions")
+        self._call(self._producer.init_transactions, "init_transactions", producer=True)
 
     def begin(self) -> None:
         self._futures = []
         self._last = None
-        self._call(self._producer.begin_transaction, "begin_transaction")
+        self._call(self._producer.begin_transaction, "begin_transaction", producer=True)
         self._epoch = _epoch(self._producer)
 
     def send(self, values: list[bytes], headers: list[tuple[str, bytes]]) -> None:
@@ -380,7 +380,7 @@ class KafkaPythonSink:
             self._futures.extend(map(next, map(_group, itertools.groupby(sent, key=_batch_of))))
             last = send(topic, values[-1], headers=headers, partition=PARTITION)
         except kafka_errors.KafkaError as err:
-            self._raise(err, "send", unknown=False)
+            self._raise(err, "send", unknown=False, producer=True)
         self._futures.append(last)
         self._last = last
 
@@ -392,7 +392,7 @@ class KafkaPythonSink:
             # before the transaction is committed without it.
             producer.flush(timeout=self._timeout_ms / 1000)
         except kafka_errors.KafkaError as err:
-            self._raise(err, "flush before commit_transaction", unknown=True)
+            self._raise(err, "flush before commit_transaction", unknown=True, producer=True)
         self._check_delivered("commit_transaction")
         remaining_ms = max(1, int((deadline - time.monotonic()) * 1000))
         manager = _transaction_manager(producer)
@@ -408,7 +408,7 @@ class KafkaPythonSink:
                         "the position is read again from Kafka"
                     )
         except kafka_errors.KafkaError as err:
-            self._raise(err, "commit_transaction", unknown=True)
+            self._raise(err, "commit_transaction", unknown=True, producer=True)
         self._check_epoch("commit_transaction")
         last, self._last = self._last, None
         self._futures = []
@@ -420,7 +420,10 @@ class KafkaPythonSink:
         error = next(filter(None, map(_exception_of, futures)), None)
         if error is not None:
             self._raise(
-                error, f"{what}: a record of the transaction was not delivered", unknown=True
+                error,
+                f"{what}: a record of the transaction was not delivered",
+                unknown=True,
+                producer=True,
             )
         if not all(map(_is_done, futures)):
             raise CommitUnknownError(
@@ -474,19 +477,22 @@ class KafkaPythonSink:
         except ValueError as err:  # kafka-python refuses a setting's value this way
             raise ConfigError(f"kafka-python {what}: {err}") from err
 
-    def _call(self, fn: Callable[[], Any], what: str) -> Any:
+    def _call(self, fn: Callable[[], Any], what: str, *, producer: bool = False) -> Any:
         try:
             return fn()
         except kafka_errors.KafkaError as err:
-            self._raise(err, what, unknown=False)
+            self._raise(err, what, unknown=False, producer=producer)
 
-    def _raise(self, err: BaseException, what: str, *, unknown: bool) -> NoReturn:
-        # kafka-python often reports a failed state as a plain KafkaError whose cause is the
+    def _raise(
+        self, err: BaseException, what: str, *, unknown: bool, producer: bool = False
+    ) -> NoReturn:
+        # kafka-python often reports a failed producer as a plain KafkaError whose cause is the
         # transaction manager's last error (or one of its args): look at all of them.
         causes = [err, *(arg for arg in err.args if isinstance(arg, BaseException))]
-        last_error = getattr(_transaction_manager(self._producer), "last_error", None)
-        if isinstance(last_error, BaseException):
-            causes.append(last_error)
+        if producer:
+            last_error = getattr(_transaction_manager(self._producer), "last_error", None)
+            if isinstance(last_error, BaseException):
+                causes.append(last_error)
         if any(isinstance(c, kafka_errors.TransactionalIdAuthorizationFailedError) for c in causes):
             raise ConfigError(
                 f"not allowed to use transactional id {self._config.transactional_id}: "
@@ -500,6 +506,11 @@ class KafkaPythonSink:
         denied = next((c for c in causes if isinstance(c, kafka_errors.AuthorizationError)), None)
         if denied is not None:
             raise ConfigError(f"{what}: not authorized: {denied}") from err
+        if any(isinstance(c, kafka_errors.SaslAuthenticationFailedError) for c in causes):
+            raise ConfigError(
+                f"{what}: the broker refused the credentials ({err}): check --auth, "
+                "--sasl-username and the password (or the IAM policy with --auth iam)"
+            ) from err
         if unknown:
             raise CommitUnknownError(
                 f"{what}: {err}; the position is read again from Kafka"
