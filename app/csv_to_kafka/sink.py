@@ -41,6 +41,7 @@ __all__ = ["PARTITION", "Sink", "open_sink"]
 PARTITION = 0
 DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
 _SCAN_WINDOW = 5_000
+_FRAMING_HEADROOM = 64 * 1024
 _librdkafka_logger = logging.getLogger("csv_to_kafka.librdkafka")
 
 
@@ -154,8 +155,11 @@ class ConfluentSink:
             }
         )
         props.update(config.kafka_properties)
-        self._producer_props = props
+        # message.max.bytes is the largest record value we send; librdkafka counts headers and
+        # framing against it too, so it gets headroom for those.
         self.max_message_bytes = int(props.get("message.max.bytes", DEFAULT_MAX_MESSAGE_BYTES))
+        props["message.max.bytes"] = str(self.max_message_bytes + _FRAMING_HEADROOM)
+        self._producer_props = props
         self._timeout = float(int(props["transaction.timeout.ms"]) / 1000)
         self._producer: Any = None
         self._last_offset = -1
@@ -215,27 +219,44 @@ class ConfluentSink:
             self._last_offset = msg.offset()
 
     def send(self, values: list[bytes], headers: list[tuple[str, bytes]]) -> None:
-        produce = self._producer.produce
+        producer = self._producer
+        produce = producer.produce
         topic = self._topic
-        last = len(values) - 1
-        for index, value in enumerate(values):
-            while True:
+        try:
+            for value in values[:-1]:
                 try:
-                    if index == last:
-                        produce(
-                            topic,
-                            value,
-                            partition=PARTITION,
-                            headers=headers,
-                            on_delivery=self._on_delivery,
-                        )
-                    else:
-                        produce(topic, value, partition=PARTITION)
-                    break
+                    produce(topic, value, partition=PARTITION)
                 except BufferError:
-                    # The local queue is full: serve delivery reports until there is room.
-                    self._producer.poll(0.05)
-        self._producer.poll(0)
+                    self._wait_for_room(lambda v=value: produce(topic, v, partition=PARTITION))
+            if values:
+                last = values[-1]
+
+                def produce_last() -> None:
+                    produce(
+                        topic,
+                        last,
+                        partition=PARTITION,
+                        headers=headers,
+                        on_delivery=self._on_delivery,
+                    )
+
+                try:
+                    produce_last()
+                except BufferError:
+                    self._wait_for_room(produce_last)
+            producer.poll(0)
+        except self._ck.KafkaException as err:
+            self._raise(err, "produce", unknown=False)
+
+    def _wait_for_room(self, produce: Any) -> None:
+        """The local queue is full: serve delivery reports until the record fits."""
+        while True:
+            self._producer.poll(0.05)
+            try:
+                produce()
+            except BufferError:
+                continue
+            return
 
     def commit(self) -> int:
         try:

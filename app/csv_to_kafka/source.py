@@ -350,6 +350,10 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
     """
     encoding = _check_encoding(encoding)
     dialect: dict[str, Any] = {"delimiter": delimiter, "quotechar": quotechar, "strict": True}
+    # The csv module refuses fields over 128 KiB by default (a process-wide limit); a row is
+    # limited by max_row_bytes here instead.
+    if csv.field_size_limit() < max_row_bytes:
+        csv.field_size_limit(max_row_bytes)
 
     carry = ""  # the start of a row that the previous block ended inside of
     text_offset = start_offset  # byte offset of the first character of the next text

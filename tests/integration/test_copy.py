@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import boto3
+import orjson
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -143,3 +146,42 @@ def test_status_shows_the_checkpoint(job: Job) -> None:
     assert data["status"] == "COMPLETED"
     assert data["total_sent"] == 1000
     assert data["percent_done"] == 100.0
+
+
+def test_a_record_of_exactly_the_size_limit_is_sent(job: Job) -> None:
+    overhead = len(
+        orjson.dumps({"a": "", "_source_line": 2, "_source_file": job.source}),
+    )
+    job.put(b"a\n" + b"x" * (1_000_000 - overhead) + b"\n")
+
+    result = job.run()
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    job.assert_exact()
+
+
+@pytest.mark.parametrize("client", ["confluent"])
+def test_metrics_reach_cloudwatch(job: Job) -> None:
+    job.put(make_csv(3_000))
+    namespace = f"CsvToKafkaTest-{job.job_id}"
+
+    assert job.run("--metrics-namespace", namespace, "--checkpoint-every", "1000").returncode == 0
+
+    cloudwatch = boto3.client("cloudwatch")
+    names = {
+        metric["MetricName"]
+        for metric in cloudwatch.list_metrics(Namespace=namespace)["Metrics"]
+        if {"Name": "JobId", "Value": job.job_id} in metric["Dimensions"]
+    }
+    assert {"RecordsSent", "BytesRead", "ProgressPercent", "CommitLatency"} <= names
+    now = datetime.now(UTC)
+    stats = cloudwatch.get_metric_statistics(
+        Namespace=namespace,
+        MetricName="RecordsSent",
+        Dimensions=[{"Name": "JobId", "Value": job.job_id}],
+        StartTime=now - timedelta(hours=1),
+        EndTime=now + timedelta(minutes=5),
+        Period=3600,
+        Statistics=["Sum"],
+    )
+    assert sum(point["Sum"] for point in stats["Datapoints"]) == 3_000
