@@ -1,15 +1,16 @@
 """Fixtures shared by every test folder.
 
-The broker: ``KAFKA_BOOTSTRAP_SERVERS`` if set (with ``AWS_ENDPOINT_URL`` for moto); else the
-local stack (``local/stack up``: Apache Kafka in KRaft mode and moto in server mode). A Docker
-engine would allow testcontainers, but the machines this project is built on have none, so the
-local stack is the fallback that always works.
+The broker: ``KAFKA_BOOTSTRAP_SERVERS`` if set (with ``AWS_ENDPOINT_URL`` for moto); else
+testcontainers' Kafka where a Docker engine answers (``CSV_TO_KAFKA_NO_TESTCONTAINERS`` turns
+that off), with moto as a local server process; else the local stack (``local/stack up``:
+Apache Kafka in KRaft mode and moto in server mode).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -60,26 +61,70 @@ def stack() -> Iterator[dict[str, str]]:
             "KAFKA_BOOTSTRAP_SERVERS": os.environ["KAFKA_BOOTSTRAP_SERVERS"],
             "AWS_ENDPOINT_URL": os.environ["AWS_ENDPOINT_URL"],
         }
-    elif _docker_engine_answers() and os.environ.get("CSV_TO_KAFKA_TESTCONTAINERS"):
-        pytest.exit(
-            "testcontainers support needs a moto container too; set "
-            "KAFKA_BOOTSTRAP_SERVERS and AWS_ENDPOINT_URL instead",
-            returncode=3,
-        )
+    elif os.environ.get("CSV_TO_KAFKA_NO_TESTCONTAINERS") is None and _docker_engine_answers():
+        yield from _testcontainers_env()
+        return
     else:
         env = _local_stack_env()
+    yield from _exported(env)
+
+
+def _exported(env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """Put ``env`` (plus fake AWS credentials) in os.environ for the session, then restore it."""
     env.setdefault("AWS_REGION", "us-east-1")
     env.setdefault("AWS_DEFAULT_REGION", env["AWS_REGION"])
     env.setdefault("AWS_ACCESS_KEY_ID", "testing")
     env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
-    yield env
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    try:
+        yield env
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _testcontainers_env() -> Iterator[dict[str, str]]:
+    """Kafka in a container (where a Docker engine answers), moto as a local server process.
+
+    Not exercised on the machines this project is built on, which have no Docker engine.
+    """
+    from testcontainers.community.kafka import KafkaContainer
+
+    kafka = (
+        KafkaContainer()
+        .with_kraft()
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        moto_port = probe.getsockname()[1]
+    moto = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("moto_server")),
+            "-H",
+            "127.0.0.1",
+            "-p",
+            str(moto_port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    kafka.start()
+    try:
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": kafka.get_bootstrap_server(),
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
+        }
+        yield from _exported(env)
+    finally:
+        kafka.stop()
+        moto.terminate()
+        moto.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")
