@@ -307,8 +307,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str)
 
 
+class _BarAwareHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Clears the progress bar's line before a log line, so the two never share a line."""
+
+    bar: Progress | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.bar is not None:
+            self.bar.clear()
+        super().emit(record)
+
+
 def setup_logging(level: str, json_lines: bool, stream: TextIO | None = None) -> None:
-    handler = logging.StreamHandler(sys.stderr if stream is None else stream)
+    handler = _BarAwareHandler(sys.stderr if stream is None else stream)
     if json_lines:
         handler.setFormatter(JsonFormatter())
     else:
@@ -344,19 +355,28 @@ class Progress:
         self.start_offset = 0
         self.t0 = time.monotonic()
         self.last_shown = 0.0
+        self.rows = 0
+        self.byte_offset = 0
+        self.drawn = False
 
     def started(self, job_id: str, rows: int, byte_offset: int, total_bytes: int) -> None:
         self.job_id, self.total = job_id, total_bytes
         self.start_rows, self.start_offset = rows, byte_offset
+        self.rows, self.byte_offset = rows, byte_offset
         self.t0 = time.monotonic()
         self.last_shown = 0.0
 
     def advanced(self, rows: int, byte_offset: int, *, committed: bool) -> None:
+        self.rows, self.byte_offset = rows, byte_offset
         now = time.monotonic()
         wait = 0.2 if self.mode == "bar" else self.interval
         if now - self.last_shown < wait or self.mode == "none":
             return
         self.last_shown = now
+        self._show(now)
+
+    def _show(self, now: float) -> None:
+        rows, byte_offset = self.rows, self.byte_offset
         elapsed = max(now - self.t0, 1e-9)
         rate = (rows - self.start_rows) / elapsed
         byte_rate = (byte_offset - self.start_offset) / elapsed
@@ -370,6 +390,7 @@ class Progress:
                 f"{rate:,.0f} rows/s  ETA {_duration(eta)} "
             )
             self.stream.flush()
+            self.drawn = True
         else:
             logger.info(
                 "progress",
@@ -383,10 +404,19 @@ class Progress:
                 },
             )
 
+    def clear(self) -> None:
+        """Erase the bar's line (a log line is about to be written)."""
+        if self.drawn:
+            self.stream.write("\r\033[K")
+            self.drawn = False
+
     def close(self) -> None:
+        """Draw the final state of the bar and end its line."""
         if self.mode == "bar" and self.last_shown:
+            self._show(time.monotonic())
             self.stream.write("\n")
             self.stream.flush()
+            self.drawn = False
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -399,6 +429,10 @@ def _cmd_run(config: Config) -> int:
     if mode == "auto":
         mode = "bar" if sys.stderr.isatty() else "json"
     progress = Progress(mode)
+    if mode == "bar":
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, _BarAwareHandler):
+                handler.bar = progress
     processor = Processor(config, progress=progress)
 
     def on_signal(signum: int, _frame: Any) -> None:
