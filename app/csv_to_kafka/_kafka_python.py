@@ -274,7 +274,7 @@ class KafkaPythonSink:
     def __init__(self, config: Config) -> None:
         self._config = config
         self._topic = config.topic
-        _sink._topic_name_error(config.topic)
+        _sink.check_topic_name(config.topic)
         security = _auth.kafka_python_security(config)
         self._common: dict[str, Any] = {"bootstrap_servers": config.bootstrap_servers, **security}
 
@@ -511,11 +511,7 @@ class KafkaPythonSink:
                 f"{what}: the broker refused the credentials ({err}): check --auth, "
                 "--sasl-username and the password (or the IAM policy with --auth iam)"
             ) from err
-        if unknown:
-            raise CommitUnknownError(
-                f"{what}: {err}; the position is read again from Kafka"
-            ) from err
-        raise InfrastructureError(f"{what}: {err}") from err
+        raise _sink.kafka_failure(what, err, unknown=unknown) from err
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -579,7 +575,7 @@ class KafkaPythonSink:
                 if found is not None:
                     return found
             # Scan backwards in growing windows: the job's last record is normally near the end.
-            window = _sink._SCAN_WINDOW
+            window = _sink.SCAN_WINDOW
             while end > low:
                 start = max(low, end - window)
                 found = self._last_of_job(consumer, job_id, start, end)

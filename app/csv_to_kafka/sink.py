@@ -40,7 +40,7 @@ __all__ = ["PARTITION", "Sink", "open_sink"]
 
 PARTITION = 0
 DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
-_SCAN_WINDOW = 5_000
+SCAN_WINDOW = 5_000
 _FRAMING_HEADROOM = 64 * 1024
 _librdkafka_logger = logging.getLogger("csv_to_kafka.librdkafka")
 
@@ -106,12 +106,19 @@ def producer_settings(config: Config) -> dict[str, str]:
     }
 
 
-def _topic_name_error(topic: str) -> None:
+def check_topic_name(topic: str) -> None:
     allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
     if not topic or len(topic) > 249 or not set(topic) <= allowed or topic in {".", ".."}:
         raise ConfigError(
             f"{topic!r} is not a valid Kafka topic name (1-249 of letters, digits, '.', '_', '-')"
         )
+
+
+def kafka_failure(what: str, err: BaseException, *, unknown: bool) -> InfrastructureError:
+    """The error for a Kafka failure that is neither fencing nor a refusal: retryable."""
+    if unknown:
+        return CommitUnknownError(f"{what}: {err}; the position is read again from Kafka")
+    return InfrastructureError(f"{what}: {err}")
 
 
 def check_partitions(topic: str, partitions: int, allow_multiple: bool) -> None:
@@ -132,7 +139,7 @@ class ConfluentSink:
         self._ck = confluent_kafka
         self._config = config
         self._topic = config.topic
-        _topic_name_error(config.topic)
+        check_topic_name(config.topic)
         security = _auth.confluent_security(config)
         # librdkafka's own log lines go through logging (JSON on CloudWatch), not raw stderr.
         self._common: dict[str, Any] = {
@@ -310,11 +317,7 @@ class ConfluentSink:
             ) from err
         if code in {ck.TOPIC_AUTHORIZATION_FAILED, ck.CLUSTER_AUTHORIZATION_FAILED}:
             raise ConfigError(f"{what}: not authorized: {err}") from err
-        if unknown:
-            raise CommitUnknownError(
-                f"{what}: {err}; the position is read again from Kafka"
-            ) from err
-        raise InfrastructureError(f"{what}: {err}") from err
+        raise kafka_failure(what, err, unknown=unknown) from err
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -372,7 +375,7 @@ class ConfluentSink:
                 if found is not None:
                     return found
             # Scan backwards in growing windows: the job's last record is normally near the end.
-            window = _SCAN_WINDOW
+            window = SCAN_WINDOW
             while end > low:
                 start = max(low, end - window)
                 found = self._last_of_job(consumer, job_id, start, end)

@@ -19,11 +19,7 @@ FAST = RetryPolicy(total_seconds=5, initial_backoff=0.001, max_backoff=0.01)
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+def s3(aws_env: None):
     with mock_aws():
         client = boto3.client("s3")
         client.create_bucket(Bucket="bkt")

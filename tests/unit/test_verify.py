@@ -39,11 +39,7 @@ def record(line: int, **fields: str) -> bytes:
 
 
 @pytest.fixture
-def config(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+def config(aws_env: None):
     with mock_aws():
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket="bkt")
