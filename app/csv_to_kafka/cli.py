@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--compression",
         choices=["none", "gzip", "snappy", "lz4", "zstd"],
-        help="Kafka compression (default lz4)",
+        help="Kafka compression (default zstd: half the bytes of lz4 at the same speed)",
     )
     run.add_argument(
         "--create-topic",

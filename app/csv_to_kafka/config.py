@@ -132,7 +132,7 @@ class Config:
     checkpoint_seconds: float = 5.0
     kafka_client: KafkaClient = "confluent"
     kafka_properties: Mapping[str, str] = field(default_factory=dict)
-    compression: str = "lz4"
+    compression: str = "zstd"
     create_topic: bool = True
     allow_multiple_partitions: bool = False
     create_table: bool = True
