@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["Header", "ObjectInfo", "RowBatch", "S3Object", "parse_header", "parse_rows"]
 
 _BOM = codecs.BOM_UTF8
-_READ_SIZE = 8 * 1024 * 1024
+_READ_SIZE = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -60,14 +60,31 @@ class Header:
     data_line: int  # line where it starts
 
 
-@dataclass(frozen=True)
 class RowBatch:
-    rows: list[list[str]]
-    lines: list[int]  # 1-based line where each row starts
-    ends: list[int]  # byte just after each row
-    end_offset: int  # byte just after the last row
-    end_line: int  # last line consumed; the next row starts on end_line + 1
-    bytes_read: int  # bytes of the object this batch covers (rows and skipped blank lines)
+    """Consecutive rows of one block of the object, with where they start and end."""
+
+    __slots__ = ("_locate", "end_line", "end_offset", "lines", "rows", "start_offset")
+
+    def __init__(
+        self,
+        rows: list[list[str]],
+        lines: list[int],
+        *,
+        start_offset: int,
+        end_offset: int,
+        end_line: int,
+        locate: Callable[[int], int],
+    ) -> None:
+        self.rows = rows
+        self.lines = lines  # 1-based line where each row starts
+        self.start_offset = start_offset  # byte where the batch (its first row) starts
+        self.end_offset = end_offset  # byte just after the last row
+        self.end_line = end_line  # last line consumed; the next row starts on end_line + 1
+        self._locate = locate
+
+    def row_offset(self, index: int) -> int:
+        """The byte where row ``index`` starts (found on demand: error messages need it)."""
+        return self.start_offset if index == 0 else self._locate(self.lines[index])
 
 
 def _s3_client() -> S3Client:
@@ -306,19 +323,21 @@ def parse_header(
 
 
 class _Position:
-    """Maps character positions in the current block of text to byte offsets in the object."""
+    """Maps lines and character positions in one block of text to byte offsets in the object."""
 
-    __slots__ = ("_ascii", "_base", "_byte", "_char", "_encoding", "_text")
+    __slots__ = ("_ascii", "_base", "_byte", "_char", "_encoding", "_first_line", "_text")
 
-    def __init__(self, text: str, base: int, encoding: str) -> None:
+    def __init__(self, text: str, base: int, encoding: str, line_before: int) -> None:
         self._text = text
-        self._base = base
+        self._base = base  # byte offset of text[0]
         self._encoding = encoding
+        self._first_line = line_before + 1  # the line text[0] is on
         self._ascii = text.isascii()
         self._char = 0
         self._byte = 0
 
     def byte_at(self, char: int) -> int:
+        """The byte offset of character ``char`` of the text."""
         if self._ascii:
             return self._base + char
         if char < self._char:
@@ -327,6 +346,21 @@ class _Position:
         self._byte += len(self._text[self._char : char].encode(self._encoding))
         self._char = char
         return self._base + self._byte
+
+    def char_of_line(self, line: int) -> int:
+        """The character where ``line`` starts (the end of the text if it starts after it)."""
+        char = 0
+        text = self._text
+        for _ in range(line - self._first_line):
+            found = text.find("\n", char)
+            if found < 0:
+                return len(text)
+            char = found + 1
+        return char
+
+    def line(self, line: int) -> int:
+        """The byte offset where ``line`` starts."""
+        return self.byte_at(self.char_of_line(line))
 
 
 def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-row path flat)
@@ -346,7 +380,8 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
 
     ``start_line`` is the line number at ``start_offset``. ``expected_fields`` is the header's
     width (None while reading the header itself). Rows before a bad one are yielded, then the
-    BadInputError is raised.
+    BadInputError is raised. A batch never spans two blocks (of about the read size), so the
+    per-row work is only to keep the row and its line; byte offsets are found per batch.
     """
     encoding = _check_encoding(encoding)
     dialect: dict[str, Any] = {"delimiter": delimiter, "quotechar": quotechar, "strict": True}
@@ -354,12 +389,12 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
     # limited by max_row_bytes here instead.
     if csv.field_size_limit() < max_row_bytes:
         csv.field_size_limit(max_row_bytes)
+    width = -1 if expected_fields is None else expected_fields
 
     carry = ""  # the start of a row that the previous block ended inside of
     text_offset = start_offset  # byte offset of the first character of the next text
     line = start_line - 1  # last line consumed
     end_offset = start_offset  # byte after the last row (or blank line) consumed
-    batch = _BatchBuilder(start_offset)
     error: BadInputError | None = None
 
     def bad(reason: str, *, at: int | None = None) -> BadInputError:
@@ -377,7 +412,7 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
         block = raw
         if text_offset == 0 and encoding == "utf-8" and block.startswith(_BOM):
             block = block[len(_BOM) :]
-            text_offset = end_offset = batch.start = len(_BOM)
+            text_offset = end_offset = len(_BOM)
         decode_error: BadInputError | None = None
         try:
             decoded = block.decode(encoding)
@@ -387,81 +422,87 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
             decoded = block[: block.rfind(b"\n", 0, err.start) + 1].decode(encoding)
             decode_error = bad(f"the bytes are not valid {encoding} ({err.reason})", at=bad_at)
         text = carry + decoded
-        position = _Position(text, text_offset, encoding)
+        position = _Position(text, text_offset, encoding, line)
         buffer = io.StringIO(text, newline="\n")
         reader = csv.reader(buffer, **dialect)
         block_line = line
-        consumed = 0  # characters of text in complete rows and blank lines
+        rows: list[list[str]] = []
+        lines: list[int] = []
+        keep, mark = rows.append, lines.append
+        batch_start = end_offset
         try:
             for row in reader:
-                row_line = line + 1
+                start = line + 1
                 line = block_line + reader.line_num
-                consumed = buffer.tell()
-                row_end = position.byte_at(consumed)
-                if row and expected_fields is not None and len(row) != expected_fields:
-                    line = row_line - 1
+                if len(row) == width:
+                    keep(row)
+                    mark(start)
+                    if len(rows) == batch_rows:
+                        end_offset = position.byte_at(buffer.tell())
+                        yield RowBatch(
+                            rows,
+                            lines,
+                            start_offset=batch_start,
+                            end_offset=end_offset,
+                            end_line=line,
+                            locate=position.line,
+                        )
+                        rows, lines = [], []
+                        keep, mark = rows.append, lines.append
+                        batch_start = end_offset
+                elif not row:  # a blank line: skipped
+                    if not rows:
+                        batch_start = end_offset = position.byte_at(buffer.tell())
+                elif width == -1:  # the header
+                    end_offset = position.byte_at(buffer.tell())
+                    yield RowBatch(
+                        [row],
+                        [start],
+                        start_offset=batch_start,
+                        end_offset=end_offset,
+                        end_line=line,
+                        locate=position.line,
+                    )
+                    return
+                else:
+                    line = start - 1
+                    end_offset = position.line(start)
                     error = bad(f"row has {len(row)} fields but the header has {expected_fields}")
                     break
-                if row_end - end_offset > max_row_bytes:
-                    line = row_line - 1
-                    error = bad(
-                        f"the row is {row_end - end_offset} bytes, larger than "
-                        f"{max_row_bytes}, the largest Kafka message allowed (raise "
-                        "message.max.bytes with -X if the broker accepts more)"
-                    )
-                    break
-                end_offset = row_end
-                if row:  # blank lines are skipped
-                    batch.add(row, row_line, row_end)
-                    if len(batch.rows) >= batch_rows:
-                        yield batch.take(line)
         except csv.Error as err:
             # At the end of a block that is not the last, the block may have ended inside a
             # quoted field: that row is parsed again with the next block. Anywhere else the row
             # really is broken (unless undecodable bytes cut the text short: that error wins).
             at_end = buffer.tell() == len(text)
             if decode_error is None and (final or not at_end):
-                line = block_line + text.count("\n", 0, consumed)
+                end_offset = position.line(line + 1)
                 error = bad(_describe_csv_error(err))
+        # Everything up to the start of line + 1 is consumed: the rest waits for more text.
+        consumed = position.char_of_line(line + 1)
+        end_offset = position.byte_at(consumed)
+        if rows:
+            yield RowBatch(
+                rows,
+                lines,
+                start_offset=batch_start,
+                end_offset=end_offset,
+                end_line=line,
+                locate=position.line,
+            )
         if error is None and decode_error is not None:
-            line = block_line + text.count("\n", 0, consumed)
             error = bad(decode_error.reason, at=decode_error.byte_offset)
         if error is not None:
             break
-        line = block_line + text.count("\n", 0, consumed)
         carry = text[consumed:]
-        text_offset = position.byte_at(consumed)
+        text_offset = end_offset
         if len(carry) > max_row_bytes:
             error = bad(f"a row is larger than {max_row_bytes} bytes (is a quote never closed?)")
             break
         if final and carry:
             error = bad("the last row is incomplete: a quote is never closed")
             break
-    if batch.rows:
-        yield batch.take(line)
     if error is not None:
         raise error
-
-
-class _BatchBuilder:
-    __slots__ = ("ends", "lines", "rows", "start")
-
-    def __init__(self, start: int) -> None:
-        self.start = start
-        self.rows: list[list[str]] = []
-        self.lines: list[int] = []
-        self.ends: list[int] = []
-
-    def add(self, row: list[str], line: int, end: int) -> None:
-        self.rows.append(row)
-        self.lines.append(line)
-        self.ends.append(end)
-
-    def take(self, last_line: int) -> RowBatch:
-        end = self.ends[-1]
-        batch = RowBatch(self.rows, self.lines, self.ends, end, last_line, end - self.start)
-        self.rows, self.lines, self.ends, self.start = [], [], [], end
-        return batch
 
 
 def _describe_csv_error(err: csv.Error) -> str:

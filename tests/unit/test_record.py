@@ -11,7 +11,7 @@ from csv_to_kafka.record import RecordEncoder, ResumePoint
 
 def test_values_are_json_of_the_header_plus_source_fields() -> None:
     encoder = RecordEncoder(["id", "name"], "s3://b/k", 1_000_000)
-    values, error = encoder.encode([["1", 'Zoë, "x"\n'], ["2", ""]], [2, 4], [30, 40], 10)
+    values, error = encoder.encode([["1", 'Zoë, "x"\n'], ["2", ""]], [2, 4], [10, 30].__getitem__)
     assert error is None
     assert [orjson.loads(v) for v in values] == [
         {"id": "1", "name": 'Zoë, "x"\n', "_source_line": 2, "_source_file": "s3://b/k"},
@@ -21,7 +21,7 @@ def test_values_are_json_of_the_header_plus_source_fields() -> None:
 
 def test_a_record_too_large_stops_the_batch_there() -> None:
     encoder = RecordEncoder(["a"], "s3://b/k", 100)
-    values, error = encoder.encode([["x"], ["y" * 200], ["z"]], [2, 3, 4], [10, 215, 220], 5)
+    values, error = encoder.encode([["x"], ["y" * 200], ["z"]], [2, 3, 4], [5, 10, 215].__getitem__)
     assert len(values) == 1
     assert error is not None
     assert error.line == 3
@@ -47,3 +47,24 @@ def test_resume_point_round_trips_through_headers() -> None:
 )
 def test_foreign_headers_are_not_a_resume_point(headers) -> None:
     assert ResumePoint.from_headers(headers, 0) is None
+
+
+def test_any_header_name_is_encoded_as_it_is() -> None:
+    names = ["a'b", 'q"uote', "back\\slash", "new\nline", "}{", "ünï", "__import__('os')", ""]
+    encoder = RecordEncoder(names, "s3://b/k", 1_000_000)
+    row = [str(i) for i in range(len(names))]
+    values, error = encoder.encode([row], [7], [0].__getitem__)
+    assert error is None
+    assert orjson.loads(values[0]) == {
+        **dict(zip(names, row, strict=True)),
+        "_source_line": 7,
+        "_source_file": "s3://b/k",
+    }
+
+
+def test_ten_thousand_columns() -> None:
+    names = [f"c{i}" for i in range(10_000)]
+    encoder = RecordEncoder(names, "s3://b/k", 10_000_000)
+    values, error = encoder.encode([names], [2], [0].__getitem__)
+    assert error is None
+    assert len(orjson.loads(values[0])) == 10_002
