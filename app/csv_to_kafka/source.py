@@ -426,6 +426,7 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
         buffer = io.StringIO(text, newline="\n")
         reader = csv.reader(buffer, **dialect)
         block_line = line
+        consumed = -1
         rows: list[list[str]] = []
         lines: list[int] = []
         keep, mark = rows.append, lines.append
@@ -469,6 +470,8 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
                     end_offset = position.line(start)
                     error = bad(f"row has {len(row)} fields but the header has {expected_fields}")
                     break
+            else:
+                consumed = buffer.tell()  # the whole text: no row is cut short
         except csv.Error as err:
             # At the end of a block that is not the last, the block may have ended inside a
             # quoted field: that row is parsed again with the next block. Anywhere else the row
@@ -477,8 +480,8 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
             if decode_error is None and (final or not at_end):
                 end_offset = position.line(line + 1)
                 error = bad(_describe_csv_error(err))
-        # Everything up to the start of line + 1 is consumed: the rest waits for more text.
-        consumed = position.char_of_line(line + 1)
+        if consumed < 0:  # cut short: everything before line + 1 is consumed, the rest waits
+            consumed = position.char_of_line(line + 1)
         end_offset = position.byte_at(consumed)
         if rows:
             yield RowBatch(
