@@ -19,7 +19,6 @@ import codecs
 import csv
 import io
 import logging
-import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
+from ._ahead import ahead
 from ._retry import RetryPolicy, is_transient_aws, retry_call
 from .errors import BadInputError, ConfigError, InfrastructureError, ObjectChangedError
 
@@ -226,40 +226,8 @@ class S3Object:
 
 
 def read_ahead(chunks: Iterable[bytes], depth: int = 4) -> Iterator[bytes]:
-    """Yield ``chunks`` while a thread fetches the next ones, so S3 I/O overlaps parsing.
-
-    An error in the reading thread is raised here, after the chunks read before it.
-    """
-    q: queue.Queue[tuple[bytes | None, BaseException | None]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def pump() -> None:
-        try:
-            for chunk in chunks:
-                while not stop.is_set():
-                    try:
-                        q.put((chunk, None), timeout=0.5)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put((None, None))
-        except BaseException as err:  # noqa: BLE001 (handed to the consumer, which raises it)
-            q.put((None, err))
-
-    thread = threading.Thread(target=pump, name="s3-read-ahead", daemon=True)
-    thread.start()
-    try:
-        while True:
-            chunk, err = q.get()
-            if err is not None:
-                raise err
-            if chunk is None:
-                return
-            yield chunk
-    finally:
-        stop.set()
+    """Yield ``chunks`` while a thread fetches the next ones, so S3 I/O overlaps parsing."""
+    return ahead(chunks, depth=depth, name="s3-read-ahead")
 
 
 def _check_encoding(encoding: str) -> str:
