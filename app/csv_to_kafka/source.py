@@ -482,6 +482,11 @@ def _describe_csv_error(err: csv.Error) -> str:
         return "the row is incomplete at the end of the object (a quote is never closed)"
     if "new-line character seen in unquoted field" in message:
         return "a carriage return (CR) ends a line inside an unquoted field"
+    if "field larger than field limit" in message:
+        return (
+            f"a field is larger than {csv.field_size_limit()} bytes, the largest Kafka message "
+            "allowed (raise message.max.bytes with -X if the broker accepts more)"
+        )
     return f"the row is not valid CSV: {message}"
 
 
