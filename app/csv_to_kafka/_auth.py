@@ -17,6 +17,7 @@ configuration. The SASL password is revealed only in the dicts built here: log t
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -27,12 +28,11 @@ from typing import Any
 import boto3
 import botocore.exceptions
 from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
-from kafka.net.sasl.oauth import AbstractTokenProvider
 
 from .config import Config
 from .errors import ConfigError, InfrastructureError
 
-__all__ = [
+__all__ = [  # noqa: F822 (MskIamTokenProvider is defined on first use, by __getattr__)
     "MskIamTokenProvider",
     "aws_region",
     "confluent_oauth_cb",
@@ -107,7 +107,7 @@ def kafka_python_security(config: Config) -> dict[str, Any]:
         props["sasl_plain_password"] = password
     elif config.auth == "iam":
         props["sasl_mechanism"] = _SASL_MECHANISMS["iam"]
-        props["sasl_oauth_token_provider"] = MskIamTokenProvider(aws_region())
+        props["sasl_oauth_token_provider"] = _provider_class()(aws_region())
     return props
 
 
@@ -151,28 +151,43 @@ def confluent_oauth_cb(region: str) -> Callable[[Any], tuple[str, float]]:
     return oauth_cb
 
 
-class MskIamTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # kafka-python is untyped
-    """kafka-python's OAUTHBEARER token provider for MSK IAM, reusing a token until near expiry."""
+@functools.cache
+def _provider_class() -> type:
+    """kafka-python's token provider class, defined on first use: importing kafka-python takes
+    half a second, which a run with the confluent client should not pay."""
+    from kafka.net.sasl.oauth import AbstractTokenProvider  # noqa: PLC0415
 
-    def __init__(self, region: str) -> None:
-        super().__init__()
-        self.region = region
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._expires_at = 0.0  # seconds since the epoch
+    class MskIamTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # kafka-python is untyped
+        """kafka-python's OAUTHBEARER token provider for MSK IAM; a token is reused until near
+        its expiry."""
 
-    def token(self) -> str:
-        with self._lock:
-            if (
-                self._token is None
-                or time.time() >= self._expires_at - _TOKEN_REFRESH_MARGIN_SECONDS
-            ):
-                self._token, expiry_ms = _sign(self.region)
-                self._expires_at = expiry_ms / 1000.0
-            return self._token
+        def __init__(self, region: str) -> None:
+            super().__init__()
+            self.region = region
+            self._lock = threading.Lock()
+            self._token: str | None = None
+            self._expires_at = 0.0  # seconds since the epoch
 
-    def __repr__(self) -> str:
-        return f"MskIamTokenProvider(region={self.region!r})"
+        def token(self) -> str:
+            with self._lock:
+                if (
+                    self._token is None
+                    or time.time() >= self._expires_at - _TOKEN_REFRESH_MARGIN_SECONDS
+                ):
+                    self._token, expiry_ms = _sign(self.region)
+                    self._expires_at = expiry_ms / 1000.0
+                return self._token
+
+        def __repr__(self) -> str:
+            return f"MskIamTokenProvider(region={self.region!r})"
+
+    return MskIamTokenProvider
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MskIamTokenProvider":
+        return _provider_class()
+    raise AttributeError(name)
 
 
 def aws_region() -> str:

@@ -331,6 +331,7 @@ class ConfluentSink:
                 "enable.partition.eof": True,
                 "auto.offset.reset": "earliest",
                 "fetch.max.bytes": str(64 * 1024 * 1024),
+                "fetch.wait.max.ms": 50,
             }
         )
 
@@ -341,7 +342,7 @@ class ConfluentSink:
         deadline = time.monotonic() + 60
         position = start
         while position < end:
-            messages = consumer.consume(num_messages=10_000, timeout=1.0)
+            messages = consumer.consume(num_messages=10_000, timeout=0.1)
             if not messages and time.monotonic() > deadline:
                 raise InfrastructureError(
                     f"reading {self._topic}[{PARTITION}] stalled at offset {position} of {end}"
