@@ -45,7 +45,7 @@ unit: install ## Unit tests only (no broker)
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 
 .PHONY: test
-test: install stack-up lint ## Everything: lint, unit and integration tests against the real broker, coverage >= 85%
+test: install stack-up lint deploy-check ## Everything: lint, deployment checks, unit and integration tests against the real broker, coverage >= 85%
 	rm -f .coverage .coverage.*
 	eval "$$(local/stack env)" && $(BIN)/coverage run -m pytest tests/unit tests/integration -q -p no:cacheprovider $(PYTEST_ARGS)
 	$(BIN)/coverage combine -q

@@ -1,0 +1,19 @@
+output "dashboard_name" {
+  description = "Name of the CloudWatch dashboard."
+  value       = try(aws_cloudwatch_dashboard.this.dashboard_name, null)
+}
+
+output "dashboard_url" {
+  description = "Console address of the dashboard."
+  value       = try("https://${var.aws_region}.console.aws.amazon.com/cloudwatch/home?region=${var.aws_region}#dashboards:name=${aws_cloudwatch_dashboard.this.dashboard_name}", null)
+}
+
+output "alarm_arns" {
+  description = "ARNs of the errors and no-progress alarms."
+  value       = try(local.alarm_arns, [])
+}
+
+output "widget_count" {
+  description = "How many widgets the dashboard has."
+  value       = length(local.widgets) + length(var.extra_widgets)
+}

@@ -1,0 +1,90 @@
+output "aws_region" {
+  description = "Region of the stack."
+  value       = var.aws_region
+}
+
+output "cluster_name" {
+  description = "ECS cluster to run the task in."
+  value       = try(aws_ecs_cluster.this.name, null)
+}
+
+output "task_definition_arn" {
+  description = "Task definition revision created by Terraform (deploy.sh registers one per image it pushes)."
+  value       = try(aws_ecs_task_definition.this.arn, null)
+}
+
+output "task_definition_family" {
+  description = "Task definition family."
+  value       = try(aws_ecs_task_definition.this.family, null)
+}
+
+output "container_name" {
+  description = "Name of the container in the task definition (for --overrides)."
+  value       = local.container_name
+}
+
+output "capacity_provider" {
+  description = "Capacity provider run-task uses."
+  value       = var.capacity_provider
+}
+
+output "subnet_ids" {
+  description = "Subnets the task runs in."
+  value       = var.subnet_ids
+}
+
+output "security_group_id" {
+  description = "Egress-only security group of the task."
+  value       = module.core.security_group_id
+}
+
+output "assign_public_ip" {
+  description = "Whether the task gets a public IP."
+  value       = var.assign_public_ip
+}
+
+output "ecr_repository_url" {
+  description = "Where deploy.sh pushes the image."
+  value       = module.core.ecr_repository_url
+}
+
+output "table_name" {
+  description = "DynamoDB checkpoint table."
+  value       = module.core.table_name
+}
+
+output "log_group_name" {
+  description = "CloudWatch log group of the task (streams ecs/csv-to-kafka/<task id>)."
+  value       = module.core.log_group_name
+}
+
+output "job_id" {
+  description = "Job id of the default run."
+  value       = var.job_id
+}
+
+output "source" {
+  description = "CSV object of the default run."
+  value       = local.source
+}
+
+output "kafka_topic" {
+  description = "Topic of the default run."
+  value       = var.kafka_topic
+}
+
+output "dashboard_url" {
+  description = "CloudWatch dashboard of the job."
+  value       = module.monitoring.dashboard_url
+}
+
+output "run_task_command" {
+  description = "The aws ecs run-task command that starts the job with the Terraform revision."
+  value = try(join(" ", [
+    "aws ecs run-task --region ${var.aws_region}",
+    "--cluster ${aws_ecs_cluster.this.name}",
+    "--task-definition ${aws_ecs_task_definition.this.arn}",
+    "--capacity-provider-strategy capacityProvider=${var.capacity_provider},weight=1",
+    "--network-configuration 'awsvpcConfiguration={subnets=[${join(",", var.subnet_ids)}],securityGroups=[${module.core.security_group_id}],assignPublicIp=${var.assign_public_ip ? "ENABLED" : "DISABLED"}}'",
+  ]), null)
+}
