@@ -27,7 +27,7 @@ from typing import Protocol
 
 from . import metrics as m
 from ._failpoint import failpoint
-from ._retry import RetryPolicy
+from ._retry import RetryPolicy, retry_call
 from .checkpoint import Checkpoint, CheckpointStore, Status, utc_now_iso
 from .config import Config
 from .errors import (
@@ -49,6 +49,10 @@ logger = logging.getLogger(__name__)
 __all__ = ["Processor", "ProgressListener", "RunResult"]
 
 _BATCH_ROWS = 1000
+
+
+def _retryable_kafka_error(error: BaseException) -> bool:
+    return isinstance(error, InfrastructureError) and not isinstance(error, FencedError)
 
 
 @dataclass(frozen=True)
@@ -230,7 +234,13 @@ class Processor:
 
         sink = self._sink_factory(config)
         try:
-            sink.ensure_topic()
+            retry_call(
+                sink.ensure_topic,
+                what=f"checking topic {config.topic}",
+                policy=self._retry,
+                is_transient=_retryable_kafka_error,
+                on_retry=self._count_retry,
+            )
             header = parse_header(
                 self._s3.chunks(info, 0),
                 source=str(config.source),
@@ -304,6 +314,7 @@ class _Run:
 
     def copy_with_retries(self) -> int:
         next_sleep = self.p._retry.backoffs()
+        progress = -1  # rows committed when the retry budget was last renewed
         try:
             while True:
                 try:
@@ -314,6 +325,9 @@ class _Run:
                     self.sink.abort()
                     self.sink.close()
                     self.p._metrics.count(m.RETRIES)
+                    rows = self.committed.rows if self.committed is not None else -1
+                    if rows > progress:  # the budget is for failing in a row, not for the run
+                        next_sleep, progress = self.p._retry.backoffs(), rows
                     delay = next_sleep()
                     if delay is None:
                         self._record_failure(err)

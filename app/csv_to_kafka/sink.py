@@ -158,10 +158,13 @@ class ConfluentSink:
                 "batch.num.messages": "100000",
                 "queue.buffering.max.messages": "1000000",
                 "queue.buffering.max.kbytes": str(256 * 1024),
-                "message.timeout.ms": "55000",
             }
         )
         props.update(config.kafka_properties)
+        # A record must time out before the transaction that holds it does.
+        props.setdefault(
+            "message.timeout.ms", str(max(1000, int(props["transaction.timeout.ms"]) - 5000))
+        )
         # message.max.bytes is the largest record value we send; librdkafka counts headers and
         # framing against it too, so it gets headroom for those.
         self.max_message_bytes = int(props.get("message.max.bytes", DEFAULT_MAX_MESSAGE_BYTES))
@@ -211,7 +214,10 @@ class ConfluentSink:
 
     def start(self) -> None:
         self.close()
-        self._producer = self._ck.Producer(self._producer_props)
+        try:
+            self._producer = self._ck.Producer(self._producer_props)
+        except (self._ck.KafkaException, ValueError, TypeError) as err:
+            raise ConfigError(f"the Kafka client refused its settings (check -X): {err}") from err
         self._call(lambda: self._producer.init_transactions(self._timeout), "init_transactions")
 
     def begin(self) -> None:

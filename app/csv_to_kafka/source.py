@@ -41,6 +41,7 @@ __all__ = ["Header", "ObjectInfo", "RowBatch", "S3Object", "parse_header", "pars
 
 _BOM = codecs.BOM_UTF8
 _READ_SIZE = 2 * 1024 * 1024
+_PIECE_SIZE = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -162,40 +163,58 @@ class S3Object:
         offset = start
         next_sleep = self._retry.backoffs()
         while offset < pinned.size:
+            pieces: list[bytes] = []
+            held = 0  # bytes read from the stream and not yet yielded
+            failure: Exception | None = None
             try:
                 body = self._open(pinned, offset)
                 while True:
-                    chunk = body.read(self._read_size)
-                    if not chunk:
+                    # Small reads, gathered into one chunk: when the stream breaks, the bytes
+                    # read before the break are kept, so a flaky connection still progresses.
+                    piece = body.read(_PIECE_SIZE)
+                    if not piece:
                         break
-                    offset += len(chunk)
-                    yield chunk
-                    next_sleep = self._retry.backoffs()  # progress resets the retry budget
+                    pieces.append(piece)
+                    held += len(piece)
+                    if held >= self._read_size:
+                        chunk = b"".join(pieces)
+                        pieces, held = [], 0
+                        offset += len(chunk)
+                        yield chunk
+                        next_sleep = self._retry.backoffs()  # progress renews the retry budget
                 body.close()
-                if offset < pinned.size:
-                    raise ConnectionError(f"stream ended at byte {offset} of {pinned.size}")  # noqa: TRY301 (retried below like any broken stream)
             except ObjectChangedError:
                 raise
-            except Exception as err:
-                if not is_transient_aws(err):
-                    raise InfrastructureError(
-                        f"reading {self.uri} at byte {offset}: {err}"
-                    ) from err
-                delay = next_sleep()
-                if delay is None:
-                    raise InfrastructureError(
-                        f"reading {self.uri} kept failing at byte {offset}: {err}"
-                    ) from err
-                if self._on_retry is not None:
-                    self._on_retry(err)
-                logger.warning(
-                    "reading %s failed at byte %d (%s); re-opening in %.1fs",
-                    self.uri,
-                    offset,
-                    err,
-                    delay,
-                )
-                threading.Event().wait(delay)
+            except Exception as err:  # noqa: BLE001 (sorted below: transient or not)
+                failure = err
+            if pieces:
+                chunk = b"".join(pieces)
+                offset += len(chunk)
+                yield chunk
+                next_sleep = self._retry.backoffs()
+            if failure is None and offset < pinned.size:
+                failure = ConnectionError(f"stream ended at byte {offset} of {pinned.size}")
+            if failure is None:
+                continue
+            if not is_transient_aws(failure):
+                raise InfrastructureError(
+                    f"reading {self.uri} at byte {offset}: {failure}"
+                ) from failure
+            delay = next_sleep()
+            if delay is None:
+                raise InfrastructureError(
+                    f"reading {self.uri} kept failing at byte {offset}: {failure}"
+                ) from failure
+            if self._on_retry is not None:
+                self._on_retry(failure)
+            logger.warning(
+                "reading %s failed at byte %d (%s); re-opening in %.1fs",
+                self.uri,
+                offset,
+                failure,
+                delay,
+            )
+            threading.Event().wait(delay)
 
     def _open(self, pinned: ObjectInfo, offset: int) -> Any:
         kwargs: dict[str, Any] = {

@@ -14,16 +14,27 @@ ROWS = 100_000
 
 
 def test_kill_9_at_ten_random_instants(job: Job) -> None:
+    """Ten kills, each at a random point of the copy: once the checkpoint passes a random row
+    count, after a further random delay of up to 0.3 s (so inside a transaction as often as
+    between two)."""
     seed = random.randrange(1 << 30)
     print(f"seed {seed}")
     rng = random.Random(seed)
     job.put(make_csv(ROWS))
+    targets = sorted(rng.sample(range(1_000, ROWS * 9 // 10), 10))
     kills = 0
-    for _ in range(10):
+    for target in targets:
         proc = job.start("--checkpoint-every", "500")
-        time.sleep(rng.uniform(0.5, 2.5))
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            cp = job.checkpoint()
+            if cp is not None and int(cp.get("total_sent", 0)) >= target:
+                break
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0, 0.3))
         if proc.poll() is not None:
-            break  # finished before the kill: the rest of the test still checks it
+            proc.communicate()
+            continue  # it finished first: the final check still holds
         kills += 1
         assert kill(proc) == -signal.SIGKILL
     final = job.run()
