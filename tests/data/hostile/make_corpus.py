@@ -1,0 +1,328 @@
+"""Writes the hostile CSV corpus of fault 12 and its manifest: ``python make_corpus.py``.
+
+Each file is built from pieces whose byte lengths give the documented outcome independently of
+csv-to-kafka's parser:
+
+- ``copy``: exit 0, and the topic holds exactly the rows Python's csv module reads;
+- ``bad``: exit 3 with a message naming ``line`` (where the bad row starts) and ``offset`` (the
+  byte where it starts; for bytes invalid in the encoding, the first such byte), the rows before
+  it committed, nothing from it on sent; ``message`` is a fragment of the reason.
+
+The big cases (a 50 MB field, a 1 GB line, 10,000 columns, a 500 KB field) are not files: the
+test generates and streams them (``tests/reliability/test_hostile_input.py``). The files here are
+small and committed; rerunning this script rewrites them identically.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+BOM = b"\xef\xbb\xbf"
+
+
+def rows(n: int, start: int = 1, eol: bytes = b"\n") -> bytes:
+    return b"".join(b"%d,name %d,%d.5%s" % (i, i, i * 7, eol) for i in range(start, start + n))
+
+
+HEADER = b"id,name,amount\n"
+GOOD = HEADER + rows(20)  # lines 1-21; the next row starts on line 22 at byte len(GOOD)
+NEXT = 22
+
+CASES: dict[str, dict[str, Any]] = {}
+
+
+def copy(name: str, data: bytes, why: str, **options: Any) -> None:
+    CASES[name] = {"data": data, "outcome": "copy", "why": why, **options}
+
+
+def bad(
+    name: str,
+    data: bytes,
+    why: str,
+    *,
+    line: int,
+    offset: int,
+    message: str,
+    row_start: int | None = None,
+    **options: Any,
+) -> None:
+    """``row_start``: where the bad row starts, when ``offset`` is an invalid byte inside it."""
+    CASES[name] = {
+        "data": data,
+        "outcome": "bad",
+        "why": why,
+        "line": line,
+        "offset": offset,
+        "row_start": offset if row_start is None else row_start,
+        "message": message,
+        **options,
+    }
+
+
+# -- read correctly: a correct copy --------------------------------------------------------------
+
+copy("crlf.csv", HEADER.replace(b"\n", b"\r\n") + rows(30, eol=b"\r\n"), "CRLF line ends")
+copy("bom.csv", BOM + GOOD, "a UTF-8 byte order mark before the header")
+copy(
+    "bom_crlf_quoted.csv",
+    BOM + b'id,text\r\n1,"two\r\nlines"\r\n2,"a ""quoted"" word"\r\n3,plain\r\n',
+    "BOM, CRLF, a CRLF inside quotes and doubled quotes",
+)
+copy("no_final_newline.csv", GOOD + b"21,last,1", "the last row has no newline")
+copy(
+    "quoted_newlines.csv",
+    b"id,note\n"
+    + b"".join(b'%d,"line one %d\nline two\n\nline four"\n' % (i, i) for i in range(1, 40)),
+    "quoted fields spanning several lines, one of them empty",
+)
+copy(
+    "quoted_delimiters_and_quotes.csv",
+    b'id,a,b\n1,"x,y","say ""hi"""\n2,"","\n"\n3,""""," , "\n',
+    "quoted commas, doubled quotes, a field that is only a quote, a quoted newline alone",
+)
+copy(
+    "blank_lines.csv",
+    b"id,v\n\n1,a\n\n\n2,b\n\r\n3,c\n\n",
+    "blank lines (LF and CRLF) between rows and at the end are skipped, lines still counted",
+)
+copy("empty_fields.csv", b"a,b,c\n,,\n1,,\n,,3\n", "empty fields and a row of empty fields")
+copy("whitespace.csv", b"a,b\n  1  , two \n\t3\t,four  \n", "spaces and tabs around fields kept")
+copy("nul_bytes.csv", b"a,b\n1,x\x00y\n2,\x00\n", "NUL characters inside fields (valid UTF-8)")
+copy(
+    "non_ascii.csv",
+    "id,text\n1,Zoë naïve café\n2,日本語のテキスト\n3,emoji 🎉🚀 and ZWJ 👩‍💻\n"
+    "4,עברית ومعها العربية\n5,combining e\u0301 and \u00e9\n".encode(),
+    "2-, 3- and 4-byte UTF-8, right-to-left text, combining marks",
+)
+copy("header_only.csv", b"id,name\n", "a header and no rows: 0 records")
+copy("header_only_no_newline.csv", b"id,name", "a header without a newline: 0 records")
+copy(
+    "quoted_header.csv",
+    b'"id","name, full","say ""x"""\n1,a,b\n',
+    "quoted header names with a comma and quotes",
+)
+copy(
+    "unicode_header.csv",
+    "名前,värde,ключ\nα,β,γ\n".encode(),  # noqa: RUF001 (Greek letters on purpose)
+    "non-ASCII header names",
+)
+# Header names that would be code if they were ever pasted into Python source unquoted.
+PWNED = "/tmp/csv-to-kafka-pwned"
+_NAMES = [
+    "a'b",
+    'x"y',
+    "back\\slash",
+    "'''",
+    '"""',
+    "}",
+    "{",
+    "r[0]",
+    f"__import__('os').system('touch {PWNED}')",
+    f"'}}); __import__('os').system('touch {PWNED}'); ({{'",
+    "line\nbreak",
+    "tab\tand\rcr",
+]
+copy(
+    "header_names_like_code.csv",
+    (
+        ",".join('"' + name.replace('"', '""') + '"' for name in _NAMES)
+        + "\n"
+        + ",".join(str(i) for i in range(len(_NAMES)))
+        + "\n"
+    ).encode(),
+    "header names made of quotes, braces and Python code: data, never code",
+)
+copy("single_column.csv", b'only\na\n""\nb\n', "one column; a quoted empty field is a row")
+copy(
+    "semicolon.csv",
+    b'id;name\n1;"a;b"\n2;c,d\n',
+    "--delimiter ';'",
+    args=["--delimiter", ";"],
+    fmt={"delimiter": ";"},
+)
+copy(
+    "tab.tsv",
+    b'id\tname\n1\t"a\tb"\n2\tc d\n',
+    "--delimiter TAB",
+    args=["--delimiter", "\t"],
+    fmt={"delimiter": "\t"},
+)
+copy(
+    "latin1.csv",
+    "id,name\n1,Zoë\n2,façade\n".encode("latin-1"),
+    "--encoding latin-1",
+    args=["--encoding", "latin-1"],
+    fmt={"encoding": "latin-1"},
+)
+copy(
+    "cr_inside_quotes.csv",
+    b'id,v\n1,"a\rb"\n2,"\r"\n',
+    "a lone CR inside a quoted field is data",
+)
+
+# -- refused: exit 3, the rows before it committed, nothing from it on --------------------------
+
+bad("empty.csv", b"", "a 0-byte object", line=1, offset=0, message="empty")
+bad("bom_only.csv", BOM, "nothing but a BOM", line=1, offset=0, message="no header row")
+bad(
+    "ragged_more_fields.csv",
+    GOOD + b"21,x,1,extra\n" + rows(5, 22),
+    "a row with more fields than the header",
+    line=NEXT,
+    offset=len(GOOD),
+    message="row has 4 fields but the header has 3",
+)
+bad(
+    "ragged_fewer_fields.csv",
+    GOOD + b"21,x\n" + rows(5, 22),
+    "a row with fewer fields than the header",
+    line=NEXT,
+    offset=len(GOOD),
+    message="row has 2 fields but the header has 3",
+)
+bad(
+    "unbalanced_quote_at_end.csv",
+    GOOD + b'21,"never closed,1\n22,x,2\n',
+    "a quote opened and never closed",
+    line=NEXT,
+    offset=len(GOOD),
+    message="never closed",
+)
+bad(
+    "text_after_closing_quote.csv",
+    GOOD + b'21,"x"y,1\n22,x,2\n',
+    'text after a closing quote ("x"y)',
+    line=NEXT,
+    offset=len(GOOD),
+    message="not valid CSV",
+)
+bad(
+    "lone_cr_unquoted.csv",
+    GOOD + b"21,a\rb,1\n22,x,2\n",
+    "a lone CR inside an unquoted field",
+    line=NEXT,
+    offset=len(GOOD),
+    message="carriage return",
+)
+bad(
+    "cr_only_line_ends.csv",
+    b"id,name\r1,a\r2,b\r",
+    "classic Mac CR-only line ends: the header line already has a lone CR",
+    line=1,
+    offset=0,
+    message="carriage return",
+)
+bad(
+    "invalid_utf8_row.csv",
+    GOOD + b"21,caf\xe9,1\n22,x,2\n",
+    "a Latin-1 byte in a UTF-8 file",
+    line=NEXT,
+    offset=len(GOOD) + len(b"21,caf"),
+    row_start=len(GOOD),
+    message="not valid utf-8",
+)
+bad(
+    "invalid_utf8_in_quoted_multiline.csv",
+    b'id,note\n1,ok\n2,"first\nsecond \xff\nthird"\n3,x\n',
+    "an invalid byte on the second line of a quoted multi-line field",
+    line=3,
+    offset=len(b'id,note\n1,ok\n2,"first\nsecond '),
+    row_start=len(b"id,note\n1,ok\n"),
+    message="not valid utf-8",
+)
+bad(
+    "truncated_utf8_at_end.csv",
+    GOOD + b"21,\xe2\x82",
+    "a multi-byte character cut off at the end of the object",
+    line=NEXT,
+    offset=len(GOOD) + 3,
+    row_start=len(GOOD),
+    message="not valid utf-8",
+)
+bad(
+    "header_not_utf8.csv",
+    b"id,nom,pr\xe9nom\n1,a,b\n",
+    "a header that is not UTF-8",
+    line=1,
+    offset=len(b"id,nom,pr"),
+    row_start=0,
+    message="not valid utf-8",
+)
+bad(
+    "utf16_with_bom.csv",
+    "id,name\n1,a\n".encode("utf-16"),
+    "UTF-16 (FF FE byte order mark)",
+    line=1,
+    offset=0,
+    message="not valid utf-8",
+)
+bad(
+    "duplicate_header_names.csv",
+    b"id,name,id\n1,a,2\n",
+    "a header naming one column twice",
+    line=1,
+    offset=0,
+    message="twice",
+)
+bad(
+    "empty_header_name.csv",
+    b"id,,name\n1,2,3\n",
+    "a header with an empty name",
+    line=1,
+    offset=0,
+    message="empty name",
+)
+bad(
+    "metadata_field_in_header.csv",
+    b"id,_source_file\n1,x\n",
+    "a header column named like a field csv-to-kafka adds",
+    line=1,
+    offset=0,
+    message="_source_file",
+)
+bad(
+    "gzip_named_csv.csv",
+    gzip.compress(GOOD, mtime=0),
+    "a gzip file named .csv",
+    line=1,
+    offset=1,  # 1f is ASCII; 8b cannot start a UTF-8 character
+    row_start=0,
+    message="not valid utf-8",
+)
+_garbage = random.Random(12).randbytes(4096)
+bad(
+    "binary_garbage.csv",
+    b"\xff" + _garbage,
+    "binary garbage",
+    line=1,
+    offset=0,
+    message="not valid utf-8",
+)
+bad(
+    "garbage_after_good_rows.csv",
+    GOOD + b"\x00\x9f\x92\x96" + _garbage[:256],
+    "good rows, then binary garbage",
+    line=NEXT,
+    offset=len(GOOD) + 1,
+    row_start=len(GOOD),
+    message="not valid utf-8",
+)
+
+
+def main() -> None:
+    manifest = {}
+    for name, case in CASES.items():
+        data = case.pop("data")
+        (HERE / name).write_bytes(data)
+        manifest[name] = case
+    (HERE / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    print(f"{len(manifest)} files in {HERE}")
+
+
+if __name__ == "__main__":
+    main()
