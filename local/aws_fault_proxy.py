@@ -26,7 +26,9 @@ Commands, one per line on standard input, each answered by one JSON line on stan
     outage SERVICE SECONDS    every request to SERVICE fails (503) for that long, from now,
                               and S3 bodies being sent are cut
     max_faults N              inject at most N faults in all (default 10000)
-    cut_max BYTES             cut S3 bodies within their first BYTES (default: anywhere)
+    cut_max BYTES             break S3 bodies after up to BYTES of transfer (so a short body
+                              may get through whole); default: anywhere inside the body
+    next SERVICE KIND N       the next N requests to SERVICE get fault KIND, whatever the rules
     clear                     no faults
     stats                     requests and faults per service, operation and kind
     quit                      stop (so does the end of standard input)
@@ -78,6 +80,7 @@ class Faults:
         self.outage_until: dict[str, float] = {}
         self.max_faults = 10_000
         self.cut_max: int | None = None
+        self.forced: dict[str, tuple[str, int] | None] = {}
         self.requests: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
 
@@ -86,8 +89,12 @@ class Faults:
             self.requests[f"{service}.{operation}"] += 1
             if sum(self.faults.values()) >= self.max_faults:
                 return None
+            forced = self.forced.get(service)
             if time.monotonic() < self.outage_until.get(service, 0.0):
                 kind: str | None = "outage"
+            elif forced and (forced[0] not in _BODY_FAULTS or operation == "GetObject"):
+                kind = forced[0]
+                self.forced[service] = (forced[0], forced[1] - 1) if forced[1] > 1 else None
             else:
                 kind = None
                 draw = self.rng.random()
@@ -106,10 +113,14 @@ class Faults:
         with self.lock:
             return time.monotonic() < self.outage_until.get(service, 0.0)
 
-    def cut_point(self, length: int) -> int:
+    def cut_point(self, length: int) -> int | None:
+        """Where to break a body of ``length`` bytes: anywhere in it; or, with ``cut_max``, after
+        up to that many bytes of transfer, which may be past its end (then it is not broken)."""
         with self.lock:
-            limit = length if self.cut_max is None else min(length, self.cut_max)
-            return self.rng.randrange(0, max(1, limit))
+            if self.cut_max is None:
+                return self.rng.randrange(0, max(1, length))
+            cut = self.rng.randrange(0, self.cut_max)
+            return cut if cut < length else None
 
     def command(self, line: str) -> dict[str, Any]:
         words = line.split()
@@ -140,12 +151,19 @@ class Faults:
             if verb == "max_faults":
                 self.max_faults = int(args[0])
                 return {"ok": True}
+            if verb == "next":
+                service, kind, count = args[0], args[1], int(args[2])
+                if service not in SERVICES or kind not in KINDS:
+                    raise ValueError(f"next SERVICE KIND N: unknown {service!r} or {kind!r}")
+                self.forced[service] = (kind, count)
+                return {"ok": True}
             if verb == "cut_max":
                 self.cut_max = int(args[0])
                 return {"ok": True}
             if verb == "clear":
                 self.rules = {service: {} for service in SERVICES}
                 self.outage_until.clear()
+                self.forced.clear()
                 self.cut_max = None
                 return {"ok": True}
             if verb == "stats":
