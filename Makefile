@@ -51,6 +51,15 @@ test: install stack-up lint deploy-check ## Everything: lint, deployment checks,
 	$(BIN)/coverage combine -q
 	$(BIN)/coverage report
 
+TORTURE_REPORT ?= tests/reliability/results/torture.jsonl
+
+.PHONY: torture
+torture: install stack-up ## Every reliability fault, both clients, all rounds (~100 min); prints the table of docs/reliability.md
+	mkdir -p $(dir $(TORTURE_REPORT)) && rm -f $(TORTURE_REPORT)
+	rc=0; eval "$$(local/stack env)" && CSV_TO_KAFKA_RELIABILITY_REPORT=$(TORTURE_REPORT) \
+	  $(BIN)/pytest tests/reliability --torture -q -p no:cacheprovider -rxXs $(PYTEST_ARGS) || rc=$$?; \
+	  $(BIN)/python -m tests.reliability.report $(TORTURE_REPORT); exit $$rc
+
 .PHONY: demo
 demo: install stack-up ## Copy a 1M-row CSV through the local stack, with a progress bar, then verify
 	eval "$$(local/stack env)" && $(BIN)/python local/demo.py
