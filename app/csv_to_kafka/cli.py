@@ -179,6 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="create the checkpoint table if it is absent (default yes)",
     )
+    run.add_argument(
+        "--parse-process",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="read, parse and encode the CSV in a second process, beside the one producing to "
+        "Kafka (default yes when the machine has more than one CPU; on one CPU it only adds "
+        "overhead)",
+    )
     run.add_argument("--metrics-namespace", help="CloudWatch namespace (default CsvToKafka)")
     run.add_argument(
         "--metrics-interval",
@@ -253,7 +261,7 @@ def _typed(values: dict[str, Any]) -> dict[str, Any]:
         "retry_seconds": float,
     }
     out: dict[str, Any] = {}
-    flags = {"create_topic", "allow_multiple_partitions", "create_table"}
+    flags = {"create_topic", "allow_multiple_partitions", "create_table", "parse_process"}
     for name, raw in values.items():
         value = raw
         if name in converters and isinstance(raw, str):

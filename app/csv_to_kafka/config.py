@@ -46,6 +46,7 @@ ENV: Mapping[str, str] = MappingProxyType(
         "create_topic": "CSV_TO_KAFKA_CREATE_TOPIC",
         "allow_multiple_partitions": "CSV_TO_KAFKA_ALLOW_MULTIPLE_PARTITIONS",
         "create_table": "CSV_TO_KAFKA_CREATE_TABLE",
+        "parse_process": "CSV_TO_KAFKA_PARSE_PROCESS",
         "delimiter": "CSV_TO_KAFKA_DELIMITER",
         "quotechar": "CSV_TO_KAFKA_QUOTECHAR",
         "encoding": "CSV_TO_KAFKA_ENCODING",
@@ -136,6 +137,7 @@ class Config:
     create_topic: bool = True
     allow_multiple_partitions: bool = False
     create_table: bool = True
+    parse_process: bool = True  # read, parse and encode in a second process (if 2+ CPUs)
     delimiter: str = ","
     quotechar: str = '"'
     encoding: str = "utf-8"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from typing import Protocol
 
 from . import metrics as m
 from ._failpoint import failpoint
+from ._parse_process import ParseJob, ParseProcess, ReadyBatch, ready_batches
 from ._retry import RetryPolicy, retry_call
 from .checkpoint import Checkpoint, CheckpointStore, Status, utc_now_iso
 from .config import Config
@@ -42,7 +44,7 @@ from .errors import (
 from .metrics import MetricsEmitter
 from .record import RecordEncoder, ResumePoint
 from .sink import Sink, open_sink
-from .source import Header, ObjectInfo, RowBatch, S3Object, parse_header, parse_rows, read_ahead
+from .source import Header, ObjectInfo, S3Object, parse_header, parse_rows, read_ahead
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +143,14 @@ class _CheckpointWriter:
                     self._cond.notify_all()
 
 
+def _cpus() -> int:
+    """The CPUs this process may run on (a container's cpuset, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover (not Linux)
+        return os.cpu_count() or 1
+
+
 class Processor:
     """Copies one CSV object into one Kafka partition, exactly once, in order."""
 
@@ -188,6 +198,9 @@ class Processor:
             )
         )
         self._sink_factory = sink_factory
+        # A second process only pays when there is a second CPU to run it, and it reads the
+        # object with its own client, so not when the caller hands in an S3Object.
+        self._parse_process = config.parse_process and s3 is None and _cpus() > 1
 
     def request_stop(self, signum: int) -> None:
         """Finish the open transaction, checkpoint, and stop (called from a signal handler)."""
@@ -249,7 +262,9 @@ class Processor:
                 encoding=config.encoding,
                 max_row_bytes=sink.max_message_bytes,
             )
-            encoder = RecordEncoder(header.names, str(config.source), sink.max_message_bytes)
+            encoder = RecordEncoder(
+                header.names, str(config.source), sink.max_message_bytes, config.delimiter
+            )
             run = _Run(self, sink, info=info, header=header, encoder=encoder, stored=stored)
             rows_total = run.copy_with_retries()
         finally:
@@ -370,9 +385,26 @@ class _Run:
             )
         return point
 
-    def _batches(self, point: ResumePoint) -> Iterator[RowBatch]:
+    def _batches(self, point: ResumePoint, parser: ParseProcess | None) -> Iterator[ReadyBatch]:
         config = self.config
-        return parse_rows(
+        batch_rows = min(_BATCH_ROWS, config.checkpoint_every)
+        if parser is not None:
+            job = ParseJob(
+                bucket=config.source.bucket,
+                key=config.source.key,
+                info=self.info,
+                retry=self.p._retry,
+                start_offset=point.byte_offset,
+                start_line=point.next_line,
+                header=self.header.names,
+                delimiter=config.delimiter,
+                quotechar=config.quotechar,
+                encoding=config.encoding,
+                max_bytes=self.sink.max_message_bytes,
+                batch_rows=batch_rows,
+            )
+            return parser.batches(job, on_retry=lambda: self.p._metrics.count(m.RETRIES))
+        batches = parse_rows(
             read_ahead(self.p._s3.chunks(self.info, point.byte_offset)),
             source=str(config.source),
             start_offset=point.byte_offset,
@@ -382,10 +414,21 @@ class _Run:
             quotechar=config.quotechar,
             encoding=config.encoding,
             max_row_bytes=self.sink.max_message_bytes,
-            batch_rows=min(_BATCH_ROWS, config.checkpoint_every),
+            batch_rows=batch_rows,
+            encoder=self.encoder,
         )
+        return ready_batches(batches, self.encoder)
 
     def _copy(self) -> int:
+        # The parser process starts first: its start-up overlaps finding the position in Kafka.
+        parser = ParseProcess() if self.p._parse_process else None
+        try:
+            return self._copy_with(parser)
+        finally:
+            if parser is not None:
+                parser.close()
+
+    def _copy_with(self, parser: ParseProcess | None) -> int:
         config = self.config
         point = self._position()
         committed = self.committed = point
@@ -410,28 +453,24 @@ class _Run:
         txn_started = 0.0
         sent = point
         try:
-            for batch in self._batches(point):
-                values, bad = self.encoder.encode(batch.rows, batch.lines, batch.row_offset)
-                if values:
-                    if not in_txn:
-                        self.sink.begin()
-                        in_txn, txn_rows, txn_started = True, 0, time.monotonic()
-                    n = len(values)
-                    whole = n == len(batch.rows)  # else the batch stops before a bad row
-                    sent = ResumePoint(
-                        config.job_id,
-                        rows=sent.rows + n,
-                        line=batch.lines[n - 1],
-                        next_line=batch.end_line + 1 if whole else batch.lines[n],
-                        byte_offset=batch.end_offset if whole else batch.row_offset(n),
-                        etag=self.info.etag,
-                    )
-                    self.sink.send(values, sent.to_headers())
-                    txn_rows += n
-                    self.p._progress.advanced(sent.rows, sent.byte_offset, committed=False)
-                    failpoint("in-transaction")
-                if bad is not None:
-                    raise bad
+            for ready in self._batches(point, parser):
+                values = ready.values
+                if not in_txn:
+                    self.sink.begin()
+                    in_txn, txn_rows, txn_started = True, 0, time.monotonic()
+                n = len(values)
+                sent = ResumePoint(
+                    config.job_id,
+                    rows=sent.rows + n,
+                    line=ready.last_line,
+                    next_line=ready.next_line,
+                    byte_offset=ready.next_offset,
+                    etag=self.info.etag,
+                )
+                self.sink.send(values, sent.to_headers())
+                txn_rows += n
+                self.p._progress.advanced(sent.rows, sent.byte_offset, committed=False)
+                failpoint("in-transaction")
                 if in_txn and (
                     txn_rows >= every or stop.is_set() or time.monotonic() - txn_started >= seconds
                 ):

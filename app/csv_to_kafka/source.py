@@ -22,7 +22,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 import botocore.config
@@ -61,10 +61,20 @@ class Header:
     data_line: int  # line where it starts
 
 
+class BatchEncoder(Protocol):
+    """Turns rows into record values (``record.RecordEncoder``)."""
+
+    def encode_rows(self, rows: list[list[str]], lines: list[int]) -> list[bytes]: ...
+
+    def encode_lines(self, lines: list[bytes], first_line: int) -> list[bytes] | None:
+        """Values of plain UTF-8 lines, one row each; None when one has the wrong field count."""
+        ...
+
+
 class RowBatch:
     """Consecutive rows of one block of the object, with where they start and end."""
 
-    __slots__ = ("_locate", "end_line", "end_offset", "lines", "rows", "start_offset")
+    __slots__ = ("_locate", "end_line", "end_offset", "lines", "rows", "start_offset", "values")
 
     def __init__(
         self,
@@ -75,8 +85,10 @@ class RowBatch:
         end_offset: int,
         end_line: int,
         locate: Callable[[int], int],
+        values: list[bytes] | None = None,
     ) -> None:
-        self.rows = rows
+        self.rows = rows  # the fields of each row; empty when the rows came as values only
+        self.values = values  # each row's record value, when parse_rows was given an encoder
         self.lines = lines  # 1-based line where each row starts
         self.start_offset = start_offset  # byte where the batch (its first row) starts
         self.end_offset = end_offset  # byte just after the last row
@@ -362,6 +374,7 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
     encoding: str = "utf-8",
     max_row_bytes: int = 1_000_000,
     batch_rows: int = 1000,
+    encoder: BatchEncoder | None = None,
 ) -> Iterator[RowBatch]:
     """Batches of at most ``batch_rows`` rows from ``chunks``, the bytes from ``start_offset``.
 
@@ -369,8 +382,21 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
     width (None while reading the header itself). Rows before a bad one are yielded, then the
     BadInputError is raised. A batch never spans two blocks (of about the read size), so the
     per-row work is only to keep the row and its line; byte offsets are found per batch.
+
+    With an ``encoder``, every batch carries the rows' record values instead of their fields,
+    and the plain lines of a block (the common case: no quote, escape or control character)
+    go from bytes to values without becoming Python strings and lists (``_fast_block``).
     """
     encoding = _check_encoding(encoding)
+    fast = (
+        encoder is not None
+        and expected_fields is not None
+        and encoding == "utf-8"
+        and delimiter.isascii()
+        and quotechar.isascii()
+        and start_offset > 0  # the data rows, after the header (and any byte order mark)
+    )
+    unsafe = _JSON_UNSAFE if quotechar == '"' else _JSON_UNSAFE + b'"'
     dialect: dict[str, Any] = {"delimiter": delimiter, "quotechar": quotechar, "strict": True}
     # The csv module refuses fields over 128 KiB by default (a process-wide limit); a row is
     # limited by max_row_bytes here instead.
@@ -396,6 +422,30 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
                 "allowed (raise message.max.bytes with -X if the broker accepts more)"
             )
             break
+        if fast and not carry and not final:
+            done = _fast_block(
+                raw,
+                offset=text_offset,
+                line=line,
+                width=width,
+                delimiter=delimiter.encode(),
+                quote=quotechar.encode(),
+                unsafe=unsafe,
+                dialect=dialect,
+                encoder=encoder,  # type: ignore[arg-type]  # fast implies an encoder
+                batch_rows=batch_rows,
+            )
+            if done is not None:
+                batches, consumed, line = done
+                yield from batches
+                end_offset = text_offset = text_offset + consumed
+                carry = raw[consumed:].decode(encoding)  # a row that goes on in the next block
+                if len(carry) > max_row_bytes:
+                    error = bad(
+                        f"a row is larger than {max_row_bytes} bytes (is a quote never closed?)"
+                    )
+                    break
+                continue
         block = raw
         if text_offset == 0 and encoding == "utf-8" and block.startswith(_BOM):
             block = block[len(_BOM) :]
@@ -434,6 +484,7 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
                             end_offset=end_offset,
                             end_line=line,
                             locate=position.line,
+                            values=None if encoder is None else encoder.encode_rows(rows, lines),
                         )
                         rows, lines = [], []
                         keep, mark = rows.append, lines.append
@@ -478,6 +529,7 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
                 end_offset=end_offset,
                 end_line=line,
                 locate=position.line,
+                values=None if encoder is None else encoder.encode_rows(rows, lines),
             )
         if error is None and decode_error is not None:
             error = bad(decode_error.reason, at=decode_error.byte_offset)
@@ -493,6 +545,138 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
             break
     if error is not None:
         raise error
+
+
+# Bytes that a JSON string must escape (and a backslash), except the newline that ends a line.
+_JSON_UNSAFE = bytes(range(0x20)).replace(b"\n", b"") + b"\\"
+
+
+def _fast_block(  # noqa: PLR0912, PLR0915 (one loop over the block keeps the row path flat)
+    block: bytes,
+    *,
+    offset: int,
+    line: int,
+    width: int,
+    delimiter: bytes,
+    quote: bytes,
+    unsafe: bytes,
+    dialect: dict[str, Any],
+    encoder: BatchEncoder,
+    batch_rows: int,
+) -> tuple[list[RowBatch], int, int] | None:
+    """The batches of a block of UTF-8 lines, or None when the general parser must read it.
+
+    ``block`` starts at byte ``offset`` of the object, on line ``line + 1``, at the start of a
+    row, and ends just after a newline. Runs of lines without a quote are plain: each line is
+    one row, its fields are the bytes between delimiters, and as the block holds no byte that
+    JSON escapes, those bytes go into the record value as they are (``encode_lines``). A line
+    with a quote starts a row that the csv module reads, as many lines as its quotes span.
+
+    Anything unusual sends the whole block to the general parser, which finds the error and
+    where it is: a byte JSON must escape, a blank line, bytes that are not UTF-8, a line with
+    the wrong number of fields, a quoted row the csv module refuses or reads as more than one
+    row. Returns the batches, the bytes consumed (all but a row that goes on in the next
+    block) and the last line consumed.
+    """
+    if not _plain_text(block, unsafe):
+        return None
+    find, rfind, count = block.find, block.rfind, block.count
+    encode_lines, encode_rows = encoder.encode_lines, encoder.encode_rows
+    size = len(block)
+    batches: list[RowBatch] = []
+    values: list[bytes] = []
+    lines: list[int] = []
+    pos = batch_start = 0  # where the next row and the open batch start, in the block
+    first_line = line
+
+    def locate(wanted: int) -> int:  # error messages only: a scan of the block's lines
+        at = 0
+        for _ in range(wanted - first_line - 1):
+            at = find(b"\n", at) + 1
+        return offset + at
+
+    def close_batch() -> None:
+        nonlocal values, lines, batch_start
+        batches.append(
+            RowBatch(
+                [],
+                lines,
+                start_offset=offset + batch_start,
+                end_offset=offset + pos,
+                end_line=line,
+                locate=locate,
+                values=values,
+            )
+        )
+        values, lines, batch_start = [], [], pos
+
+    while pos < size:
+        found = find(quote, pos)
+        plain_end = size if found < 0 else rfind(b"\n", pos, found) + 1
+        if plain_end > pos:
+            plain = block[pos : plain_end - 1].split(b"\n")
+            taken = 0
+            while taken < len(plain):
+                part = plain[taken : taken + batch_rows - len(values)]
+                encoded = encode_lines(part, line + 1)
+                if encoded is None:  # a line with the wrong number of fields
+                    return None
+                values += encoded
+                lines += range(line + 1, line + 1 + len(part))
+                line += len(part)
+                pos += sum(map(len, part)) + len(part)
+                taken += len(part)
+                if len(values) == batch_rows:
+                    close_batch()
+        if found < 0:
+            break
+        # A row with a quote: up to the newline where the quotes are balanced.
+        end = find(b"\n", found) + 1
+        while count(quote, pos, end) % 2:
+            end = find(b"\n", end) + 1
+            if end == 0:  # the row goes on in the next block
+                end = pos
+                break
+        if end == pos:
+            break
+        row = _one_row(block[pos:end].decode(), dialect, width)
+        if row is None:
+            return None
+        values += encode_rows([row], [line + 1])
+        lines.append(line + 1)
+        line += count(b"\n", pos, end)
+        pos = end
+        if len(values) == batch_rows:
+            close_batch()
+    if values:
+        close_batch()
+    return batches, pos, line
+
+
+def _plain_text(block: bytes, unsafe: bytes) -> bool:
+    """UTF-8 with none of the ``unsafe`` bytes and no blank line."""
+    if len(block.translate(None, unsafe)) != len(block):
+        return False
+    if b"\n\n" in block or block.startswith(b"\n"):
+        return False
+    if block.isascii():
+        return True
+    try:
+        block.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _one_row(text: str, dialect: dict[str, Any], width: int) -> list[str] | None:
+    """The row ``text`` holds as the csv module reads it; None unless exactly one, and valid."""
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="\n"), **dialect))
+    except csv.Error:
+        return None
+    if len(rows) != 1 or len(rows[0]) != width:
+        return None
+    return rows[0]
 
 
 def _describe_csv_error(err: csv.Error) -> str:

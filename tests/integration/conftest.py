@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -227,7 +228,33 @@ def kill(proc: subprocess.Popen[str], sig: int = signal.SIGKILL) -> int:
         proc.kill()
         proc.communicate()
         raise
+    assert_no_parser_left(proc.pid)
     return proc.returncode
+
+
+def parser_processes(parent: int) -> list[int]:
+    """The pids of the parser processes that ``parent`` started and that are still running."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        mine = b"csv_to_kafka._parse_process" in argv and argv[-2:-1] == [str(parent).encode()]
+        if mine and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def assert_no_parser_left(parent: int, timeout: float = 10) -> None:
+    """However the copy ended, its parser process ends with it (it dies with its parent)."""
+    deadline = time.monotonic() + timeout
+    while parser_processes(parent) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert parser_processes(parent) == [], f"parser processes of {parent} outlived it"
 
 
 @pytest.fixture(scope="session")

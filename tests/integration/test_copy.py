@@ -185,3 +185,14 @@ def test_metrics_reach_cloudwatch(job: Job) -> None:
         Statistics=["Sum"],
     )
     assert sum(point["Sum"] for point in stats["Datapoints"]) == 3_000
+
+
+@pytest.mark.parametrize("client", ["confluent"])
+def test_copy_in_one_process_is_exact(job: Job) -> None:
+    """--no-parse-process: reading, parsing and producing in one process give the same topic."""
+    job.put(make_csv(30_000))
+
+    result = job.run("--no-parse-process", "--checkpoint-every", "7000")
+
+    assert result.returncode == 0, result.stderr
+    job.assert_exact()

@@ -6,9 +6,11 @@ import csv
 import io
 import random
 
+import orjson
 import pytest
 
 from csv_to_kafka.errors import BadInputError, ConfigError
+from csv_to_kafka.record import RecordEncoder
 from csv_to_kafka.source import parse_header, parse_rows
 
 
@@ -194,3 +196,116 @@ def test_header_with_a_quoted_newline() -> None:
     assert header.names == ["a\nb", "c"]
     assert header.data_line == 3
     assert lines == [3]
+
+
+# -- the fast path: parse_rows with an encoder ------------------------------------------------
+
+
+def read_values(data: bytes, size: int, encoder_delimiter: str = ",", **kw):
+    """(values, lines, row starts, end offsets) with an encoder, and the error if any."""
+    header = parse_header(iter(chunked(data, size)), source="s3://b/%k", **kw)
+    encoder = RecordEncoder(header.names, "s3://b/%k", 1_000_000, encoder_delimiter)
+    values, lines, starts, ends = [], [], [], []
+    error = None
+    try:
+        for batch in parse_rows(
+            iter(chunked(data[header.data_offset :], size)),
+            source="s3://b/%k",
+            start_offset=header.data_offset,
+            start_line=header.data_line,
+            expected_fields=len(header.names),
+            batch_rows=4,
+            encoder=encoder,
+            **kw,
+        ):
+            assert batch.values is not None
+            assert len(batch.values) == len(batch.lines)
+            values += batch.values
+            lines += batch.lines
+            starts += [batch.row_offset(i) for i in range(len(batch.lines))]
+            ends.append(batch.end_offset)
+    except BadInputError as err:
+        error = (err.line, err.byte_offset, err.reason)
+    return values, lines, starts, ends, error
+
+
+def general_values(data: bytes, size: int, **kw):
+    """The same from the general parser, each row encoded by encode_rows."""
+    header = parse_header(iter(chunked(data, size)), source="s3://b/%k", **kw)
+    encoder = RecordEncoder(header.names, "s3://b/%k", 1_000_000)
+    values, lines, starts, ends = [], [], [], []
+    error = None
+    try:
+        for batch in parse_rows(
+            iter(chunked(data[header.data_offset :], size)),
+            source="s3://b/%k",
+            start_offset=header.data_offset,
+            start_line=header.data_line,
+            expected_fields=len(header.names),
+            batch_rows=4,
+            **kw,
+        ):
+            values += encoder.encode_rows(batch.rows, batch.lines)
+            lines += batch.lines
+            starts += [batch.row_offset(i) for i in range(len(batch.lines))]
+            ends.append(batch.end_offset)
+    except BadInputError as err:
+        error = (err.line, err.byte_offset, err.reason)
+    return values, lines, starts, ends, error
+
+
+def mixed_csv(rng: random.Random, rows: int, special: float, bad: float) -> bytes:
+    """Mostly plain rows, some quoted, some with bytes JSON escapes, the odd bad one."""
+    plain = ["a", "b c", "é", "美", "1.5", "", "x%sy", "%d"]
+    specials = ['"', "\n", ",", "\\", "\t", "\r\n", "\x00"]
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["k1", "k%2", 'k"3'])
+    for _ in range(rows):
+        odds = rng.random()
+        if odds < bad:
+            out.write(rng.choice(["1,2\n", "\n", '1,"2\n', "1,2,3,4\n", 'x"y,1,2\n']))
+            continue
+        pool = plain + specials if odds < bad + special else plain
+        writer.writerow(
+            ["".join(rng.choice(pool) for _ in range(rng.randrange(4))) for _ in range(3)]
+        )
+    return out.getvalue().encode()
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_fast_path_gives_the_general_parsers_values_offsets_and_errors(seed: int) -> None:
+    rng = random.Random(seed)
+    data = mixed_csv(rng, rng.choice([30, 200]), *rng.choice([(0.3, 0.02), (0.05, 0.002), (0, 0)]))
+    if seed % 4 == 0:
+        data = data.replace(b"\xc3\xa9", b"\xc3", 1)  # bad UTF-8 somewhere, or nowhere
+    size = rng.choice([7, 64, 300, 5000])
+
+    fast = read_values(data, size)
+    general = general_values(data, size)
+
+    assert fast[0] == general[0]  # values, byte for byte
+    assert fast[1:3] == general[1:3]  # lines and row starts
+    assert fast[4] == general[4]  # the error: line, byte offset, reason
+    assert fast[3][-1:] == general[3][-1:]  # where the last batch ends
+
+
+def test_the_fast_path_values_are_json_of_the_row() -> None:
+    data = 'a,b\n1,Zoë\n2,"q,""\n"\n3,%s\n'.encode()
+    values, lines, starts, ends, error = read_values(data + b"4,\n" * 10, 4096)
+    assert error is None
+    assert [orjson.loads(v) for v in values[:3]] == [
+        {"a": "1", "b": "Zoë", "_source_line": 2, "_source_file": "s3://b/%k"},
+        {"a": "2", "b": 'q,"\n', "_source_line": 3, "_source_file": "s3://b/%k"},
+        {"a": "3", "b": "%s", "_source_line": 5, "_source_file": "s3://b/%k"},
+    ]
+    assert lines[:4] == [2, 3, 5, 6]
+    assert starts[:4] == [4, 11, 21, 26]
+    assert ends[-1] == len(data) + 30
+
+
+def test_the_fast_path_with_another_delimiter() -> None:
+    data = b"a;b\n1;x,y\n2;z\n"
+    values, _l, _s, _e, error = read_values(data, 4096, encoder_delimiter=";", delimiter=";")
+    assert error is None
+    assert [orjson.loads(v)["b"] for v in values] == ["x,y", "z"]

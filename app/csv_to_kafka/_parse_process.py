@@ -1,0 +1,318 @@
+"""Read, parse and encode in a child process, so that the copying process only produces.
+
+The copy has two halves that each keep a core busy: CSV bytes to record values (the S3 stream,
+``parse_rows``, ``RecordEncoder``) and record values to Kafka (``produce``, ``commit``). Under
+one GIL they take turns, and the parser sits idle while a commit waits for the broker. In a child
+process the parser runs beside the producer and keeps working through the commits.
+
+The child reads the object with its own S3 client, from the position the parent gives it, and
+sends back frames on a private pipe, in order: batches of ready values with where they end,
+retries (for the metric), log records, then ``done`` or the error that stopped it. The values of
+a batch travel as one buffer joined by newlines (a JSON value never holds a raw newline), so the
+parent splits them with one call. Frames carry JSON and bytes, never pickles.
+
+The child ignores SIGINT and SIGTERM (stopping is the parent's decision: it commits first), and
+dies with its parent (``PR_SET_PDEATHSIG``), so a ``kill -9`` of the copy leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import queue
+import signal
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from . import errors
+from ._retry import RetryPolicy
+from .errors import BadInputError, CsvToKafkaError, InfrastructureError
+from .record import RecordEncoder
+from .source import ObjectInfo, RowBatch, S3Object, _s3_client, parse_rows, read_ahead
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ParseJob", "ParseProcess", "ReadyBatch", "ready_batches"]
+
+_BATCH = b"B"
+_RETRY = b"R"
+_LOG = b"L"
+_ERROR = b"E"
+_DONE = b"D"
+_BATCH_HEAD = struct.Struct("<qqqq")  # rows, line of the last row, next line, next byte
+_AHEAD = 16  # batches the child may have ready while the parent is busy (about 6 MB)
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class ReadyBatch:
+    """Record values ready to send, and where the copy stands after the last of them."""
+
+    values: list[bytes]
+    last_line: int  # line where the last row starts
+    next_line: int  # line where the next row (or blank line) starts
+    next_offset: int  # byte just after the last row
+
+
+def ready_batches(batches: Iterable[RowBatch], encoder: RecordEncoder) -> Iterator[ReadyBatch]:
+    """``batches`` (from ``parse_rows``) as values, up to the first row too large for Kafka.
+
+    Raises that row's BadInputError after yielding the values before it.
+    """
+    for batch in batches:
+        values, bad = encoder.check(
+            batch.values
+            if batch.values is not None
+            else encoder.encode_rows(batch.rows, batch.lines),
+            batch.lines,
+            batch.row_offset,
+        )
+        n = len(values)
+        if n:
+            whole = n == len(batch.lines)
+            yield ReadyBatch(
+                values,
+                last_line=batch.lines[n - 1],
+                next_line=batch.end_line + 1 if whole else batch.lines[n],
+                next_offset=batch.end_offset if whole else batch.row_offset(n),
+            )
+        if bad is not None:
+            raise bad
+
+
+@dataclass(frozen=True)
+class ParseJob:
+    """What the child reads, from where, and how it parses and encodes it."""
+
+    bucket: str
+    key: str
+    info: ObjectInfo
+    retry: RetryPolicy
+    start_offset: int
+    start_line: int
+    header: list[str]
+    delimiter: str
+    quotechar: str
+    encoding: str
+    max_bytes: int  # the largest record value (and row) allowed
+    batch_rows: int
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ParseJob:
+        fields: dict[str, Any] = json.loads(data)
+        fields["info"] = ObjectInfo(**fields["info"])
+        fields["retry"] = RetryPolicy(**fields["retry"])
+        return cls(**fields)
+
+
+class ParseProcess:
+    """The child process, from its start (before the position is known) to its end."""
+
+    def __init__(self) -> None:
+        read_end, write_end = os.pipe()
+        try:
+            # Started before the position is known: its imports overlap the parent's Kafka set-up.
+            self._child = subprocess.Popen(  # noqa: S603 (our own module, with our interpreter)
+                [sys.executable, "-m", __name__, str(write_end), str(os.getpid())],
+                stdin=subprocess.PIPE,
+                pass_fds=(write_end,),
+            )
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+        self._frames = Connection(read_end, writable=False)
+
+    def batches(self, job: ParseJob, on_retry: Callable[[], None]) -> Iterator[ReadyBatch]:
+        """Start the child on ``job`` and yield its batches; raise the error that stopped it.
+
+        ``on_retry`` is called for each S3 read the child retries.
+        """
+        stdin = self._child.stdin
+        if stdin is None:  # pragma: no cover (Popen was given stdin=PIPE)
+            raise RuntimeError("the parser process has no stdin")
+        try:
+            stdin.write(job.to_json())
+            stdin.close()
+        except OSError as err:
+            raise self._lost(err) from err
+        frames = self._frames
+        while True:
+            try:
+                frame = frames.recv_bytes()
+            except (EOFError, OSError) as err:
+                raise self._lost(err) from err
+            kind, body = frame[:1], frame[1:]
+            if kind == _BATCH:
+                rows, last_line, next_line, next_offset = _BATCH_HEAD.unpack_from(body)
+                values = body[_BATCH_HEAD.size :].split(b"\n") if rows else []
+                if len(values) != rows:  # pragma: no cover (a value holds no raw newline)
+                    raise CsvToKafkaError(f"the parser sent {len(values)} values for {rows} rows")
+                yield ReadyBatch(values, last_line, next_line, next_offset)
+            elif kind == _RETRY:
+                on_retry()
+            elif kind == _LOG:
+                record = json.loads(body)
+                logging.getLogger(record["name"]).log(record["level"], "%s", record["message"])
+            elif kind == _ERROR:
+                raise _error_from_json(body)
+            else:
+                return
+
+    def _lost(self, err: BaseException) -> InfrastructureError:
+        try:
+            code: int | None = self._child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        return InfrastructureError(f"the parser process ended unexpectedly (exit {code}): {err}")
+
+    def close(self) -> None:
+        """Stop the child if it is still running and release the pipe."""
+        if self._child.poll() is None:
+            self._child.kill()
+        self._child.wait()
+        if self._child.stdin is not None and not self._child.stdin.closed:
+            self._child.stdin.close()
+        self._frames.close()
+
+
+def _error_to_json(err: BaseException) -> bytes:
+    if isinstance(err, BadInputError):
+        return json.dumps(
+            {
+                "type": type(err).__name__,
+                "reason": err.reason,
+                "line": err.line,
+                "byte_offset": err.byte_offset,
+                "source": err.source,
+            }
+        ).encode()
+    name = type(err).__name__ if isinstance(err, CsvToKafkaError) else "CsvToKafkaError"
+    message = str(err) if isinstance(err, CsvToKafkaError) else f"the parser failed: {err!r}"
+    return json.dumps({"type": name, "message": message}).encode()
+
+
+def _error_from_json(body: bytes) -> CsvToKafkaError:
+    fields = json.loads(body)
+    cls = getattr(errors, fields.pop("type"), None)
+    if isinstance(cls, type) and issubclass(cls, BadInputError):
+        return cls(
+            fields["reason"],
+            line=fields["line"],
+            byte_offset=fields["byte_offset"],
+            source=fields["source"],
+        )
+    if isinstance(cls, type) and issubclass(cls, CsvToKafkaError):
+        return cls(fields["message"])
+    return CsvToKafkaError(fields["message"])
+
+
+# -- the child --------------------------------------------------------------------------------
+
+
+class _Sender:
+    """Writes frames from a thread, so the parser runs up to ``_AHEAD`` batches ahead."""
+
+    def __init__(self, frames: Connection) -> None:
+        self._frames = frames
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_AHEAD)
+        self._thread = threading.Thread(target=self._pump, name="frames", daemon=True)
+        self._thread.start()
+
+    def send(self, frame: bytes) -> None:
+        self._queue.put(frame)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _pump(self) -> None:
+        while (frame := self._queue.get()) is not None:
+            try:
+                self._frames.send_bytes(frame)
+            except OSError:  # the parent is gone: nothing left to do
+                os._exit(1)
+
+
+class _ForwardLogs(logging.Handler):
+    def __init__(self, sender: _Sender) -> None:
+        super().__init__()
+        self._sender = sender
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = {"level": record.levelno, "name": record.name, "message": record.getMessage()}
+        self._sender.send(_LOG + json.dumps(message).encode())
+
+
+def _die_with_parent(parent: int) -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover (not Linux)
+        pass
+    if os.getppid() != parent:  # the parent died before prctl
+        os._exit(1)
+
+
+def _child(argv: list[str]) -> None:
+    write_end, parent = int(argv[0]), int(argv[1])
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sender = _Sender(Connection(write_end, readable=False))
+    root = logging.getLogger()
+    root.handlers[:] = [_ForwardLogs(sender)]
+    logging.getLogger("csv_to_kafka").setLevel(logging.INFO)
+    try:
+        client = _s3_client()  # while the parent sets up Kafka and finds the position
+        job = ParseJob.from_json(sys.stdin.buffer.read())
+        s3 = S3Object(
+            job.bucket,
+            job.key,
+            retry=job.retry,
+            client=client,
+            on_retry=lambda _err: sender.send(_RETRY),
+        )
+        encoder = RecordEncoder(job.header, job.info.uri, job.max_bytes, job.delimiter)
+        batches = parse_rows(
+            read_ahead(s3.chunks(job.info, job.start_offset)),
+            source=job.info.uri,
+            start_offset=job.start_offset,
+            start_line=job.start_line,
+            expected_fields=len(job.header),
+            delimiter=job.delimiter,
+            quotechar=job.quotechar,
+            encoding=job.encoding,
+            max_row_bytes=job.max_bytes,
+            batch_rows=job.batch_rows,
+            encoder=encoder,
+        )
+        head = _BATCH_HEAD.pack
+        for ready in ready_batches(batches, encoder):
+            sender.send(
+                _BATCH
+                + head(len(ready.values), ready.last_line, ready.next_line, ready.next_offset)
+                + b"\n".join(ready.values)
+            )
+        sender.send(_DONE)
+    except BaseException as err:  # every error goes to the parent, which raises it
+        if not isinstance(err, CsvToKafkaError):
+            logger.exception("the parser failed")
+        sender.send(_ERROR + _error_to_json(err))
+    sender.close()
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1:])

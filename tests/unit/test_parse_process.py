@@ -1,0 +1,66 @@
+"""The parser process's frames: errors cross the pipe with their type, line and offset."""
+
+from __future__ import annotations
+
+import pytest
+
+from csv_to_kafka._parse_process import ParseJob, _error_from_json, _error_to_json
+from csv_to_kafka._retry import RetryPolicy
+from csv_to_kafka.errors import (
+    BadInputError,
+    ConfigError,
+    CsvToKafkaError,
+    InfrastructureError,
+    ObjectChangedError,
+)
+from csv_to_kafka.source import ObjectInfo
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        BadInputError("row has 3 fields but the header has 2", line=7, byte_offset=99, source="s"),
+        ObjectChangedError("the object changed", source="s3://b/k", byte_offset=5),
+        InfrastructureError("reading s3://b/k kept failing at byte 10"),
+        ConfigError("access to s3://b/k was denied"),
+    ],
+)
+def test_errors_cross_the_pipe_unchanged(error: CsvToKafkaError) -> None:
+    again = _error_from_json(_error_to_json(error))
+
+    assert type(again) is type(error)
+    assert str(again) == str(error)
+    assert again.exit_code == error.exit_code
+    if isinstance(error, BadInputError):
+        assert isinstance(again, BadInputError)
+        assert (again.line, again.byte_offset, again.source) == (
+            error.line,
+            error.byte_offset,
+            error.source,
+        )
+
+
+def test_an_unexpected_error_becomes_exit_1_with_its_message() -> None:
+    again = _error_from_json(_error_to_json(ZeroDivisionError("division by zero")))
+
+    assert type(again) is CsvToKafkaError
+    assert again.exit_code == 1
+    assert "ZeroDivisionError('division by zero')" in str(again)
+
+
+def test_the_job_round_trips_through_json() -> None:
+    job = ParseJob(
+        bucket="b",
+        key="k/x.csv",
+        info=ObjectInfo(uri="s3://b/k/x.csv", etag='"e"', version_id=None, size=10),
+        retry=RetryPolicy(total_seconds=3),
+        start_offset=4,
+        start_line=2,
+        header=["a", "b"],
+        delimiter=";",
+        quotechar="'",
+        encoding="latin-1",
+        max_bytes=1000,
+        batch_rows=100,
+    )
+    assert ParseJob.from_json(job.to_json()) == job
