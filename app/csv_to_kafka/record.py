@@ -174,9 +174,11 @@ def _compile_encoder(
     keys enter the generated source only through ``repr``, so any header name is safe.
     """
     fields = "".join(f"{name!r}: r[{index}], " for index, name in enumerate(header))
+    # b"%b" % copies orjson's result into a bytes of its size: orjson returns its whole 8 KiB
+    # output buffer, so a batch of its values would hold 8 KiB a row (8 MB per 1000 rows).
     code = (
         "def encode_all(rows, lines):\n"
-        f"    return [dumps({{{fields}'_source_line': line, '_source_file': source}})\n"
+        f"    return [b'%b' % dumps({{{fields}'_source_line': line, '_source_file': source}})\n"
         "            for r, line in zip(rows, lines)]\n"
     )
     namespace: dict[str, object] = {"dumps": orjson.dumps, "source": source}
