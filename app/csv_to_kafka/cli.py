@@ -184,8 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="read, parse and encode the CSV in a second process, beside the one producing to "
-        "Kafka (default yes when the machine has more than one CPU; on one CPU it only adds "
-        "overhead)",
+        "Kafka (default yes when at least 2 CPUs are available, counting a container's CPU "
+        "quota; on one CPU it only adds overhead)",
     )
     run.add_argument("--metrics-namespace", help="CloudWatch namespace (default CsvToKafka)")
     run.add_argument(

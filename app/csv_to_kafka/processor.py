@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from . import metrics as m
@@ -143,12 +144,26 @@ class _CheckpointWriter:
                     self._cond.notify_all()
 
 
-def _cpus() -> int:
-    """The CPUs this process may run on (a container's cpuset, not the host's count)."""
+def _cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> float:
+    """The CPUs this process may use: its cpuset, capped by a cgroup CPU quota (a container's
+    ``--cpus``, an ECS task's vCPUs), which the cpuset does not show."""
     try:
-        return len(os.sched_getaffinity(0))
+        cpus: float = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover (not Linux)
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    for path, parse in (
+        (cgroup / "cpu.max", lambda text: text.split()),  # cgroup v2: "quota period" or "max ..."
+        (cgroup / "cpu" / "cpu.cfs_quota_us", lambda text: [text, "100000"]),  # cgroup v1
+    ):
+        try:
+            quota, period = parse(path.read_text())[:2]
+            if quota not in {"max", "-1"}:
+                if path.name == "cpu.cfs_quota_us":
+                    period = (path.parent / "cpu.cfs_period_us").read_text()
+                return min(cpus, int(quota) / int(period))
+        except (OSError, ValueError):
+            continue
+    return cpus
 
 
 class Processor:
@@ -200,7 +215,7 @@ class Processor:
         self._sink_factory = sink_factory
         # A second process only pays when there is a second CPU to run it, and it reads the
         # object with its own client, so not when the caller hands in an S3Object.
-        self._parse_process = config.parse_process and s3 is None and _cpus() > 1
+        self._parse_process = config.parse_process and s3 is None and _cpus() >= 2
 
     def request_stop(self, signum: int) -> None:
         """Finish the open transaction, checkpoint, and stop (called from a signal handler)."""

@@ -64,3 +64,26 @@ def test_the_job_round_trips_through_json() -> None:
         batch_rows=100,
     )
     assert ParseJob.from_json(job.to_json()) == job
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({}, 2.0),
+        ({"cpu.max": "max 100000\n"}, 2.0),
+        ({"cpu.max": "100000 100000\n"}, 1.0),
+        ({"cpu.max": "50000 100000\n"}, 0.5),
+        ({"cpu/cpu.cfs_quota_us": "-1\n"}, 2.0),
+        ({"cpu/cpu.cfs_quota_us": "150000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1.5),
+    ],
+)
+def test_a_cgroup_cpu_quota_caps_the_cpus(tmp_path, monkeypatch, files, expected) -> None:
+    """One vCPU (an ECS task, docker --cpus 1) runs the parser in the copying process."""
+    from csv_to_kafka import processor
+
+    monkeypatch.setattr(processor.os, "sched_getaffinity", lambda _pid: {0, 1})
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+
+    assert processor._cpus(tmp_path) == expected
