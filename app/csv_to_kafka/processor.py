@@ -151,19 +151,19 @@ def _cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> float:
         cpus: float = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover (not Linux)
         cpus = os.cpu_count() or 1
-    for path, parse in (
-        (cgroup / "cpu.max", lambda text: text.split()),  # cgroup v2: "quota period" or "max ..."
-        (cgroup / "cpu" / "cpu.cfs_quota_us", lambda text: [text, "100000"]),  # cgroup v1
-    ):
-        try:
-            quota, period = parse(path.read_text())[:2]
-            if quota not in {"max", "-1"}:
-                if path.name == "cpu.cfs_quota_us":
-                    period = (path.parent / "cpu.cfs_period_us").read_text()
-                return min(cpus, int(quota) / int(period))
-        except (OSError, ValueError):
-            continue
-    return cpus
+    try:  # cgroup v2: "QUOTA PERIOD", or "max PERIOD" for no quota
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        try:  # cgroup v1: the quota is -1 for none
+            quota = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return cpus
+    try:
+        limit = int(quota) / int(period)
+    except (ValueError, ZeroDivisionError):  # "max": no quota
+        return cpus
+    return min(cpus, limit) if limit > 0 else cpus
 
 
 class Processor:

@@ -73,7 +73,7 @@ def test_the_job_round_trips_through_json() -> None:
         ({"cpu.max": "max 100000\n"}, 2.0),
         ({"cpu.max": "100000 100000\n"}, 1.0),
         ({"cpu.max": "50000 100000\n"}, 0.5),
-        ({"cpu/cpu.cfs_quota_us": "-1\n"}, 2.0),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, 2.0),
         ({"cpu/cpu.cfs_quota_us": "150000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1.5),
     ],
 )
