@@ -77,6 +77,8 @@ def is_transient_aws(error: BaseException) -> bool:
         botocore.exceptions.HTTPClientError
         | botocore.exceptions.ConnectionError
         | botocore.exceptions.ResponseStreamingError
+        # A body that ends before its Content-Length (the connection closed cleanly too soon).
+        | botocore.exceptions.IncompleteReadError
         | ConnectionError
         | TimeoutError,
     )

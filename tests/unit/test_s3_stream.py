@@ -28,15 +28,18 @@ def s3(aws_env: None):
 
 
 class BreakingBody:
-    """A body that raises a connection reset after ``limit`` bytes."""
+    """A body that raises a connection reset (or ``error``) after ``limit`` bytes."""
 
-    def __init__(self, data: bytes, limit: int) -> None:
+    def __init__(self, data: bytes, limit: int, error: Exception | None = None) -> None:
         self._data = io.BytesIO(data)
         self._left = limit
+        self._error = error or botocore.exceptions.ResponseStreamingError(
+            error=ConnectionResetError("reset")
+        )
 
     def read(self, size: int) -> bytes:
         if self._left <= 0:
-            raise botocore.exceptions.ResponseStreamingError(error=ConnectionResetError("reset"))
+            raise self._error
         chunk = self._data.read(min(size, self._left))
         self._left -= len(chunk)
         return chunk
@@ -48,8 +51,9 @@ class BreakingBody:
 class Flaky:
     """Wraps a real client; each get_object's body breaks after 10,000 bytes."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, error: Exception | None = None) -> None:
         self._client = client
+        self._error = error
         self.ranges: list[str | None] = []
 
     def head_object(self, **kw: Any) -> Any:
@@ -58,12 +62,21 @@ class Flaky:
     def get_object(self, **kw: Any) -> Any:
         self.ranges.append(kw.get("Range"))
         response = self._client.get_object(**kw)
-        response["Body"] = BreakingBody(response["Body"].read(), 10_000)
+        response["Body"] = BreakingBody(response["Body"].read(), 10_000, self._error)
         return response
 
 
-def test_a_broken_stream_resumes_where_it_broke(s3) -> None:
-    flaky = Flaky(s3)
+@pytest.mark.parametrize(
+    "error",
+    [
+        None,  # a connection reset
+        # The body ends before its Content-Length, the connection closed cleanly.
+        botocore.exceptions.IncompleteReadError(actual_bytes=10_000, expected_bytes=102_400),
+    ],
+    ids=["reset", "truncated"],
+)
+def test_a_broken_stream_resumes_where_it_broke(s3, error) -> None:
+    flaky = Flaky(s3, error)
     retries: list[BaseException] = []
     obj = S3Object("bkt", "k", retry=FAST, client=flaky, on_retry=retries.append, read_size=4096)
     info = obj.head()
