@@ -74,6 +74,7 @@ def ready_batches(batches: Iterable[RowBatch], encoder: RecordEncoder) -> Iterat
             else encoder.encode_rows(batch.rows, batch.lines),
             batch.lines,
             batch.row_offset,
+            batch.max_value,
         )
         n = len(values)
         if n:
@@ -297,7 +298,7 @@ def _child(argv: list[str]) -> None:
         )
         encoder = RecordEncoder(job.header, job.info.uri, job.max_bytes, job.delimiter)
         batches = parse_rows(
-            read_ahead(s3.chunks(job.info, job.start_offset), depth=2),
+            read_ahead(s3.chunks(job.info, job.start_offset)),
             source=job.info.uri,
             start_offset=job.start_offset,
             start_line=job.start_line,

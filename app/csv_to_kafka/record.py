@@ -100,6 +100,8 @@ class RecordEncoder:
         self._delimiter = delimiter.encode()
         self.encode_rows = _compile_encoder(self._header, source)
         self._template = _line_template(self._header, source)
+        # encode_lines's value is its line's bytes plus at most this many (keys, line number).
+        self.line_overhead = len(self._template) - 2 * len(self._header) - 2 + 20
 
     def encode_lines(self, lines: list[bytes], first_line: int) -> list[bytes] | None:
         """The values of plain lines, one row each, or None if one has the wrong field count.
@@ -118,12 +120,19 @@ class RecordEncoder:
             return None
 
     def check(
-        self, values: list[bytes], lines: Sequence[int], row_offset: Callable[[int], int]
+        self,
+        values: list[bytes],
+        lines: Sequence[int],
+        row_offset: Callable[[int], int],
+        bound: int | None = None,
     ) -> tuple[list[bytes], BadInputError | None]:
         """``values`` up to the first one too large for Kafka, and the error for it.
 
-        ``row_offset(i)`` is the byte where row ``i`` starts: it places the error.
+        ``row_offset(i)`` is the byte where row ``i`` starts: it places the error. ``bound``, if
+        known, is at least the longest value's size: within the limit, no value is measured.
         """
+        if bound is not None and bound <= self._max_bytes:
+            return values, None
         if max(map(len, values), default=0) <= self._max_bytes:
             return values, None
         index = next(i for i, v in enumerate(values) if len(v) > self._max_bytes)

@@ -309,3 +309,25 @@ def test_the_fast_path_with_another_delimiter() -> None:
     values, _l, _s, _e, error = read_values(data, 4096, encoder_delimiter=";", delimiter=";")
     assert error is None
     assert [orjson.loads(v)["b"] for v in values] == ["x,y", "z"]
+
+
+def test_the_fast_path_still_finds_a_record_too_large() -> None:
+    from csv_to_kafka._parse_process import ready_batches
+
+    rows = [b"1,short", b"2," + b"x" * 150, b"3,never sent"]
+    data = b"a,b\n" + b"\n".join(rows) + b"\n"
+    encoder = RecordEncoder(["a", "b"], "s", 120)
+    batches = parse_rows(
+        iter([data[4:]]),
+        source="s",
+        start_offset=4,
+        start_line=2,
+        expected_fields=2,
+        encoder=encoder,
+    )
+    got = []
+    with pytest.raises(BadInputError, match="larger than 120") as caught:
+        for ready in ready_batches(batches, encoder):
+            got += ready.values
+    assert [orjson.loads(v)["a"] for v in got] == ["1"]
+    assert (caught.value.line, caught.value.byte_offset) == (3, 4 + len(rows[0]) + 1)
