@@ -172,6 +172,7 @@ class ConfluentSink:
         self._producer_props = props
         self._timeout = float(int(props["transaction.timeout.ms"]) / 1000)
         self._producer: Any = None
+        self._fatal: Any = None  # the fatal error librdkafka reported, if any
         self._last_offset = -1
         self._delivery_error: Any = None
         logger.debug("producer settings: %s", _auth.redact(props))
@@ -214,8 +215,9 @@ class ConfluentSink:
 
     def start(self) -> None:
         self.close()
+        self._fatal = None
         try:
-            self._producer = self._ck.Producer(self._producer_props)
+            self._producer = self._ck.Producer({**self._producer_props, "error_cb": self._on_error})
         except (self._ck.KafkaException, ValueError, TypeError) as err:
             raise ConfigError(f"the Kafka client refused its settings (check -X): {err}") from err
         self._call(lambda: self._producer.init_transactions(self._timeout), "init_transactions")
@@ -224,6 +226,16 @@ class ConfluentSink:
         self._last_offset = -1
         self._delivery_error = None
         self._call(self._producer.begin_transaction, "begin_transaction")
+
+    def _on_error(self, err: Any) -> None:
+        """librdkafka's errors outside any call; a fatal one (such as being fenced) is kept.
+
+        After a fatal error every later call fails with a generic code (_STATE, _TIMED_OUT,
+        _FATAL): the kept error says what really happened.
+        """
+        if err.fatal():
+            self._fatal = err
+        logger.debug("librdkafka error: %s", err)
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
         if err is not None:
@@ -305,6 +317,10 @@ class ConfluentSink:
     def _raise(self, err: Any, what: str, *, unknown: bool) -> None:
         kafka_error = err.args[0] if err.args else None
         ck = self._ck.KafkaError
+        if self._producer is not None and self._fatal is None:
+            self._producer.poll(0)  # serves a fatal error librdkafka has not reported yet
+        if self._fatal is not None:  # the cause of whatever this call failed with
+            kafka_error = self._fatal
         code = kafka_error.code() if kafka_error is not None else None
         if code in {
             ck._FENCED,
