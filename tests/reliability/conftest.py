@@ -60,7 +60,8 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if torture_mode(config):
         return
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         in_here = Path(str(item.fspath)).is_relative_to(Path(__file__).parent)
         (drop if in_here and item.get_closest_marker("torture") else keep).append(item)

@@ -41,6 +41,9 @@ class Run:
         self.ended: float | None = None
         self._rss_file = log.with_suffix(".maxrss") if measure_rss else None
         if self._rss_file is not None:
+            # The processor is the wrapper's child: in a group of their own, so that cleanup()
+            # kills both, not just the wrapper.
+            session = True
             args = [
                 sys.executable,
                 str(Path(__file__).with_name("peak_rss.py")),

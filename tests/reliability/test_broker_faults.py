@@ -150,7 +150,7 @@ def test_a_broker_down_when_the_run_starts_is_waited_for(
     job = fault_job("confluent")
     oracle = watch(job, "6 broker clean bounce", seed=seed)
     broker.stop()
-    oracle.injected("broker stopped before the run, up 25 s later")
+    oracle.injected("broker stopped before the run, up 18 s later")
     run = job.launch("--checkpoint-every", "1000", "--retry-seconds", "120")
     time.sleep(18)  # past the 15 s metadata timeout of the first try
     broker.up()
