@@ -50,6 +50,7 @@ test: install stack-up lint deploy-check ## Everything: lint, deployment checks,
 	eval "$$(local/stack env)" && $(BIN)/coverage run -m pytest tests/unit tests/integration -q -p no:cacheprovider $(PYTEST_ARGS)
 	$(BIN)/coverage combine -q
 	$(BIN)/coverage report
+	eval "$$(local/stack env)" && $(BIN)/pytest tests/reliability -q -p no:cacheprovider -rxXs $(PYTEST_ARGS)
 
 TORTURE_REPORT ?= tests/reliability/results/torture.jsonl
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import os
 import random
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -59,7 +60,8 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if torture_mode(config):
         return
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         in_here = Path(str(item.fspath)).is_relative_to(Path(__file__).parent)
         (drop if in_here and item.get_closest_marker("torture") else keep).append(item)
@@ -111,15 +113,17 @@ def fault_job(
 ) -> Iterator[Callable[..., FaultJob]]:
     """A factory of jobs on a fresh topic; their processes are killed at the end if still up."""
     made: list[FaultJob] = []
+    lock = threading.Lock()  # jobs may be made from several threads at once
 
     def make(client: str, *, rows: int = ROWS, data: bytes | None = None, **kw: Any) -> FaultJob:
-        logs = tmp_path / f"job-{len(made) + 1}"
-        logs.mkdir()
-        job = FaultJob(
-            env=stack, client=client, bucket=bucket, key=f"{uuid.uuid4()}.csv", logs=logs, **kw
-        )
+        with lock:
+            logs = tmp_path / f"job-{len(made) + 1}"
+            logs.mkdir()
+            job = FaultJob(
+                env=stack, client=client, bucket=bucket, key=f"{uuid.uuid4()}.csv", logs=logs, **kw
+            )
+            made.append(job)
         job.put(data if data is not None else csv_data(rows))
-        made.append(job)
         return job
 
     yield make

@@ -28,12 +28,28 @@ class Run:
     """One processor process, its output in a file (a pipe could fill and block it)."""
 
     def __init__(
-        self, args: list[str], env: dict[str, str], log: Path, *, session: bool = False
+        self,
+        args: list[str],
+        env: dict[str, str],
+        log: Path,
+        *,
+        session: bool = False,
+        measure_rss: bool = False,
     ) -> None:
         self.log = log
         self.started = time.monotonic()
         self.ended: float | None = None
-        self.max_rss_kb: int | None = None
+        self._rss_file = log.with_suffix(".maxrss") if measure_rss else None
+        if self._rss_file is not None:
+            # The processor is the wrapper's child: in a group of their own, so that cleanup()
+            # kills both, not just the wrapper.
+            session = True
+            args = [
+                sys.executable,
+                str(Path(__file__).with_name("peak_rss.py")),
+                str(self._rss_file),
+                *args,
+            ]
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
                 args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=session
@@ -50,14 +66,20 @@ class Run:
         """The exit code once the process ended (-N for signal N), else None."""
         if self.proc.returncode is None:
             try:
-                pid, status, usage = os.wait4(self.pid, os.WNOHANG)
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
             except ChildProcessError:
                 return self.proc.poll()
             if pid:
                 self.proc.returncode = os.waitstatus_to_exitcode(status)
                 self.ended = time.monotonic()
-                self.max_rss_kb = usage.ru_maxrss
         return self.proc.returncode
+
+    @property
+    def max_rss_kb(self) -> int | None:
+        """The peak resident memory of the command, if launched with ``measure_rss``."""
+        if self._rss_file is None or self.poll() is None or not self._rss_file.exists():
+            return None
+        return int(self._rss_file.read_text())
 
     def wait(self, timeout: float) -> int:
         deadline = time.monotonic() + timeout
@@ -121,9 +143,11 @@ class FaultJob(Job):
             env["AWS_ENDPOINT_URL"] = self.aws_via
         return env
 
-    def launch(self, *extra: str, env: dict[str, str] | None = None) -> Run:
+    def launch(
+        self, *extra: str, env: dict[str, str] | None = None, measure_rss: bool = False
+    ) -> Run:
         log = self.logs / f"run-{len(self.runs) + 1}-{self.client}.log"
-        run = Run(self.args(*extra), self.process_env(env), log)
+        run = Run(self.args(*extra), self.process_env(env), log, measure_rss=measure_rss)
         self.runs.append(run)
         return run
 

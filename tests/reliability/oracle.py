@@ -81,7 +81,10 @@ def read_partition(
                     if error.code() == KafkaError._PARTITION_EOF:
                         return out
                     raise RuntimeError(f"reading {topic}: {error.str()}")
-                out.append((message.offset(), message.value()))
+                offset, value = message.offset(), message.value()
+                if offset is None or value is None:
+                    raise RuntimeError(f"reading {topic}: a record without offset or value")
+                out.append((offset, value))
         raise TimeoutError(f"reading {topic} did not reach its end within {timeout}s")
     finally:
         consumer.close()
@@ -229,7 +232,7 @@ class PrefixWatcher:
                         continue
                     if self.violation is not None:
                         continue
-                    value = orjson.loads(message.value())
+                    value = orjson.loads(message.value() or b"")  # empty: not JSON, fails
                     i = self.count
                     if i >= len(records):
                         self.violation = (

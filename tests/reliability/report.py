@@ -18,30 +18,18 @@ from pathlib import Path
 from typing import Any
 
 HOW = {
-    "1": "`kill -9` of the processor once each run has committed another 20%, and at seeded "
-    "random instants (0.2-2.5 s after launch: start-up, open transaction, commit)",
-    "2": "`CSV_TO_KAFKA_FAILPOINTS`: SIGKILL after the Kafka commit before the DynamoDB write, "
-    "after the DynamoDB write, inside a transaction, at a seeded transaction count",
-    "3": "SIGTERM once each run has committed another 20%: exit 143 within 30 s, INTERRUPTED "
-    "checkpoint at the last commit",
-    "4": "local/imds_stub.py flips `spot/instance-action`; option3-ec2-spot/user-data.sh's "
-    "watcher sends SIGTERM; SIGKILL 120 s after the notice if still running",
-    "5": "`local/stack kafka-kill` (SIGKILL) mid-copy, then `local/stack up`",
-    "6": "`local/stack kafka-stop` (clean) mid-copy, then `local/stack up`",
-    "7": "SIGSTOP of the broker for 5, 35 or 70 s (past request.timeout.ms and "
-    "transaction.timeout.ms), then SIGCONT",
-    "8": "local/kafka_fault_proxy.py between processor and broker (Metadata rewritten to keep "
-    "clients on it): Produce / AddPartitionsToTxn / EndTxn responses swallowed (connection "
-    "then reset, or black-holed until the client's timeout), delayed; resets mid-frame",
-    "9": "SIGSTOP a running processor, run a second instance of the job to its end, SIGCONT the "
-    "first (also after the 60 s transaction timeout)",
-    "10": "local/aws_fault_proxy.py in front of moto: DynamoDB throttling, "
-    "ProvisionedThroughputExceeded, 500/503, resets, answers lost after the write; S3 SlowDown, "
-    "500/503, resets, GET bodies cut mid-stream; CloudWatch down; outages past --retry-seconds",
-    "11": "300 s (CI: 45 s) of random faults from 1, 5, 7 and 8 over a stream of jobs, 3 seeds",
-    "12": "tests/data/hostile (manifest.json: the documented outcome of each file), plus a 50 MB "
-    "field, a 1 GB line, 10,000 columns, fields near the 1 MB record limit, generated and "
-    "streamed; valid files also killed after their 2nd commit and resumed",
+    "1": "kill -9 at each further 20%, and at seeded random instants",
+    "2": "failpoints: SIGKILL after commit / after checkpoint / in a transaction",
+    "3": "SIGTERM at each further 20%",
+    "4": "IMDSv2 stub notice, user-data.sh's watcher SIGTERMs, SIGKILL at +120 s",
+    "5": "local/stack kafka-kill, then local/stack up",
+    "6": "local/stack kafka-stop, then local/stack up",
+    "7": "SIGSTOP of the broker 5, 35, 70 s, then SIGCONT",
+    "8": "TCP proxy: responses dropped, black-holed, delayed; resets",
+    "9": "SIGSTOP instance 1, run instance 2 to the end, SIGCONT instance 1",
+    "10": "HTTP proxy before moto: throttling, 5xx, resets, cut bodies, outages",
+    "11": "random 1, 5, 7, 8 for 300 s (CI: 30 s) per seed",
+    "12": "corpus of 40 files plus generated 50 MB field, 1 GB line, 10,000 columns",
 }
 
 

@@ -232,7 +232,12 @@ ZOMBIES = [
     pytest.param("kafka-python", 0, id="kafka-python", marks=pytest.mark.torture),
     # Stopped for longer than transaction.timeout.ms (60 s): the broker has aborted its
     # transaction and bumped the epoch by the time it wakes up.
-    pytest.param("confluent", 70, id="confluent-past-txn-timeout", marks=pytest.mark.torture),
+    pytest.param(
+        "confluent",
+        70,
+        id="confluent-past-txn-timeout",
+        marks=pytest.mark.torture,
+    ),
     pytest.param("kafka-python", 70, id="kafka-python-past-txn-timeout", marks=pytest.mark.torture),
 ]
 

@@ -1,4 +1,4 @@
-"""Fault 11: a soak. For a fixed time (45 s in the CI subset, 300 s in the full run, three
+"""Fault 11: a soak. For a fixed time (30 s in the CI subset, 300 s in the full run, three
 seeds), random faults from 1 (processor kill -9), 5 (broker hard bounce), 7 (broker paused) and
 8 (lost acknowledgements through the TCP proxy) hit a stream of copy jobs; the processor is
 restarted whenever it exits. Each job that completes is judged by the oracle on the spot, and
@@ -44,7 +44,7 @@ def test_soak(
     soak_seed = seed + nth
     print(f"soak seed {soak_seed}")
     rng = random.Random(soak_seed)
-    duration = profile.pick(ci=45, torture=300)
+    duration = profile.pick(ci=30, torture=300)
     deadline = time.monotonic() + duration
     args = ("--checkpoint-every", "500")
     judged = 0
