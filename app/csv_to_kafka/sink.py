@@ -43,6 +43,7 @@ DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
 SCAN_WINDOW = 5_000
 _FRAMING_HEADROOM = 64 * 1024
 _librdkafka_logger = logging.getLogger("csv_to_kafka.librdkafka")
+_COMMIT_RETRY_SECONDS = 10.0  # a resumed commit_transaction, or the probe of a fatal error
 
 
 class Sink(Protocol):
@@ -235,7 +236,23 @@ class ConfluentSink:
         """
         if err.fatal():
             self._fatal = err
-        logger.debug("librdkafka error: %s", err)
+            logger.warning("the Kafka producer failed for good: %s", err.str())
+        else:
+            logger.debug("librdkafka error: %s", err)
+
+    def _fatal_cause(self) -> Any:
+        """After "operation not valid in this state", the fatal error behind it, if any.
+
+        In the fatal state every transactional call fails with the fatal error itself; the open
+        transaction is given up either way (the caller's error aborts it).
+        """
+        try:
+            self._producer.abort_transaction(_COMMIT_RETRY_SECONDS)
+        except self._ck.KafkaException as err:
+            error = err.args[0] if err.args else None
+            if error is not None and error.fatal():
+                return error
+        return None
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
         if err is not None:
@@ -287,7 +304,16 @@ class ConfluentSink:
         try:
             self._producer.commit_transaction(self._timeout)
         except self._ck.KafkaException as err:
-            self._raise(err, "commit_transaction", unknown=True)
+            error = err.args[0] if err.args else None
+            if error is None or error.fatal() or not error.retriable():
+                self._raise(err, "commit_transaction", unknown=True)
+            # librdkafka: "retry call to resume". The retry also tells a slow broker from a
+            # fatal error, e.g. a process stopped past transaction.timeout.ms and fenced meanwhile,
+            # whose first call only saw its own deadline pass.
+            try:
+                self._producer.commit_transaction(_COMMIT_RETRY_SECONDS)
+            except self._ck.KafkaException as again:
+                self._raise(again, "commit_transaction", unknown=True)
         if self._delivery_error is not None:  # cannot happen after a successful commit
             raise CommitUnknownError(f"a record was not delivered: {self._delivery_error}")
         return self._last_offset
@@ -319,6 +345,8 @@ class ConfluentSink:
         ck = self._ck.KafkaError
         if self._producer is not None and self._fatal is None:
             self._producer.poll(0)  # serves a fatal error librdkafka has not reported yet
+        if self._fatal is None and kafka_error is not None and kafka_error.code() == ck._STATE:
+            self._fatal = self._fatal_cause()
         if self._fatal is not None:  # the cause of whatever this call failed with
             kafka_error = self._fatal
         code = kafka_error.code() if kafka_error is not None else None
