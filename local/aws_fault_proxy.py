@@ -114,11 +114,13 @@ class Faults:
             return time.monotonic() < self.outage_until.get(service, 0.0)
 
     def cut_point(self, length: int) -> int | None:
-        """Where to break a body of ``length`` bytes: anywhere in it; or, with ``cut_max``, after
-        up to that many bytes of transfer, which may be past its end (then it is not broken)."""
+        """Where to break a body of ``length`` bytes: after at least its first byte, so that a link
+        that breaks every body still delivers some of each (a body of one byte is not broken);
+        or, with ``cut_max``, after up to that many bytes of transfer, which may be past its end
+        (then it is not broken)."""
         with self.lock:
             if self.cut_max is None:
-                return self.rng.randrange(0, max(1, length))
+                return self.rng.randrange(1, length) if length > 1 else None
             cut = self.rng.randrange(0, self.cut_max)
             return cut if cut < length else None
 

@@ -22,7 +22,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from . import _auth
 from .config import Config
@@ -310,6 +310,7 @@ class ConfluentSink:
             # librdkafka: "retry call to resume". The retry also tells a slow broker from a
             # fatal error, e.g. a process stopped past transaction.timeout.ms and fenced meanwhile,
             # whose first call only saw its own deadline pass.
+            logger.warning("commit_transaction: %s; resuming the commit", error.str())
             try:
                 self._producer.commit_transaction(_COMMIT_RETRY_SECONDS)
             except self._ck.KafkaException as again:
@@ -340,7 +341,7 @@ class ConfluentSink:
         except self._ck.KafkaException as err:
             self._raise(err, what, unknown=False)
 
-    def _raise(self, err: Any, what: str, *, unknown: bool) -> None:
+    def _raise(self, err: Any, what: str, *, unknown: bool) -> NoReturn:
         kafka_error = err.args[0] if err.args else None
         ck = self._ck.KafkaError
         if self._producer is not None and self._fatal is None:
