@@ -106,6 +106,23 @@ class ParseJob:
     max_bytes: int  # the largest record value (and row) allowed
     batch_rows: int
 
+    def ready_batches(self, s3: S3Object, encoder: RecordEncoder) -> Iterator[ReadyBatch]:
+        """This job's batches, read with ``s3`` and encoded by ``encoder``, in this process."""
+        batches = parse_rows(
+            read_ahead(s3.chunks(self.info, self.start_offset)),
+            source=self.info.uri,
+            start_offset=self.start_offset,
+            start_line=self.start_line,
+            expected_fields=len(self.header),
+            delimiter=self.delimiter,
+            quotechar=self.quotechar,
+            encoding=self.encoding,
+            max_row_bytes=self.max_bytes,
+            batch_rows=self.batch_rows,
+            encoder=encoder,
+        )
+        return ready_batches(batches, encoder)
+
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()
 
@@ -297,20 +314,7 @@ def _child(argv: list[str]) -> None:
             on_retry=lambda _err: sender.send(_RETRY),
         )
         encoder = RecordEncoder(job.header, job.info.uri, job.max_bytes, job.delimiter)
-        batches = parse_rows(
-            read_ahead(s3.chunks(job.info, job.start_offset)),
-            source=job.info.uri,
-            start_offset=job.start_offset,
-            start_line=job.start_line,
-            expected_fields=len(job.header),
-            delimiter=job.delimiter,
-            quotechar=job.quotechar,
-            encoding=job.encoding,
-            max_row_bytes=job.max_bytes,
-            batch_rows=job.batch_rows,
-            encoder=encoder,
-        )
-        for ready in ready_batches(batches, encoder):
+        for ready in job.ready_batches(s3, encoder):
             head = b"B%d %d %d %d" % (
                 len(ready.values),
                 ready.last_line,

@@ -29,7 +29,7 @@ from typing import Protocol
 
 from . import metrics as m
 from ._failpoint import failpoint
-from ._parse_process import ParseJob, ParseProcess, ReadyBatch, ready_batches
+from ._parse_process import ParseJob, ParseProcess, ReadyBatch
 from ._retry import RetryPolicy, retry_call
 from .checkpoint import Checkpoint, CheckpointStore, Status, utc_now_iso
 from .config import Config
@@ -45,7 +45,7 @@ from .errors import (
 from .metrics import MetricsEmitter
 from .record import RecordEncoder, ResumePoint
 from .sink import Sink, open_sink
-from .source import Header, ObjectInfo, S3Object, parse_header, parse_rows, read_ahead
+from .source import Header, ObjectInfo, S3Object, parse_header
 
 logger = logging.getLogger(__name__)
 
@@ -402,37 +402,23 @@ class _Run:
 
     def _batches(self, point: ResumePoint, parser: ParseProcess | None) -> Iterator[ReadyBatch]:
         config = self.config
-        batch_rows = min(_BATCH_ROWS, config.checkpoint_every)
-        if parser is not None:
-            job = ParseJob(
-                bucket=config.source.bucket,
-                key=config.source.key,
-                info=self.info,
-                retry=self.p._retry,
-                start_offset=point.byte_offset,
-                start_line=point.next_line,
-                header=self.header.names,
-                delimiter=config.delimiter,
-                quotechar=config.quotechar,
-                encoding=config.encoding,
-                max_bytes=self.sink.max_message_bytes,
-                batch_rows=batch_rows,
-            )
-            return parser.batches(job, on_retry=lambda: self.p._metrics.count(m.RETRIES))
-        batches = parse_rows(
-            read_ahead(self.p._s3.chunks(self.info, point.byte_offset)),
-            source=str(config.source),
+        job = ParseJob(
+            bucket=config.source.bucket,
+            key=config.source.key,
+            info=self.info,
+            retry=self.p._retry,
             start_offset=point.byte_offset,
             start_line=point.next_line,
-            expected_fields=len(self.header.names),
+            header=self.header.names,
             delimiter=config.delimiter,
             quotechar=config.quotechar,
             encoding=config.encoding,
-            max_row_bytes=self.sink.max_message_bytes,
-            batch_rows=batch_rows,
-            encoder=self.encoder,
+            max_bytes=self.sink.max_message_bytes,
+            batch_rows=min(_BATCH_ROWS, config.checkpoint_every),
         )
-        return ready_batches(batches, self.encoder)
+        if parser is not None:
+            return parser.batches(job, on_retry=lambda: self.p._metrics.count(m.RETRIES))
+        return job.ready_batches(self.p._s3, self.encoder)
 
     def _copy(self) -> int:
         # The parser process starts first: its start-up overlaps finding the position in Kafka.

@@ -201,8 +201,10 @@ def test_header_with_a_quoted_newline() -> None:
 # -- the fast path: parse_rows with an encoder ------------------------------------------------
 
 
-def read_values(data: bytes, size: int, encoder_delimiter: str = ",", **kw):
-    """(values, lines, row starts, end offsets) with an encoder, and the error if any."""
+def read_values(data: bytes, size: int, encoder_delimiter: str = ",", *, fast: bool = True, **kw):
+    """(values, lines, row starts, batch ends, the error if any), parsed with an encoder (the
+    fast path where it applies) or, with ``fast=False``, by the general parser alone and each
+    row encoded by ``encode_rows``."""
     header = parse_header(iter(chunked(data, size)), source="s3://b/%k", **kw)
     encoder = RecordEncoder(header.names, "s3://b/%k", 1_000_000, encoder_delimiter)
     values, lines, starts, ends = [], [], [], []
@@ -215,37 +217,13 @@ def read_values(data: bytes, size: int, encoder_delimiter: str = ",", **kw):
             start_line=header.data_line,
             expected_fields=len(header.names),
             batch_rows=4,
-            encoder=encoder,
+            encoder=encoder if fast else None,
             **kw,
         ):
-            assert batch.values is not None
-            assert len(batch.values) == len(batch.lines)
-            values += batch.values
-            lines += batch.lines
-            starts += [batch.row_offset(i) for i in range(len(batch.lines))]
-            ends.append(batch.end_offset)
-    except BadInputError as err:
-        error = (err.line, err.byte_offset, err.reason)
-    return values, lines, starts, ends, error
-
-
-def general_values(data: bytes, size: int, **kw):
-    """The same from the general parser, each row encoded by encode_rows."""
-    header = parse_header(iter(chunked(data, size)), source="s3://b/%k", **kw)
-    encoder = RecordEncoder(header.names, "s3://b/%k", 1_000_000)
-    values, lines, starts, ends = [], [], [], []
-    error = None
-    try:
-        for batch in parse_rows(
-            iter(chunked(data[header.data_offset :], size)),
-            source="s3://b/%k",
-            start_offset=header.data_offset,
-            start_line=header.data_line,
-            expected_fields=len(header.names),
-            batch_rows=4,
-            **kw,
-        ):
-            values += encoder.encode_rows(batch.rows, batch.lines)
+            if fast:
+                assert batch.values is not None
+                assert len(batch.values) == len(batch.lines)
+            values += batch.values if fast else encoder.encode_rows(batch.rows, batch.lines)
             lines += batch.lines
             starts += [batch.row_offset(i) for i in range(len(batch.lines))]
             ends.append(batch.end_offset)
@@ -282,7 +260,7 @@ def test_the_fast_path_gives_the_general_parsers_values_offsets_and_errors(seed:
     size = rng.choice([7, 64, 300, 5000])
 
     fast = read_values(data, size)
-    general = general_values(data, size)
+    general = read_values(data, size, fast=False)
 
     assert fast[0] == general[0]  # values, byte for byte
     assert fast[1:3] == general[1:3]  # lines and row starts
