@@ -345,7 +345,11 @@ class ConfluentSink:
         kafka_error = err.args[0] if err.args else None
         ck = self._ck.KafkaError
         if self._producer is not None and self._fatal is None:
-            self._producer.poll(0)  # serves a fatal error librdkafka has not reported yet
+            try:
+                self._producer.poll(0)  # serves a fatal error librdkafka has not reported yet
+            except self._ck.KafkaException as polled:  # poll raises a fatal error itself
+                if polled.args and polled.args[0].fatal():
+                    self._fatal = polled.args[0]
         if self._fatal is None and kafka_error is not None and kafka_error.code() == ck._STATE:
             self._fatal = self._fatal_cause()
         if self._fatal is not None:  # the cause of whatever this call failed with
