@@ -49,12 +49,13 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NoReturn
 
+import kafka
 import kafka.errors as kafka_errors
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.codec import has_gzip, has_lz4, has_snappy, has_zstd
 from kafka.producer.future import FutureRecordMetadata
 
-from . import _auth
+from . import _auth, _kp_append
 from . import sink as _sink
 from .config import Config
 from .errors import CommitUnknownError, ConfigError, FencedError, InfrastructureError
@@ -143,6 +144,7 @@ _batch_of: Callable[[Any], Any] = (
     else id
 )
 _is_done = operator.attrgetter("is_done")
+_KAFKA_VERSION = getattr(kafka, "__version__", "?")
 
 
 def _bool(name: str, value: str) -> bool:
@@ -300,6 +302,7 @@ class KafkaPythonSink:
         self._timeout_ms = int(settings["transaction_timeout_ms"])
         self._producer: Any = None
         self._futures: list[Any] = []
+        self._append: _kp_append.Appender | None = None
         self._last: Any = None
         self._epoch: tuple[int, int] | None = None
         logger.debug("producer settings: %s", _auth.redact(settings))
@@ -359,6 +362,10 @@ class KafkaPythonSink:
             # producer must stop, not fence its successor back.
             manager._supports_epoch_bump = _no_epoch_bump
         self._call(self._producer.init_transactions, "init_transactions", producer=True)
+        partition = TopicPartition(self._topic, PARTITION)
+        self._append = _kp_append.bulk_appender(self._producer, partition)
+        if self._append is None:
+            logger.debug("kafka-python %s: every record goes through send()", _KAFKA_VERSION)
 
     def begin(self) -> None:
         self._futures = []
@@ -371,17 +378,28 @@ class KafkaPythonSink:
             return
         send = self._producer.send
         topic = self._topic
+        append = self._append
+        futures = self._futures
         try:
-            # Keeps the first future of each producer batch (a batch succeeds or fails as a
-            # whole; keeping all of them costs a quarter of the throughput in garbage collection
-            # on large transactions). map, groupby and extend run in C: the only Python code per
-            # record is kafka-python's send.
-            sent = map(functools.partial(send, topic, partition=PARTITION), values[:-1])
-            self._futures.extend(map(next, map(_group, itertools.groupby(sent, key=_batch_of))))
+            if append is None:
+                # Keeps the first future of each producer batch (a batch succeeds or fails as
+                # a whole; keeping all of them costs a quarter of the throughput in garbage
+                # collection on large transactions). map, groupby and extend run in C: the only
+                # Python code per record is kafka-python's send.
+                sent = map(functools.partial(send, topic, partition=PARTITION), values[:-1])
+                futures.extend(map(next, map(_group, itertools.groupby(sent, key=_batch_of))))
+            else:
+                # send() opens each producer batch (and does every check) with its first
+                # record; the records after it go into that batch directly (_kp_append), and
+                # the future of the first stands for the batch.
+                index, stop = 0, len(values) - 1
+                while index < stop:
+                    futures.append(send(topic, values[index], partition=PARTITION))
+                    index = append(values, index + 1, stop)
             last = send(topic, values[-1], headers=headers, partition=PARTITION)
         except kafka_errors.KafkaError as err:
             self._raise(err, "send", unknown=False, producer=True)
-        self._futures.append(last)
+        futures.append(last)
         self._last = last
 
     def commit(self) -> int:
@@ -460,6 +478,7 @@ class KafkaPythonSink:
 
     def close(self) -> None:
         producer, self._producer = self._producer, None
+        self._append = None
         self._futures = []
         self._last = None
         if producer is not None:
