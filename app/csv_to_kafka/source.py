@@ -412,6 +412,9 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
         and start_offset > 0  # the data rows, after the header (and any byte order mark)
     )
     unsafe = _JSON_UNSAFE if quotechar == '"' else _JSON_UNSAFE + b'"'
+    # split() takes every delimiter out of a plain line, so a delimiter JSON would escape (a
+    # tab) does not keep a block from the fast path.
+    unsafe = unsafe.replace(delimiter.encode(), b"") if fast else unsafe
     dialect: dict[str, Any] = {"delimiter": delimiter, "quotechar": quotechar, "strict": True}
     # The csv module refuses fields over 128 KiB by default (a process-wide limit); a row is
     # limited by max_row_bytes here instead.

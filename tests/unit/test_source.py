@@ -9,6 +9,7 @@ import random
 import orjson
 import pytest
 
+from csv_to_kafka import source
 from csv_to_kafka.errors import BadInputError, ConfigError
 from csv_to_kafka.record import RecordEncoder
 from csv_to_kafka.source import parse_header, parse_rows
@@ -232,17 +233,20 @@ def read_values(data: bytes, size: int, encoder_delimiter: str = ",", *, fast: b
     return values, lines, starts, ends, error
 
 
-def mixed_csv(rng: random.Random, rows: int, special: float, bad: float) -> bytes:
+def mixed_csv(
+    rng: random.Random, rows: int, special: float, bad: float, delimiter: str = ","
+) -> bytes:
     """Mostly plain rows, some quoted, some with bytes JSON escapes, the odd bad one."""
     plain = ["a", "b c", "é", "美", "1.5", "", "x%sy", "%d"]
     specials = ['"', "\n", ",", "\\", "\t", "\r\n", "\x00"]
     out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator="\n", delimiter=delimiter)
     writer.writerow(["k1", "k%2", 'k"3'])
     for _ in range(rows):
         odds = rng.random()
         if odds < bad:
-            out.write(rng.choice(["1,2\n", "\n", '1,"2\n', "1,2,3,4\n", 'x"y,1,2\n']))
+            bad_row = rng.choice(["1,2\n", "\n", '1,"2\n', "1,2,3,4\n", 'x"y,1,2\n'])
+            out.write(bad_row.replace(",", delimiter))
             continue
         pool = plain + specials if odds < bad + special else plain
         writer.writerow(
@@ -251,21 +255,47 @@ def mixed_csv(rng: random.Random, rows: int, special: float, bad: float) -> byte
     return out.getvalue().encode()
 
 
+@pytest.mark.parametrize("delimiter", [",", "\t"])
 @pytest.mark.parametrize("seed", range(40))
-def test_the_fast_path_gives_the_general_parsers_values_offsets_and_errors(seed: int) -> None:
+def test_the_fast_path_gives_the_general_parsers_values_offsets_and_errors(
+    seed: int, delimiter: str
+) -> None:
     rng = random.Random(seed)
-    data = mixed_csv(rng, rng.choice([30, 200]), *rng.choice([(0.3, 0.02), (0.05, 0.002), (0, 0)]))
+    mix = rng.choice([(0.3, 0.02), (0.05, 0.002), (0, 0)])
+    data = mixed_csv(rng, rng.choice([30, 200]), *mix, delimiter=delimiter)
     if seed % 4 == 0:
         data = data.replace(b"\xc3\xa9", b"\xc3", 1)  # bad UTF-8 somewhere, or nowhere
     size = rng.choice([7, 64, 300, 5000])
 
-    fast = read_values(data, size)
-    general = read_values(data, size, fast=False)
+    fast = read_values(data, size, delimiter, delimiter=delimiter)
+    general = read_values(data, size, delimiter, fast=False, delimiter=delimiter)
 
     assert fast[0] == general[0]  # values, byte for byte
     assert fast[1:3] == general[1:3]  # lines and row starts
     assert fast[4] == general[4]  # the error: line, byte offset, reason
     assert fast[3][-1:] == general[3][-1:]  # where the last batch ends
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
+def test_plain_blocks_take_the_fast_path_whatever_the_delimiter(
+    delimiter: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    taken = []
+    fast_block = source._fast_block
+
+    def spy(*args, **kwargs):
+        done = fast_block(*args, **kwargs)
+        taken.append(done is not None)
+        return done
+
+    monkeypatch.setattr(source, "_fast_block", spy)
+    rows = [f"{n}{delimiter}x y{delimiter}é" for n in range(200)]
+    data = delimiter.join(["a", "b", "c"]).encode() + b"\n" + "\n".join(rows).encode() + b"\n"
+    values, *_rest, error = read_values(data, 1000, delimiter, delimiter=delimiter)
+    assert error is None
+    assert [orjson.loads(v)["c"] for v in values] == ["é"] * 200
+    assert taken  # (the last block is the general parser's)
+    assert all(taken)
 
 
 def test_the_fast_path_values_are_json_of_the_row() -> None:
