@@ -21,30 +21,9 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from tests.reliability.oracle import expected_records
+
 CLIENTS = ["confluent", "kafka-python"]
-
-
-def expected_records(data: bytes, source: str, **fmt: Any) -> list[dict[str, Any]]:
-    """What the topic must hold for ``data``, computed with nothing but Python's csv module."""
-    csv.field_size_limit(1 << 30)
-    text = data.decode(fmt.get("encoding", "utf-8-sig"))
-    reader = csv.reader(
-        io.StringIO(text, newline=""),
-        delimiter=fmt.get("delimiter", ","),
-        quotechar=fmt.get("quotechar", '"'),
-        strict=True,
-    )
-    header = next(reader)
-    records = []
-    start_line = reader.line_num + 1
-    for row in reader:
-        if row:
-            record: dict[str, Any] = dict(zip(header, row, strict=True))
-            record["_source_line"] = start_line
-            record["_source_file"] = source
-            records.append(record)
-        start_line = reader.line_num + 1
-    return records
 
 
 def committed(bootstrap: str, topic: str) -> list[tuple[int, dict[str, Any]]]:

@@ -103,9 +103,9 @@ def end_offset(bootstrap: str, topic: str) -> int:
 def expected_records(data: bytes, source: str, **fmt: Any) -> list[dict[str, Any]]:
     """The CSV's data rows as Python's csv module reads ``data``, nothing of the product's.
 
-    As tests.integration.conftest.expected_records, except for how lines are numbered: a line
-    ends with LF (CRLF included), so a lone CR inside a quoted field is data, not a line end
-    (Python's ``reader.line_num`` would count it; csv-to-kafka refuses a lone CR elsewhere).
+    The integration tests use it too. A line ends with LF (CRLF included), so a lone CR inside
+    a quoted field is data, not a line end (Python's ``reader.line_num`` would count it with
+    universal newlines; csv-to-kafka refuses a lone CR elsewhere).
     """
     csv.field_size_limit(1 << 30)
     text = data.decode(fmt.get("encoding", "utf-8-sig"))
