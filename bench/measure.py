@@ -292,6 +292,28 @@ class Kafka:
             if own:
                 consumer.close()
 
+    def record_span(self, topic: str, timeout: float = 10) -> tuple[float, float]:
+        """CreateTime (s) of the first and the last committed record of partition 0."""
+        from confluent_kafka import TopicPartition  # noqa: PLC0415
+
+        consumer = self.consumer(committed=True)
+        try:
+            high = self.end_offset(topic, consumer)
+            found = []
+            for offset in (0, max(0, high - 2)):  # the last record, before the last marker
+                consumer.assign([TopicPartition(topic, 0, offset)])
+                deadline = time.monotonic() + timeout
+                while True:
+                    message = consumer.poll(0.5)
+                    if message is not None and not message.error():
+                        found.append(message.timestamp()[1] / 1000)
+                        break
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"no committed record at offset {offset} of {topic}")
+            return found[0], found[1]
+        finally:
+            consumer.close()
+
 
 def wait_until(check: Callable[[], bool], timeout: float, interval: float) -> bool:
     deadline = time.monotonic() + timeout

@@ -50,6 +50,21 @@ def _ratio(name: str, top: RunResult | None, bottom: RunResult | None, goal: flo
     return Target(name, f"{ratio:.2f}x", f">= {goal:g}x", top.ok and bottom.ok and ratio >= goal)
 
 
+def _span_target(r: RunResult | None) -> Target:
+    """The rows/s between the first and last record's CreateTime: the rate of a long run, whose
+    start-up (about a second here) does not count; the 10M-row memory run shows it end to end."""
+    name = "confluent rows/s, first-last record"
+    rate = r.extra.get("span_rows_per_s") if r else None
+    if r is None or rate is None:
+        return Target(name, "-", f">= {CONFLUENT_ROWS_PER_S:,}", None)
+    return Target(
+        name,
+        f"{rate:,.0f} rows/s",
+        f">= {CONFLUENT_ROWS_PER_S:,}",
+        r.ok and rate >= CONFLUENT_ROWS_PER_S,
+    )
+
+
 def _verdict(ok: bool | None) -> str:
     return "OK" if ok else "skipped" if ok is None else "FAILED"
 
@@ -63,6 +78,7 @@ def _main_targets(runs: dict[str, RunResult]) -> list[Target]:
             f">= {CONFLUENT_ROWS_PER_S:,}",
             confluent.ok and confluent.rows_per_s >= CONFLUENT_ROWS_PER_S if confluent else None,
         ),
+        _span_target(confluent),
         _ratio("confluent / kcat", confluent, runs.get("kcat"), KCAT_RATIO),
         _ratio("confluent / original design", confluent, runs.get("original"), ORIGINAL_RATIO),
         Target(
@@ -150,6 +166,7 @@ def _row(r: RunResult) -> list[str]:
         f"{r.records:,}" if r.records is not None else "-",
         f"{r.wall_s:.2f}",
         f"{r.rows_per_s:,.0f}",
+        f"{r.extra['span_rows_per_s']:,.0f}" if "span_rows_per_s" in r.extra else "-",
         f"{r.mb_per_s:.1f}",
         f"{r.cpu_s:.2f}",
         f"{100 * r.cpu_s / r.wall_s:.0f}%" if r.wall_s else "-",
@@ -168,6 +185,7 @@ _HEADER = [
     "records",
     "wall s",
     "rows/s",
+    "first-last rows/s",
     "MB/s",
     "CPU s",
     "CPU/wall",

@@ -51,5 +51,7 @@ def test_bench_smoke_writes_its_results(stack: dict[str, str], tmp_path: Path) -
     assert confluent["rows_per_s"] > 0
     assert confluent["max_rss_mb"] > 0
     assert confluent["cpu_s"] > 0
+    # the rate between the first and the last record's CreateTime, without the start-up
+    assert confluent["extra"]["span_rows_per_s"] > confluent["rows_per_s"]
     assert "confluent rows/s" in document["table"]
     assert str(path) in run.stdout
