@@ -44,6 +44,7 @@ exit codes:
 """
 
 _TRUE = {"1", "true", "yes", "on"}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _FALSE = {"0", "false", "no", "off"}
 
 
@@ -104,7 +105,7 @@ def _common_kafka(parser: argparse.ArgumentParser) -> None:
         help="how long to retry a failing Kafka, S3 or DynamoDB call before exit 4 (default 300)",
     )
     parser.add_argument(
-        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO"
+        "--log-level", type=str.upper, choices=LOG_LEVELS, help="default INFO (any case)"
     )
 
 
@@ -218,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--job-id", help="the job")
     status.add_argument("--checkpoint-table", help="DynamoDB table of checkpoints")
     status.add_argument("--json", action="store_true", help="print the checkpoint as JSON")
-    status.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    status.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS)
     return parser
 
 
@@ -521,7 +522,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # boto3 reads AWS_DEFAULT_REGION; containers on AWS often set only AWS_REGION.
     if os.environ.get("AWS_REGION") and not os.environ.get("AWS_DEFAULT_REGION"):
         os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"]
-    level = args.log_level or os.environ.get(ENV["log_level"]) or "INFO"
+    level = args.log_level or os.environ.get(ENV["log_level"], "").upper() or "INFO"
+    if level not in LOG_LEVELS:
+        parser.error(f"{ENV['log_level']}={level.lower()}: choose from {', '.join(LOG_LEVELS)}")
     setup_logging(level, json_lines=not sys.stderr.isatty())
     try:
         if args.command == "status":

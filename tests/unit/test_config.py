@@ -127,3 +127,16 @@ def test_help_lists_exit_codes_and_variables(capsys: pytest.CaptureFixture[str])
         "CSV_TO_KAFKA_SASL_PASSWORD",
     ]:
         assert text in out
+
+
+def test_log_level_in_any_case(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert build_parser().parse_args(["run", "--log-level", "debug"]).log_level == "DEBUG"
+    monkeypatch.setenv(ENV["log_level"], "verbose")
+    with pytest.raises(SystemExit) as caught:
+        main(["run", "--topic", "t"])
+    assert caught.value.code == 2
+    assert "CSV_TO_KAFKA_LOG_LEVEL=verbose: choose from DEBUG, INFO, WARNING, ERROR" in (
+        capsys.readouterr().err
+    )
