@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from csv_to_kafka.sink import ZSTD_LEVEL
+
 from .datagen import CsvFile
 from .measure import Child, Kafka, ServiceCpu, run_child, start_child, wait_until
 
@@ -289,6 +291,8 @@ class Bench:
             "compression.type": self.compression,
             **KCAT_BATCHING,
         }
+        if self.compression == "zstd":  # the product's zstd level (sink.ZSTD_LEVEL)
+            props["compression.level"] = str(ZSTD_LEVEL)
         argv = ["kcat", "-P", "-b", self.bootstrap, "-t", topic, "-p", "0"]
         for name, value in props.items():
             argv += ["-X", f"{name}={value}"]

@@ -87,6 +87,10 @@ def open_sink(config: Config) -> Sink:
     return ConfluentSink(config)
 
 
+# librdkafka's zstd level (its default, -1, is the codec's 3).
+ZSTD_LEVEL = 1
+
+
 def producer_settings(config: Config) -> dict[str, str]:
     """Producer settings in Kafka's own property names, before the user's -X overrides.
 
@@ -162,6 +166,10 @@ class ConfluentSink:
             }
         )
         props.update(config.kafka_properties)
+        # zstd at level 1, not the codec's default 3: on the benchmark's records, 2% more bytes
+        # for 40% less compression CPU (docs/performance.md). -X compression.level=N overrides.
+        if props.get("compression.codec", props["compression.type"]) == "zstd":
+            props.setdefault("compression.level", str(ZSTD_LEVEL))
         # A record must time out before the transaction that holds it does.
         props.setdefault(
             "message.timeout.ms", str(max(1000, int(props["transaction.timeout.ms"]) - 5000))
