@@ -127,3 +127,40 @@ def test_the_retry_budget_ends_in_exit_4(s3) -> None:
     info = S3Object("bkt", "k", retry=FAST, client=s3).head()
     with pytest.raises(InfrastructureError, match="kept failing at byte 0"):
         list(obj.chunks(info, 0))
+
+
+class Recording:
+    """Wraps a real client and records the Range of each get_object."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.ranges: list[str | None] = []
+
+    def head_object(self, **kw: Any) -> Any:
+        return self._client.head_object(**kw)
+
+    def get_object(self, **kw: Any) -> Any:
+        self.ranges.append(kw.get("Range"))
+        return self._client.get_object(**kw)
+
+
+@pytest.mark.parametrize("start", [1, 110, 4095, 4096, 70_000])
+def test_a_start_near_the_beginning_is_one_plain_get(s3, start: int, monkeypatch) -> None:
+    recording = Recording(s3)
+    obj = S3Object("bkt", "k", retry=FAST, client=recording, read_size=4096)
+    info = obj.head()
+    assert b"".join(obj.chunks(info, start)) == DATA[start:]
+    assert recording.ranges == [None]  # moto copies the whole object for a ranged GET
+
+    monkeypatch.setattr("csv_to_kafka.source._UNRANGED_START_BYTES", start - 1)
+    recording.ranges.clear()
+    assert b"".join(obj.chunks(info, start)) == DATA[start:]
+    assert recording.ranges == [f"bytes={start}-"]  # further in: a Range
+
+
+def test_a_stream_broken_before_the_start_is_reopened_at_the_start(s3) -> None:
+    flaky = Flaky(s3)  # every body breaks after 10,000 bytes
+    obj = S3Object("bkt", "k", retry=FAST, client=flaky, read_size=4096)
+    info = obj.head()
+    assert b"".join(obj.chunks(info, 15_000)) == DATA[15_000:]
+    assert flaky.ranges[:3] == [None, "bytes=15000-", "bytes=25000-"]
