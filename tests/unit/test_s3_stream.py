@@ -48,12 +48,11 @@ class BreakingBody:
         pass
 
 
-class Flaky:
-    """Wraps a real client; each get_object's body breaks after 10,000 bytes."""
+class Recording:
+    """Wraps a real client and records the Range of each get_object."""
 
-    def __init__(self, client: Any, error: Exception | None = None) -> None:
+    def __init__(self, client: Any) -> None:
         self._client = client
-        self._error = error
         self.ranges: list[str | None] = []
 
     def head_object(self, **kw: Any) -> Any:
@@ -61,7 +60,18 @@ class Flaky:
 
     def get_object(self, **kw: Any) -> Any:
         self.ranges.append(kw.get("Range"))
-        response = self._client.get_object(**kw)
+        return self._client.get_object(**kw)
+
+
+class Flaky(Recording):
+    """Wraps a real client; each get_object's body breaks after 10,000 bytes."""
+
+    def __init__(self, client: Any, error: Exception | None = None) -> None:
+        super().__init__(client)
+        self._error = error
+
+    def get_object(self, **kw: Any) -> Any:
+        response = super().get_object(**kw)
         response["Body"] = BreakingBody(response["Body"].read(), 10_000, self._error)
         return response
 
@@ -127,21 +137,6 @@ def test_the_retry_budget_ends_in_exit_4(s3) -> None:
     info = S3Object("bkt", "k", retry=FAST, client=s3).head()
     with pytest.raises(InfrastructureError, match="kept failing at byte 0"):
         list(obj.chunks(info, 0))
-
-
-class Recording:
-    """Wraps a real client and records the Range of each get_object."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self.ranges: list[str | None] = []
-
-    def head_object(self, **kw: Any) -> Any:
-        return self._client.head_object(**kw)
-
-    def get_object(self, **kw: Any) -> Any:
-        self.ranges.append(kw.get("Range"))
-        return self._client.get_object(**kw)
 
 
 @pytest.mark.parametrize("start", [1, 110, 4095, 4096, 70_000])
