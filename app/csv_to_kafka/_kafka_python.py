@@ -130,6 +130,7 @@ _FALSE = frozenset({"false", "0", "no", "off"})
 _RECORD_HEADROOM_BYTES = 64 * 1024
 _CLOSE_TIMEOUT_S = 1.0
 _ABORT_TIMEOUT_MS = 10_000
+_COMMIT_GRACE_MS = 10_000
 _METADATA_TIMEOUT_MS = 15_000
 _CREATE_TIMEOUT_MS = 30_000
 _READ_STALL_S = 60.0
@@ -412,21 +413,28 @@ class KafkaPythonSink:
         except kafka_errors.KafkaError as err:
             self._raise(err, "flush before commit_transaction", unknown=True, producer=True)
         self._check_delivered("commit_transaction")
-        remaining_ms = max(1, int((deadline - time.monotonic()) * 1000))
+        # At least a grace period: a process stopped (SIGSTOP, a paused VM) past its deadline
+        # still hears the answer to its EndTxn, which may be that it was fenced.
+        remaining_ms = max(_COMMIT_GRACE_MS, int((deadline - time.monotonic()) * 1000))
         manager = _transaction_manager(producer)
+        finished = True
         try:
             if manager is None:  # not the kafka-python this was written for: unbounded wait
                 producer.commit_transaction()
             else:
                 result = manager.begin_commit()
                 producer._sender.wakeup()  # as commit_transaction does
-                if not result.wait(timeout_ms=remaining_ms):
-                    raise CommitUnknownError(
-                        f"commit_transaction did not finish within {self._timeout_ms} ms; "
-                        "the position is read again from Kafka"
-                    )
+                finished = result.wait(timeout_ms=remaining_ms)
         except kafka_errors.KafkaError as err:
             self._raise(err, "commit_transaction", unknown=True, producer=True)
+        if not finished:
+            # Fenced meanwhile (the transaction manager's last error) or unknown.
+            self._raise(
+                kafka_errors.KafkaTimeoutError(f"no answer within {self._timeout_ms} ms"),
+                "commit_transaction",
+                unknown=True,
+                producer=True,
+            )
         self._check_epoch("commit_transaction")
         last, self._last = self._last, None
         self._futures = []
@@ -475,6 +483,12 @@ class KafkaPythonSink:
                 logger.debug("abort_transaction did not finish in %d ms", _ABORT_TIMEOUT_MS)
         except Exception as err:  # noqa: BLE001 (best effort: init_transactions aborts it anyway)
             logger.debug("abort_transaction: %s", err)
+        last_error = getattr(_transaction_manager(producer), "last_error", None)
+        if isinstance(last_error, _FENCED_ERRORS):
+            raise FencedError(
+                f"abort_transaction: another instance of job {self._config.job_id} took over "
+                f"(transactional id {self._config.transactional_id}); this one stops"
+            ) from last_error
 
     def close(self) -> None:
         producer, self._producer = self._producer, None

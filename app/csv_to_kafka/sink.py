@@ -69,7 +69,9 @@ class Sink(Protocol):
         """Commit the transaction; returns the offset of the last record sent with headers."""
 
     def abort(self) -> None:
-        """Abort the open transaction, if any, as well as possible (never raises)."""
+        """Abort the open transaction, if any, as well as possible. Raises only FencedError,
+        when the broker's answer is that another instance took over (starting again would
+        fence that instance back)."""
 
     def close(self) -> None:
         """Release the producer and consumers (never raises)."""
@@ -332,8 +334,22 @@ class ConfluentSink:
             return
         try:
             self._producer.abort_transaction(10)
+        except self._ck.KafkaException as err:
+            error = err.args[0] if err.args else None
+            if self._fatal is None and error is not None and error.fatal():
+                self._fatal = error
+            logger.debug("abort_transaction: %s", err)
         except Exception as err:  # noqa: BLE001 (best effort: init_transactions aborts it anyway)
             logger.debug("abort_transaction: %s", err)
+        if self._fatal is not None and self._fatal.code() in self._fenced_codes():
+            raise FencedError(
+                f"abort_transaction: another instance of job {self._config.job_id} took over "
+                f"(transactional id {self._config.transactional_id}); this one stops"
+            )
+
+    def _fenced_codes(self) -> set[int]:
+        ck = self._ck.KafkaError
+        return {ck._FENCED, ck.PRODUCER_FENCED, ck.INVALID_PRODUCER_EPOCH}
 
     def close(self) -> None:
         producer, self._producer = self._producer, None
@@ -364,9 +380,7 @@ class ConfluentSink:
             kafka_error = self._fatal
         code = kafka_error.code() if kafka_error is not None else None
         if code in {
-            ck._FENCED,
-            ck.PRODUCER_FENCED,
-            ck.INVALID_PRODUCER_EPOCH,
+            *self._fenced_codes(),
             getattr(ck, "TRANSACTIONAL_ID_AUTHORIZATION_FAILED", -9999),
         }:
             if code == getattr(ck, "TRANSACTIONAL_ID_AUTHORIZATION_FAILED", -9999):
