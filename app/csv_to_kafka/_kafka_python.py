@@ -14,8 +14,10 @@ bytes only and, since 3.0, has no bound on its buffer to set.
 kafka-python 3.x differs from librdkafka in ways this module makes up for:
 
 - ``commit_transaction`` and ``abort_transaction`` wait without a bound; the sink drives the same
-  transaction manager calls itself and waits at most ``transaction.timeout.ms`` (commit) or ten
-  seconds (abort);
+  transaction manager calls itself and waits at most ``transaction.timeout.ms`` (commit; at
+  least ten seconds from the EndTxn, so that a process stopped past its deadline still hears
+  that it was fenced) or ten seconds (abort); an abort that hears it was fenced raises
+  FencedError;
 - on INVALID_PRODUCER_EPOCH from a produce request, which is what a fenced producer gets, it
   bumps its epoch (KIP-360) with an InitProducerId that the coordinator accepts as coming from
   the current producer id: that aborts the open transaction of the instance that took over and
@@ -58,7 +60,7 @@ from kafka.producer.future import FutureRecordMetadata
 from . import _auth, _kp_append
 from . import sink as _sink
 from .config import Config
-from .errors import CommitUnknownError, ConfigError, FencedError, InfrastructureError
+from .errors import CommitUnknownError, ConfigError, InfrastructureError
 from .record import ResumePoint
 
 logger = logging.getLogger(__name__)
@@ -485,10 +487,7 @@ class KafkaPythonSink:
             logger.debug("abort_transaction: %s", err)
         last_error = getattr(_transaction_manager(producer), "last_error", None)
         if isinstance(last_error, _FENCED_ERRORS):
-            raise FencedError(
-                f"abort_transaction: another instance of job {self._config.job_id} took over "
-                f"(transactional id {self._config.transactional_id}); this one stops"
-            ) from last_error
+            raise _sink.fenced("abort_transaction", self._config) from last_error
 
     def close(self) -> None:
         producer, self._producer = self._producer, None
@@ -532,10 +531,7 @@ class KafkaPythonSink:
                 "grant kafka-cluster:DescribeTransactionalId and AlterTransactionalId"
             ) from err
         if any(isinstance(c, _FENCED_ERRORS) for c in causes):
-            raise FencedError(
-                f"{what}: another instance of job {self._config.job_id} took over "
-                f"(transactional id {self._config.transactional_id}); this one stops"
-            ) from err
+            raise _sink.fenced(what, self._config) from err
         denied = next((c for c in causes if isinstance(c, kafka_errors.AuthorizationError)), None)
         if denied is not None:
             raise ConfigError(f"{what}: not authorized: {denied}") from err

@@ -121,6 +121,14 @@ def check_topic_name(topic: str) -> None:
         )
 
 
+def fenced(what: str, config: Config) -> FencedError:
+    """The error for a producer another instance of the job has fenced: stop, do not fight."""
+    return FencedError(
+        f"{what}: another instance of job {config.job_id} took over "
+        f"(transactional id {config.transactional_id}); this one stops"
+    )
+
+
 def kafka_failure(what: str, err: BaseException, *, unknown: bool) -> InfrastructureError:
     """The error for a Kafka failure that is neither fencing nor a refusal: retryable."""
     if unknown:
@@ -342,10 +350,7 @@ class ConfluentSink:
         except Exception as err:  # noqa: BLE001 (best effort: init_transactions aborts it anyway)
             logger.debug("abort_transaction: %s", err)
         if self._fatal is not None and self._fatal.code() in self._fenced_codes():
-            raise FencedError(
-                f"abort_transaction: another instance of job {self._config.job_id} took over "
-                f"(transactional id {self._config.transactional_id}); this one stops"
-            )
+            raise fenced("abort_transaction", self._config)
 
     def _fenced_codes(self) -> set[int]:
         ck = self._ck.KafkaError
@@ -388,10 +393,7 @@ class ConfluentSink:
                     f"not allowed to use transactional id {self._config.transactional_id}: "
                     "grant kafka-cluster:DescribeTransactionalId and AlterTransactionalId"
                 ) from err
-            raise FencedError(
-                f"{what}: another instance of job {self._config.job_id} took over "
-                f"(transactional id {self._config.transactional_id}); this one stops"
-            ) from err
+            raise fenced(what, self._config) from err
         if code in {ck.TOPIC_AUTHORIZATION_FAILED, ck.CLUSTER_AUTHORIZATION_FAILED}:
             raise ConfigError(f"{what}: not authorized: {err}") from err
         raise kafka_failure(what, err, unknown=unknown) from err
