@@ -6,11 +6,12 @@ one GIL they take turns, and the parser sits idle while a commit waits for the b
 process the parser runs beside the producer and keeps working through the commits.
 
 The child reads the object with its own S3 client, from the position the parent gives it, and
-sends back frames on a private pipe, in order: batches of ready values with where they end,
-retries (for the metric), log records, then ``done`` or the error that stopped it. A batch
-travels as one buffer of lines: a head (``B rows last-line next-line next-byte``), then one value
-per line (a JSON value never holds a raw newline), so the parent splits it with one call. Frames
-carry JSON and bytes, never pickles.
+sends back frames on a private pipe (each its size, then its bytes), in order: batches of ready
+values with where they end, retries (for the metric), log records, then ``done`` or the error
+that stopped it. A batch travels as one buffer of lines: a head (``B rows last-line next-line
+next-byte``), then one value per line (a JSON value never holds a raw newline), so the parent
+splits it with one call. Frames carry JSON and bytes, never pickles. In the parent, a thread
+reads the frames, so that reading the next batches overlaps the wait for a commit.
 
 The child ignores SIGINT and SIGTERM (stopping is the parent's decision: it commits first), and
 dies with its parent (``PR_SET_PDEATHSIG``), so a ``kill -9`` of the copy leaves nothing behind.
@@ -19,24 +20,35 @@ dies with its parent (``PR_SET_PDEATHSIG``), so a ``kill -9`` of the copy leaves
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import json
 import logging
 import os
 import queue
 import signal
+import struct
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
-from multiprocessing.connection import Connection
 from typing import Any
 
 from . import errors
+from ._ahead import ahead
 from ._retry import RetryPolicy
 from .errors import BadInputError, CsvToKafkaError, InfrastructureError
 from .record import RecordEncoder
-from .source import ObjectInfo, RowBatch, S3Object, _s3_client, parse_rows, read_ahead
+from .source import (
+    ObjectInfo,
+    RowBatch,
+    S3Object,
+    _s3_client,
+    parse_header,
+    parse_rows,
+    read_ahead,
+    split_header,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +59,14 @@ _RETRY = b"R"
 _LOG = b"L"
 _ERROR = b"E"
 _DONE = b"D"
-_AHEAD = 16  # batches the child may have ready while the parent is busy (about 6 MB)
+_AHEAD = 16  # batches the child may have ready while the parent is busy (3-4 MB each)
+_RECEIVED_AHEAD = 2  # batches the parent's reading thread may hold for the copy
 _PR_SET_PDEATHSIG = 1
+_M_TRIM_THRESHOLD = -1  # mallopt's parameters
 _M_TOP_PAD = -2
+_M_MMAP_THRESHOLD = -3
+_FRAME_HEAD = struct.Struct("!Q")  # a frame: its size, then its bytes
+_PIPE_SIZE = 4 * 1024 * 1024  # asked of the kernel, which may give less (fs.pipe-max-size)
 
 
 @dataclass(frozen=True)
@@ -97,29 +114,43 @@ class ParseJob:
     key: str
     info: ObjectInfo
     retry: RetryPolicy
-    start_offset: int
+    start_offset: int  # 0: the start of the object, the header's line
     start_line: int
-    header: list[str]
     delimiter: str
     quotechar: str
     encoding: str
     max_bytes: int  # the largest record value (and row) allowed
     batch_rows: int
 
-    def ready_batches(self, s3: S3Object, encoder: RecordEncoder) -> Iterator[ReadyBatch]:
-        """This job's batches, read with ``s3`` and encoded by ``encoder``, in this process."""
+    def ready_batches(self, s3: S3Object) -> Iterator[ReadyBatch]:
+        """This job's batches, read with ``s3``, in this process.
+
+        From the start of the object, the header comes from the same GET as the rows; from a
+        later offset, it has a GET of its own.
+        """
+        dialect: dict[str, Any] = {
+            "source": self.info.uri,
+            "delimiter": self.delimiter,
+            "quotechar": self.quotechar,
+            "encoding": self.encoding,
+            "max_row_bytes": self.max_bytes,
+        }
+        chunks = read_ahead(s3.chunks(self.info, self.start_offset))
+        start_offset, start_line = self.start_offset, self.start_line
+        if start_offset == 0:
+            header, chunks = split_header(chunks, **dialect)
+            start_offset, start_line = header.data_offset, header.data_line
+        else:
+            header = parse_header(s3.chunks(self.info, 0), **dialect)
+        encoder = RecordEncoder(header.names, self.info.uri, self.max_bytes, self.delimiter)
         batches = parse_rows(
-            read_ahead(s3.chunks(self.info, self.start_offset)),
-            source=self.info.uri,
-            start_offset=self.start_offset,
-            start_line=self.start_line,
-            expected_fields=len(self.header),
-            delimiter=self.delimiter,
-            quotechar=self.quotechar,
-            encoding=self.encoding,
-            max_row_bytes=self.max_bytes,
+            chunks,
+            start_offset=start_offset,
+            start_line=start_line,
+            expected_fields=len(header.names),
             batch_rows=self.batch_rows,
             encoder=encoder,
+            **dialect,
         )
         return ready_batches(batches, encoder)
 
@@ -151,13 +182,19 @@ class ParseProcess:
             raise
         finally:
             os.close(write_end)
-        self._frames = Connection(read_end, writable=False)
+        self._frames = _FrameReader(read_end)
+        _keep_freed_memory(top_pad=False)
 
     def batches(self, job: ParseJob, on_retry: Callable[[], None]) -> Iterator[ReadyBatch]:
         """Start the child on ``job`` and yield its batches; raise the error that stopped it.
 
-        ``on_retry`` is called for each S3 read the child retries.
+        ``on_retry`` is called (from a thread) for each S3 read the child retries. A thread
+        reads and splits the next batches while the caller waits for a commit: reading a frame
+        is a third of the copying process's work, and the commit holds no GIL.
         """
+        return ahead(self._batches(job, on_retry), depth=_RECEIVED_AHEAD, name="parser-frames")
+
+    def _batches(self, job: ParseJob, on_retry: Callable[[], None]) -> Iterator[ReadyBatch]:
         stdin = self._child.stdin
         if stdin is None:  # pragma: no cover (Popen was given stdin=PIPE)
             raise RuntimeError("the parser process has no stdin")
@@ -169,7 +206,7 @@ class ParseProcess:
         frames = self._frames
         while True:
             try:
-                frame = frames.recv_bytes()
+                frame = frames.read()
             except (EOFError, OSError) as err:
                 raise self._lost(err) from err
             kind = frame[:1]
@@ -244,10 +281,63 @@ def _error_from_json(body: bytes) -> CsvToKafkaError:
 # -- the child --------------------------------------------------------------------------------
 
 
+class _FrameReader:
+    """Reads the child's frames from the pipe, each straight into a buffer of its size."""
+
+    def __init__(self, fd: int) -> None:
+        _widen(fd)
+        self._pipe = os.fdopen(fd, "rb", buffering=0)
+
+    def read(self) -> bytes:
+        """The next frame; EOFError when the child is gone."""
+        head = self._exactly(bytearray(_FRAME_HEAD.size))
+        (size,) = _FRAME_HEAD.unpack(head)
+        return bytes(self._exactly(bytearray(size)))
+
+    def _exactly(self, buffer: bytearray) -> bytearray:
+        view = memoryview(buffer)
+        done = 0
+        while done < len(buffer):
+            n = self._pipe.readinto(view[done:])
+            if not n:
+                raise EOFError(f"the pipe closed {len(buffer) - done} bytes before a frame's end")
+            done += n
+        return buffer
+
+    def close(self) -> None:
+        self._pipe.close()
+
+
+def _widen(fd: int) -> None:
+    """Give the pipe a larger buffer: each 64 KiB (the default) a frame crosses costs both
+    processes a wake-up (a 3.6 MB batch is 56 of them)."""
+    for size in (_PIPE_SIZE, 1024 * 1024):  # the second: fs.pipe-max-size's default
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)
+        except (OSError, AttributeError):  # over the limit, or not Linux
+            continue
+        return
+
+
+class _FrameWriter:
+    """Writes frames to the pipe: the size, then the bytes."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def write(self, frame: bytes) -> None:
+        head = _FRAME_HEAD.pack(len(frame))
+        # A small frame goes in one write; a batch is not copied to put 8 bytes before it.
+        for piece in [head + frame] if len(frame) < 65536 else [head, frame]:
+            view = memoryview(piece)
+            while view:
+                view = view[os.write(self._fd, view) :]
+
+
 class _Sender:
     """Writes frames from a thread, so the parser runs up to ``_AHEAD`` batches ahead."""
 
-    def __init__(self, frames: Connection) -> None:
+    def __init__(self, frames: _FrameWriter) -> None:
         self._frames = frames
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_AHEAD)
         self._thread = threading.Thread(target=self._pump, name="frames", daemon=True)
@@ -263,7 +353,7 @@ class _Sender:
     def _pump(self) -> None:
         while (frame := self._queue.get()) is not None:
             try:
-                self._frames.send_bytes(frame)
+                self._frames.write(frame)
             except OSError:  # the parent is gone: nothing left to do
                 os._exit(1)
 
@@ -278,18 +368,34 @@ class _ForwardLogs(logging.Handler):
         self._sender.send(_LOG + json.dumps(message).encode())
 
 
+def _keep_freed_memory(*, top_pad: bool) -> None:
+    """Keep the memory of one batch for the next, instead of the kernel's fresh pages.
+
+    glibc serves an allocation of a batch's size (a frame is 3-4 MB) with mmap and unmaps it
+    when freed, so each frame costs its pages' faults, on both sides of the pipe (half the
+    parent's reading time). From the heap, and with 16 MiB free at its top kept, a frame's
+    memory is the last one's. In the child, the encoder's short-lived buffers would also make
+    glibc return the heap's top to the kernel thousands of times a second (brk and page
+    faults: about 10% of its CPU); ``top_pad`` keeps 16 MiB there. At most 16 MiB is kept.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mallopt(_M_MMAP_THRESHOLD, 8 * 1024 * 1024)
+        libc.mallopt(_M_TRIM_THRESHOLD, 16 * 1024 * 1024)
+        if top_pad:
+            libc.mallopt(_M_TOP_PAD, 16 * 1024 * 1024)
+    except (OSError, AttributeError):  # pragma: no cover (not Linux with glibc)
+        pass
+
+
 def _linux_setup(parent: int) -> None:
-    """Die with the parent; keep freed memory at the top of the heap for the next batch."""
+    """Die with the parent; keep freed memory for the next batch."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        # glibc returns the top of the heap to the kernel as soon as 128 KiB are free there, and
-        # the encoder's short-lived buffers make it do so thousands of times a second (brk and
-        # page faults: about 10% of this process's CPU). Padding the heap top by 16 MiB stops
-        # that, for at most 16 MiB of freed memory kept for the next batches.
-        libc.mallopt(_M_TOP_PAD, 16 * 1024 * 1024)
     except (OSError, AttributeError):  # pragma: no cover (not Linux with glibc)
         pass
+    _keep_freed_memory(top_pad=True)
     if os.getppid() != parent:  # the parent died before prctl
         os._exit(1)
 
@@ -299,7 +405,7 @@ def _child(argv: list[str]) -> None:
     _linux_setup(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    sender = _Sender(Connection(write_end, readable=False))
+    sender = _Sender(_FrameWriter(write_end))
     root = logging.getLogger()
     root.handlers[:] = [_ForwardLogs(sender)]
     logging.getLogger("csv_to_kafka").setLevel(logging.INFO)
@@ -313,8 +419,7 @@ def _child(argv: list[str]) -> None:
             client=client,
             on_retry=lambda _err: sender.send(_RETRY),
         )
-        encoder = RecordEncoder(job.header, job.info.uri, job.max_bytes, job.delimiter)
-        for ready in job.ready_batches(s3, encoder):
+        for ready in job.ready_batches(s3):
             head = b"B%d %d %d %d" % (
                 len(ready.values),
                 ready.last_line,

@@ -3,12 +3,13 @@
 The only module that knows every stage. One run:
 
 1. Pin the object (ETag, VersionId, size) and read the stored checkpoint.
-2. Check the topic; read the header row once.
+2. Check the topic.
 3. Start the transactional producer (this fences older instances of the job and aborts what they
    left open), then read the job's last committed record from Kafka: its headers say which row
-   and which byte the copy continues from. Kafka is the truth; the checkpoint is a hint and the
-   operators' view.
-4. Stream the object from that byte, one transaction per ``checkpoint_every`` rows (or
+   and which byte the copy continues from (none: from the first byte). Kafka is the truth; the
+   checkpoint is a hint and the operators' view.
+4. Stream the object from that byte (the parser reads the header row from the same GET, or,
+   resuming, from one of its own), one transaction per ``checkpoint_every`` rows (or
    ``checkpoint_seconds``); after each commit the checkpoint is written (in the background,
    never moving backwards) and metrics recorded.
 5. On a Kafka error with an unknown outcome, throw the producer away and go back to 3.
@@ -43,9 +44,9 @@ from .errors import (
     StoppedError,
 )
 from .metrics import MetricsEmitter
-from .record import RecordEncoder, ResumePoint
+from .record import ResumePoint
 from .sink import Sink, open_sink
-from .source import Header, ObjectInfo, S3Object, parse_header
+from .source import ObjectInfo, S3Object
 
 logger = logging.getLogger(__name__)
 
@@ -269,18 +270,7 @@ class Processor:
                 is_transient=_retryable_kafka_error,
                 on_retry=self._count_retry,
             )
-            header = parse_header(
-                self._s3.chunks(info, 0),
-                source=str(config.source),
-                delimiter=config.delimiter,
-                quotechar=config.quotechar,
-                encoding=config.encoding,
-                max_row_bytes=sink.max_message_bytes,
-            )
-            encoder = RecordEncoder(
-                header.names, str(config.source), sink.max_message_bytes, config.delimiter
-            )
-            run = _Run(self, sink, info=info, header=header, encoder=encoder, stored=stored)
+            run = _Run(self, sink, info=info, stored=stored)
             rows_total = run.copy_with_retries()
         finally:
             sink.close()
@@ -320,16 +310,12 @@ class _Run:
         sink: Sink,
         *,
         info: ObjectInfo,
-        header: Header,
-        encoder: RecordEncoder,
         stored: Checkpoint | None,
     ) -> None:
         self.p = processor
         self.config = processor.config
         self.sink = sink
         self.info = info
-        self.header = header
-        self.encoder = encoder
         self.stored = stored
         self.started_at = stored.started_at if stored is not None else utc_now_iso()
         self.rows_this_run = 0
@@ -383,14 +369,8 @@ class _Run:
                     "the topic was deleted or truncated. Use a new --job-id (or delete the "
                     "checkpoint) to copy again"
                 )
-            return ResumePoint(
-                self.config.job_id,
-                0,
-                0,
-                self.header.data_line,
-                self.header.data_offset,
-                self.info.etag,
-            )
+            # From the first byte: the parser reads the header on its way to the first row.
+            return ResumePoint(self.config.job_id, 0, 0, 1, 0, self.info.etag)
         if point.etag != self.info.etag:
             raise ObjectChangedError(
                 f"job {self.config.job_id} copied ETag {point.etag} up to row {point.rows}, but "
@@ -409,7 +389,6 @@ class _Run:
             retry=self.p._retry,
             start_offset=point.byte_offset,
             start_line=point.next_line,
-            header=self.header.names,
             delimiter=config.delimiter,
             quotechar=config.quotechar,
             encoding=config.encoding,
@@ -418,7 +397,7 @@ class _Run:
         )
         if parser is not None:
             return parser.batches(job, on_retry=lambda: self.p._metrics.count(m.RETRIES))
-        return job.ready_batches(self.p._s3, self.encoder)
+        return job.ready_batches(self.p._s3)
 
     def _copy(self) -> int:
         # The parser process starts first: its start-up overlaps finding the position in Kafka.

@@ -100,6 +100,7 @@ class RecordEncoder:
         self._delimiter = delimiter.encode()
         self.encode_rows = _compile_encoder(self._header, source)
         self._template = _line_template(self._header, source)
+        self.pieces, self.tail = _pieces(self._header, source)
         # encode_lines's value is its line's bytes plus at most this many (keys, line number).
         self.line_overhead = len(self._template) - 2 * len(self._header) - 2 + 20
 
@@ -171,6 +172,15 @@ def _line_template(header: tuple[str, ...], source: str) -> bytes:
     fields = b",".join(orjson.dumps(name).replace(b"%", b"%%") + b':"%s"' for name in header)
     source_json = orjson.dumps(source).replace(b"%", b"%%")
     return b"{" + fields + b',"_source_line":%d,"_source_file":' + source_json + b"}"
+
+
+def _pieces(header: tuple[str, ...], source: str) -> tuple[tuple[bytes, ...], bytes]:
+    """The value of a plain row in pieces (``_speedups.encode_block``): the JSON before each
+    field, the JSON between the last field and the line number, and the JSON after it."""
+    names = [orjson.dumps(name) for name in header]
+    pieces = (b"{" + names[0] + b':"', *(b'",' + name + b':"' for name in names[1:]))
+    tail = b',"_source_file":' + orjson.dumps(source) + b"}"
+    return (*pieces, b'","_source_line":'), tail
 
 
 def _compile_encoder(

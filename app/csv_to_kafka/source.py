@@ -18,6 +18,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -32,12 +33,26 @@ from ._ahead import ahead
 from ._retry import RetryPolicy, is_transient_aws, retry_call
 from .errors import BadInputError, ConfigError, InfrastructureError, ObjectChangedError
 
+try:
+    from . import _speedups
+except ImportError:  # pragma: no cover (built without a C compiler: the loop runs in Python)
+    _speedups = None  # type: ignore[assignment]  # (the fallback)
+_encode_block = None if _speedups is None else _speedups.encode_block
+
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Header", "ObjectInfo", "RowBatch", "S3Object", "parse_header", "parse_rows"]
+__all__ = [
+    "Header",
+    "ObjectInfo",
+    "RowBatch",
+    "S3Object",
+    "parse_header",
+    "parse_rows",
+    "split_header",
+]
 
 _BOM = codecs.BOM_UTF8
 # Blocks of about 512 KiB: a block's rows, values and batches are all alive at once, and they
@@ -71,6 +86,8 @@ class BatchEncoder(Protocol):
     def encode_rows(self, rows: list[list[str]], lines: list[int]) -> list[bytes]: ...
 
     line_overhead: int  # a value of encode_lines is at most its line's size plus this
+    pieces: tuple[bytes, ...]  # the JSON around the fields, for _speedups.encode_block
+    tail: bytes  # the JSON after the line number
 
     def encode_lines(self, lines: list[bytes], first_line: int) -> list[bytes] | None:
         """Values of plain UTF-8 lines, one row each; None when one has the wrong field count."""
@@ -366,6 +383,41 @@ def parse_header(
     return Header(names=names, data_offset=first.end_offset, data_line=first.end_line + 1)
 
 
+def split_header(
+    chunks: Iterable[bytes],
+    *,
+    source: str,
+    delimiter: str = ",",
+    quotechar: str = '"',
+    encoding: str = "utf-8",
+    max_row_bytes: int = 1_000_000,
+) -> tuple[Header, Iterator[bytes]]:
+    """The header row of ``chunks`` (the object from its first byte), and the bytes after it.
+
+    One read serves both: the chunks that held the header go on from ``data_offset``, then the
+    rest of ``chunks``. (Against moto, a GET costs a copy of the whole object before its first
+    byte: a second one for the header was a second of a 10M-row run.)
+    """
+    stream = iter(chunks)
+    taken: list[bytes] = []
+
+    def taking() -> Iterator[bytes]:
+        for chunk in stream:
+            taken.append(chunk)
+            yield chunk
+
+    header = parse_header(
+        taking(),
+        source=source,
+        delimiter=delimiter,
+        quotechar=quotechar,
+        encoding=encoding,
+        max_row_bytes=max_row_bytes,
+    )
+    after = b"".join(taken)[header.data_offset :]
+    return header, itertools.chain([after] if after else [], stream)
+
+
 class _Position:
     """Maps lines and character positions in one block of text to byte offsets in the object."""
 
@@ -620,6 +672,10 @@ def _fast_block(  # noqa: PLR0912, PLR0915 (one loop over the block keeps the ro
     JSON escapes, those bytes go into the record value as they are (``encode_lines``). A line
     with a quote starts a row that the csv module reads, as many lines as its quotes span.
 
+    With ``_speedups`` built, one C loop (``encode_block``) does both: the plain lines and the
+    quoted rows it is sure of, byte for byte the same values; it leaves any other row to the
+    csv module here.
+
     Anything unusual sends the whole block to the general parser, which finds the error and
     where it is: a byte JSON must escape, a blank line, bytes that are not UTF-8, a line with
     the wrong number of fields, a quoted row the csv module refuses or reads as more than one
@@ -662,35 +718,16 @@ def _fast_block(  # noqa: PLR0912, PLR0915 (one loop over the block keeps the ro
         )
         values, lines, batch_start = [], [], pos
 
-    while pos < size:
-        found = find(quote, pos)
-        plain_end = size if found < 0 else rfind(b"\n", pos, found) + 1
-        if plain_end > pos:
-            plain = block[pos : plain_end - 1].split(b"\n")
-            taken = 0
-            while taken < len(plain):
-                part = plain[taken : taken + batch_rows - len(values)]
-                encoded = encode_lines(part, line + 1)
-                if encoded is None:  # a line with the wrong number of fields
-                    return None
-                values += encoded
-                lines += range(line + 1, line + 1 + len(part))
-                line += len(part)
-                pos += sum(map(len, part)) + len(part)
-                taken += len(part)
-                if len(values) == batch_rows:
-                    close_batch()
-        if found < 0:
-            break
-        # A row with a quote: up to the newline where the quotes are balanced.
-        end = find(b"\n", found) + 1
+    def quoted_row() -> bool | None:
+        """Read the row at ``pos``, which has a quote, with the csv module, up to the newline
+        where its quotes are balanced: True when read, False when it goes on in the next block,
+        None when the general parser must read the block."""
+        nonlocal pos, line, largest
+        end = find(b"\n", pos) + 1
         while count(quote, pos, end) % 2:
             end = find(b"\n", end) + 1
-            if end == 0:  # the row goes on in the next block
-                end = pos
-                break
-        if end == pos:
-            break
+            if end == 0:
+                return False
         row = _one_row(block[pos:end].decode(), dialect, width)
         if row is None:
             return None
@@ -702,6 +739,56 @@ def _fast_block(  # noqa: PLR0912, PLR0915 (one loop over the block keeps the ro
         pos = end
         if len(values) == batch_rows:
             close_batch()
+        return True
+
+    if _encode_block is not None:
+        # The loop in C: every row it is sure of; a row it leaves is read here, then on.
+        pieces, tail = encoder.pieces, encoder.tail
+        while pos < size:
+            got, got_lines, pos, line, longest = _encode_block(
+                block, pos, size, line, batch_rows - len(values), delimiter, quote, pieces, tail
+            )
+            values += got
+            lines += got_lines
+            largest = max(largest, longest)
+            if len(values) == batch_rows:
+                close_batch()
+                continue
+            if pos == size:
+                break
+            if find(quote, pos, find(b"\n", pos)) < 0:  # a plain line, with the wrong field count
+                return None
+            read = quoted_row()  # a quote inside a field, or text after one
+            if not read:
+                if read is None:
+                    return None
+                break
+    else:
+        while pos < size:
+            found = find(quote, pos)
+            plain_end = size if found < 0 else rfind(b"\n", pos, found) + 1
+            if plain_end > pos:
+                plain = block[pos : plain_end - 1].split(b"\n")
+                taken = 0
+                while taken < len(plain):
+                    part = plain[taken : taken + batch_rows - len(values)]
+                    encoded = encode_lines(part, line + 1)
+                    if encoded is None:  # a line with the wrong number of fields
+                        return None
+                    values += encoded
+                    lines += range(line + 1, line + 1 + len(part))
+                    line += len(part)
+                    pos += sum(map(len, part)) + len(part)
+                    taken += len(part)
+                    if len(values) == batch_rows:
+                        close_batch()
+            if found < 0:
+                break
+            read = quoted_row()
+            if not read:
+                if read is None:
+                    return None
+                break
     if values:
         close_batch()
     return batches, pos, line

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -17,7 +18,7 @@ from ._retry import RetryPolicy
 from .config import Config
 from .record import RecordEncoder
 from .sink import Sink, open_sink
-from .source import S3Object, parse_header, parse_rows, read_ahead
+from .source import S3Object, parse_rows, read_ahead, split_header
 
 logger = logging.getLogger(__name__)
 
@@ -53,25 +54,21 @@ def _expected_rows(
     config: Config, s3: S3Object, max_bytes: int
 ) -> Iterator[tuple[int, dict[str, object]]]:
     info = s3.head()
-    header = parse_header(
-        s3.chunks(info, 0),
-        source=str(config.source),
-        delimiter=config.delimiter,
-        quotechar=config.quotechar,
-        encoding=config.encoding,
-        max_row_bytes=max_bytes,
-    )
+    dialect: dict[str, Any] = {
+        "source": str(config.source),
+        "delimiter": config.delimiter,
+        "quotechar": config.quotechar,
+        "encoding": config.encoding,
+        "max_row_bytes": max_bytes,
+    }
+    header, chunks = split_header(read_ahead(s3.chunks(info, 0)), **dialect)
     encoder = RecordEncoder(header.names, str(config.source), max_bytes)
     for batch in parse_rows(
-        read_ahead(s3.chunks(info, header.data_offset)),
-        source=str(config.source),
+        chunks,
         start_offset=header.data_offset,
         start_line=header.data_line,
         expected_fields=len(header.names),
-        delimiter=config.delimiter,
-        quotechar=config.quotechar,
-        encoding=config.encoding,
-        max_row_bytes=max_bytes,
+        **dialect,
     ):
         for row, line in zip(batch.rows, batch.lines, strict=True):
             yield line, encoder.expected(row, line)

@@ -222,7 +222,7 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory) -> ImageVenv:
     shutil.copytree(
         ROOT / "app" / "csv_to_kafka",
         context / "app" / "csv_to_kafka",
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.so"),
     )
     root = base / "opt-csv-to-kafka"
     venv.EnvBuilder(with_pip=True).create(root)
@@ -231,6 +231,7 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory) -> ImageVenv:
         # The same steps as the Dockerfile's build stage.
         [*pip, "install", "--only-binary=:all:", "--requirement", "app/requirements.lock"],
         [*pip, "install", "--no-deps", "--no-build-isolation", "."],
+        [str(root / "bin" / "python"), "-c", "import csv_to_kafka._speedups"],
         [*pip, "check"],
     ]
     for step in steps:

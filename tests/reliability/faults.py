@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,22 +58,26 @@ class Run:
         self.pid = self.proc.pid
         self.session = session
         self.stopped = False
+        self._reaping = threading.Lock()
 
     @property
     def returncode(self) -> int | None:
         return self.poll()
 
     def poll(self) -> int | None:
-        """The exit code once the process ended (-N for signal N), else None."""
-        if self.proc.returncode is None:
-            try:
+        """The exit code once the process ended (-N for signal N), else None.
+
+        Threads poll the same run (the test, and ``spot.Reclaimer`` playing EC2): one reaps
+        the process, under the lock, and the others read the code it stored. (Unlocked, the
+        second waitpid found no child and Popen took that for exit 0.)
+        """
+        with self._reaping:
+            if self.proc.returncode is None:
                 pid, status = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:
-                return self.proc.poll()
-            if pid:
-                self.proc.returncode = os.waitstatus_to_exitcode(status)
-                self.ended = time.monotonic()
-        return self.proc.returncode
+                if pid:
+                    self.proc.returncode = os.waitstatus_to_exitcode(status)
+                    self.ended = time.monotonic()
+            return self.proc.returncode
 
     @property
     def max_rss_kb(self) -> int | None:

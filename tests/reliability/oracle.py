@@ -419,8 +419,8 @@ class Oracle:
     def finish(self, *, status: str | None = "COMPLETED") -> Verdict:
         """Judge the job: the committed records are exactly the expected rows.
 
-        ``status`` is the checkpoint the job must end with (FAILED for bad input; None: no
-        checkpoint, as when the header itself is refused).
+        ``status`` is the checkpoint the job must end with (FAILED for bad input, a refused
+        header included; None: no checkpoint at all).
         """
         try:
             self.prefix.wait_for(len(self.expected))

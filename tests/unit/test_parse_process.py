@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import boto3
+import orjson
 import pytest
+from moto import mock_aws
 
 from csv_to_kafka._parse_process import ParseJob, _error_from_json, _error_to_json
 from csv_to_kafka._retry import RetryPolicy
@@ -13,7 +18,7 @@ from csv_to_kafka.errors import (
     InfrastructureError,
     ObjectChangedError,
 )
-from csv_to_kafka.source import ObjectInfo
+from csv_to_kafka.source import ObjectInfo, S3Object
 
 
 @pytest.mark.parametrize(
@@ -56,7 +61,6 @@ def test_the_job_round_trips_through_json() -> None:
         retry=RetryPolicy(total_seconds=3),
         start_offset=4,
         start_line=2,
-        header=["a", "b"],
         delimiter=";",
         quotechar="'",
         encoding="latin-1",
@@ -87,3 +91,69 @@ def test_a_cgroup_cpu_quota_caps_the_cpus(tmp_path, monkeypatch, files, expected
         (tmp_path / name).write_text(text)
 
     assert processor._cpus(tmp_path) == expected
+
+
+CSV = b"id,name\n" + b"".join(b"%d,n%d\n" % (i, i) for i in range(1, 501))
+
+
+@pytest.fixture
+def s3_object(aws_env: None):
+    """An S3Object on moto (in process) whose client counts the GETs it makes."""
+    with mock_aws():
+        client = boto3.client("s3")
+        client.create_bucket(Bucket="bkt")
+        client.put_object(Bucket="bkt", Key="k.csv", Body=CSV)
+        gets: list[str | None] = []
+
+        class Counting:
+            def head_object(self, **kw: Any) -> Any:
+                return client.head_object(**kw)
+
+            def get_object(self, **kw: Any) -> Any:
+                gets.append(kw.get("Range"))
+                return client.get_object(**kw)
+
+        obj = S3Object("bkt", "k.csv", retry=RetryPolicy(total_seconds=3), client=Counting())
+        yield obj, gets
+
+
+def job_from(obj: S3Object, start_offset: int, start_line: int) -> ParseJob:
+    return ParseJob(
+        bucket="bkt",
+        key="k.csv",
+        info=obj.head(),
+        retry=RetryPolicy(total_seconds=3),
+        start_offset=start_offset,
+        start_line=start_line,
+        delimiter=",",
+        quotechar='"',
+        encoding="utf-8",
+        max_bytes=1000,
+        batch_rows=100,
+    )
+
+
+def test_from_the_start_one_get_reads_the_header_and_the_rows(s3_object) -> None:
+    obj, gets = s3_object
+    batches = list(job_from(obj, 0, 1).ready_batches(obj))
+    values = [orjson.loads(v) for b in batches for v in b.values]
+    assert [v["id"] for v in values] == [str(i) for i in range(1, 501)]
+    assert values[0] == {
+        "id": "1",
+        "name": "n1",
+        "_source_line": 2,
+        "_source_file": "s3://bkt/k.csv",
+    }
+    assert (batches[-1].last_line, batches[-1].next_line) == (501, 502)
+    assert batches[-1].next_offset == len(CSV)
+    assert gets == [None]
+
+
+def test_from_a_later_row_the_header_has_a_get_of_its_own(s3_object) -> None:
+    obj, gets = s3_object
+    row_300 = CSV.index(b"\n300,") + 1
+    batches = list(job_from(obj, row_300, 301).ready_batches(obj))
+    values = [orjson.loads(v) for b in batches for v in b.values]
+    assert [v["id"] for v in values] == [str(i) for i in range(300, 501)]
+    assert values[0]["_source_line"] == 301
+    assert sorted(gets, key=str) == [None, None]  # the header's, and the rows' (within 1 MiB)

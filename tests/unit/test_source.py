@@ -12,7 +12,7 @@ import pytest
 from csv_to_kafka import source
 from csv_to_kafka.errors import BadInputError, ConfigError
 from csv_to_kafka.record import RecordEncoder
-from csv_to_kafka.source import parse_header, parse_rows
+from csv_to_kafka.source import parse_header, parse_rows, split_header
 
 
 def chunked(data: bytes, size: int) -> list[bytes]:
@@ -202,6 +202,16 @@ def test_header_with_a_quoted_newline() -> None:
 # -- the fast path: parse_rows with an encoder ------------------------------------------------
 
 
+@pytest.fixture(params=["c", "python"])
+def fast_loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The fast path's loop: in C (``_speedups``, when it is built) or in Python."""
+    if request.param == "python":
+        monkeypatch.setattr(source, "_encode_block", None)
+    elif source._encode_block is None:
+        pytest.skip("csv_to_kafka._speedups is not built (no C compiler at install time)")
+    return str(request.param)
+
+
 def read_values(data: bytes, size: int, encoder_delimiter: str = ",", *, fast: bool = True, **kw):
     """(values, lines, row starts, batch ends, the error if any), parsed with an encoder (the
     fast path where it applies) or, with ``fast=False``, by the general parser alone and each
@@ -234,19 +244,26 @@ def read_values(data: bytes, size: int, encoder_delimiter: str = ",", *, fast: b
 
 
 def mixed_csv(
-    rng: random.Random, rows: int, special: float, bad: float, delimiter: str = ","
+    rng: random.Random,
+    rows: int,
+    special: float,
+    bad: float,
+    delimiter: str = ",",
+    quotechar: str = '"',
 ) -> bytes:
     """Mostly plain rows, some quoted, some with bytes JSON escapes, the odd bad one."""
-    plain = ["a", "b c", "é", "美", "1.5", "", "x%sy", "%d"]
-    specials = ['"', "\n", ",", "\\", "\t", "\r\n", "\x00"]
+    plain = ["a", "b c", "é", "美", "1.5", "", "x%sy", "%d", "'"]
+    specials = ['"', '""', "\n", ",", ";", "\\", "\t", "\r\n", "\x00"]
     out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\n", delimiter=delimiter)
+    writer = csv.writer(out, lineterminator="\n", delimiter=delimiter, quotechar=quotechar)
     writer.writerow(["k1", "k%2", 'k"3'])
     for _ in range(rows):
         odds = rng.random()
         if odds < bad:
-            bad_row = rng.choice(["1,2\n", "\n", '1,"2\n', "1,2,3,4\n", 'x"y,1,2\n'])
-            out.write(bad_row.replace(",", delimiter))
+            bad_row = rng.choice(
+                ["1,2\n", "\n", '1,"2\n', "1,2,3,4\n", 'x"y,1,2\n', '"a"b,1,2\n', '1,2,"3" \n']
+            )
+            out.write(bad_row.replace(",", delimiter).replace('"', quotechar))
             continue
         pool = plain + specials if odds < bad + special else plain
         writer.writerow(
@@ -255,20 +272,21 @@ def mixed_csv(
     return out.getvalue().encode()
 
 
-@pytest.mark.parametrize("delimiter", [",", "\t"])
+@pytest.mark.parametrize(("delimiter", "quotechar"), [(",", '"'), ("\t", '"'), (";", "'")])
 @pytest.mark.parametrize("seed", range(40))
 def test_the_fast_path_gives_the_general_parsers_values_offsets_and_errors(
-    seed: int, delimiter: str
+    seed: int, delimiter: str, quotechar: str, fast_loop: str
 ) -> None:
     rng = random.Random(seed)
     mix = rng.choice([(0.3, 0.02), (0.05, 0.002), (0, 0)])
-    data = mixed_csv(rng, rng.choice([30, 200]), *mix, delimiter=delimiter)
+    data = mixed_csv(rng, rng.choice([30, 200]), *mix, delimiter=delimiter, quotechar=quotechar)
     if seed % 4 == 0:
         data = data.replace(b"\xc3\xa9", b"\xc3", 1)  # bad UTF-8 somewhere, or nowhere
     size = rng.choice([7, 64, 300, 5000])
+    kw = {"delimiter": delimiter, "quotechar": quotechar}
 
-    fast = read_values(data, size, delimiter, delimiter=delimiter)
-    general = read_values(data, size, delimiter, fast=False, delimiter=delimiter)
+    fast = read_values(data, size, delimiter, **kw)
+    general = read_values(data, size, delimiter, fast=False, **kw)
 
     assert fast[0] == general[0]  # values, byte for byte
     assert fast[1:3] == general[1:3]  # lines and row starts
@@ -278,7 +296,7 @@ def test_the_fast_path_gives_the_general_parsers_values_offsets_and_errors(
 
 @pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
 def test_plain_blocks_take_the_fast_path_whatever_the_delimiter(
-    delimiter: str, monkeypatch: pytest.MonkeyPatch
+    delimiter: str, fast_loop: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     taken = []
     fast_block = source._fast_block
@@ -298,7 +316,7 @@ def test_plain_blocks_take_the_fast_path_whatever_the_delimiter(
     assert all(taken)
 
 
-def test_the_fast_path_values_are_json_of_the_row() -> None:
+def test_the_fast_path_values_are_json_of_the_row(fast_loop: str) -> None:
     data = 'a,b\n1,Zoë\n2,"q,""\n"\n3,%s\n'.encode()
     values, lines, starts, ends, error = read_values(data + b"4,\n" * 10, 4096)
     assert error is None
@@ -312,14 +330,14 @@ def test_the_fast_path_values_are_json_of_the_row() -> None:
     assert ends[-1] == len(data) + 30
 
 
-def test_the_fast_path_with_another_delimiter() -> None:
+def test_the_fast_path_with_another_delimiter(fast_loop: str) -> None:
     data = b"a;b\n1;x,y\n2;z\n"
     values, _l, _s, _e, error = read_values(data, 4096, encoder_delimiter=";", delimiter=";")
     assert error is None
     assert [orjson.loads(v)["b"] for v in values] == ["x,y", "z"]
 
 
-def test_the_fast_path_still_finds_a_record_too_large() -> None:
+def test_the_fast_path_still_finds_a_record_too_large(fast_loop: str) -> None:
     from csv_to_kafka._parse_process import ready_batches
 
     rows = [b"1,short", b"2," + b"x" * 150, b"3,never sent"]
@@ -339,3 +357,27 @@ def test_the_fast_path_still_finds_a_record_too_large() -> None:
             got += ready.values
     assert [orjson.loads(v)["a"] for v in got] == ["1"]
     assert (caught.value.line, caught.value.byte_offset) == (3, 4 + len(rows[0]) + 1)
+
+
+@pytest.mark.parametrize("size", [1, 5, 4096])
+@pytest.mark.parametrize(
+    "data", [b"a,b\n1,2\n3,4\n", b"\xef\xbb\xbfa,b\r\n1,2\n", b'"a\nb",c\n1,2\n', b"a,b", b"a,b\n"]
+)
+def test_split_header_gives_the_header_and_every_byte_after_it(data: bytes, size: int) -> None:
+    header, rest = split_header(iter(chunked(data, size)), source="s")
+    assert header == parse_header(iter([data]), source="s")
+    assert b"".join(rest) == data[header.data_offset :]
+
+
+def test_split_header_reads_no_further_than_the_header() -> None:
+    pulled = []
+
+    def chunks():
+        for chunk in chunked(b"a,b\n" + b"1,2\n" * 10, 6):
+            pulled.append(chunk)
+            yield chunk
+
+    header, rest = split_header(chunks(), source="s")
+    assert header.names == ["a", "b"]
+    assert len(pulled) == 1
+    assert b"".join(rest) == b"1,2\n" * 10
