@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import struct
+import threading
 from typing import Any
 
 import boto3
@@ -9,7 +12,13 @@ import orjson
 import pytest
 from moto import mock_aws
 
-from csv_to_kafka._parse_process import ParseJob, _error_from_json, _error_to_json
+from csv_to_kafka._parse_process import (
+    ParseJob,
+    _error_from_json,
+    _error_to_json,
+    _FrameReader,
+    _FrameWriter,
+)
 from csv_to_kafka._retry import RetryPolicy
 from csv_to_kafka.errors import (
     BadInputError,
@@ -157,3 +166,34 @@ def test_from_a_later_row_the_header_has_a_get_of_its_own(s3_object) -> None:
     assert [v["id"] for v in values] == [str(i) for i in range(300, 501)]
     assert values[0]["_source_line"] == 301
     assert sorted(gets, key=str) == [None, None]  # the header's, and the rows' (within 1 MiB)
+
+
+def test_frames_cross_the_pipe_whole_and_in_order() -> None:
+    read_end, write_end = os.pipe()
+    reader, writer = _FrameReader(read_end), _FrameWriter(write_end)
+    frames = [b"", b"R", b"x" * 70_000, bytes(range(256)) * 20_000, b"D"]
+
+    def send() -> None:
+        for frame in frames:
+            writer.write(frame)
+        os.close(write_end)
+
+    sending = threading.Thread(target=send)
+    sending.start()
+    try:
+        assert [reader.read() for _ in frames] == frames
+        with pytest.raises(EOFError):
+            reader.read()
+    finally:
+        sending.join()
+        reader.close()
+
+
+def test_a_frame_cut_short_is_an_eof_not_a_short_frame() -> None:
+    read_end, write_end = os.pipe()
+    reader = _FrameReader(read_end)
+    os.write(write_end, struct.pack("!Q", 10) + b"12345")
+    os.close(write_end)
+    with pytest.raises(EOFError, match="5 bytes before a frame's end"):
+        reader.read()
+    reader.close()
