@@ -278,9 +278,6 @@ def _error_from_json(body: bytes) -> CsvToKafkaError:
     return CsvToKafkaError(fields["message"])
 
 
-# -- the child --------------------------------------------------------------------------------
-
-
 class _FrameReader:
     """Reads the child's frames from the pipe, each straight into a buffer of its size."""
 
@@ -317,6 +314,29 @@ def _widen(fd: int) -> None:
         except (OSError, AttributeError):  # over the limit, or not Linux
             continue
         return
+
+
+def _keep_freed_memory(*, top_pad: bool) -> None:
+    """Keep the memory of one batch for the next, instead of the kernel's fresh pages.
+
+    glibc serves an allocation of a batch's size (a frame is 3-4 MB) with mmap and unmaps it
+    when freed, so each frame costs its pages' faults, on both sides of the pipe (half the
+    parent's reading time). From the heap, and with 16 MiB free at its top kept, a frame's
+    memory is the last one's. In the child, the encoder's short-lived buffers would also make
+    glibc return the heap's top to the kernel thousands of times a second (brk and page
+    faults: about 10% of its CPU); ``top_pad`` keeps 16 MiB there. At most 16 MiB is kept.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mallopt(_M_MMAP_THRESHOLD, 8 * 1024 * 1024)
+        libc.mallopt(_M_TRIM_THRESHOLD, 16 * 1024 * 1024)
+        if top_pad:
+            libc.mallopt(_M_TOP_PAD, 16 * 1024 * 1024)
+    except (OSError, AttributeError):  # pragma: no cover (not Linux with glibc)
+        pass
+
+
+# -- the child --------------------------------------------------------------------------------
 
 
 class _FrameWriter:
@@ -366,26 +386,6 @@ class _ForwardLogs(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         message = {"level": record.levelno, "name": record.name, "message": record.getMessage()}
         self._sender.send(_LOG + json.dumps(message).encode())
-
-
-def _keep_freed_memory(*, top_pad: bool) -> None:
-    """Keep the memory of one batch for the next, instead of the kernel's fresh pages.
-
-    glibc serves an allocation of a batch's size (a frame is 3-4 MB) with mmap and unmaps it
-    when freed, so each frame costs its pages' faults, on both sides of the pipe (half the
-    parent's reading time). From the heap, and with 16 MiB free at its top kept, a frame's
-    memory is the last one's. In the child, the encoder's short-lived buffers would also make
-    glibc return the heap's top to the kernel thousands of times a second (brk and page
-    faults: about 10% of its CPU); ``top_pad`` keeps 16 MiB there. At most 16 MiB is kept.
-    """
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.mallopt(_M_MMAP_THRESHOLD, 8 * 1024 * 1024)
-        libc.mallopt(_M_TRIM_THRESHOLD, 16 * 1024 * 1024)
-        if top_pad:
-            libc.mallopt(_M_TOP_PAD, 16 * 1024 * 1024)
-    except (OSError, AttributeError):  # pragma: no cover (not Linux with glibc)
-        pass
 
 
 def _linux_setup(parent: int) -> None:
