@@ -432,7 +432,7 @@ class KafkaPythonSink:
         if not finished:
             # Fenced meanwhile (the transaction manager's last error) or unknown.
             self._raise(
-                kafka_errors.KafkaTimeoutError(f"no answer within {self._timeout_ms} ms"),
+                kafka_errors.KafkaTimeoutError(f"no answer within {remaining_ms} ms"),
                 "commit_transaction",
                 unknown=True,
                 producer=True,
