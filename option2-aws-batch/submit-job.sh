@@ -4,10 +4,11 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(dirname "$HERE")"
-TF_DIR="$HERE/terraform"
-TERRAFORM="${TERRAFORM:-terraform}"
-AWS="${AWS:-aws}"
+PROG=submit-job
+# shellcheck source=SCRIPTDIR/../scripts/deploy-common.sh
+source "$HERE/../scripts/deploy-common.sh"
+# The job's image, and the array job's (the manifest entrypoint on the same layers).
+BUILD_TARGETS=(":" "batch-array:-array")
 
 usage() {
     cat <<EOF
@@ -45,78 +46,22 @@ The tests run it with --skip-build --skip-apply --outputs FILE against moto.
 EOF
 }
 
-log() { printf 'submit-job: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 2
-}
-
-image_tag=""
-skip_build=0
-skip_apply=0
-outputs_file=""
-job_id=""
-source_uri=""
-topic=""
 manifest=""
 array_size=""
-auto_approve=()
 
 while (($#)); do
     case "$1" in
-    --image-tag) image_tag="${2:?--image-tag needs a value}"; shift 2 ;;
-    --skip-build) skip_build=1; shift ;;
-    --skip-apply) skip_apply=1; shift ;;
-    --outputs) outputs_file="${2:?--outputs needs a file}"; shift 2 ;;
-    --job-id) job_id="${2:?--job-id needs a value}"; shift 2 ;;
-    --source) source_uri="${2:?--source needs a value}"; shift 2 ;;
-    --topic) topic="${2:?--topic needs a value}"; shift 2 ;;
     --manifest) manifest="${2:?--manifest needs a value}"; shift 2 ;;
     --array-size) array_size="${2:?--array-size needs a value}"; shift 2 ;;
-    --auto-approve) auto_approve=(-auto-approve); shift ;;
-    -h | --help) usage; exit 0 ;;
-    *) usage >&2; die "unknown option $1" ;;
+    *) common_option "$@"; shift "$TAKEN" ;;
     esac
 done
 
-command -v jq >/dev/null || die "jq is required"
+require_tools
 if [[ -n "$manifest" && -n "$job_id$source_uri$topic" ]]; then
     die "--manifest names the jobs itself: drop --job-id, --source and --topic"
 fi
 [[ -z "$manifest" || "$manifest" == s3://*/* ]] || die "--manifest must be s3://BUCKET/KEY"
-
-default_tag() {
-    local tag
-    tag="$(git -C "$REPO" rev-parse --short=12 HEAD 2>/dev/null || echo build)"
-    if [[ -n "$(git -C "$REPO" status --porcelain 2>/dev/null)" ]]; then
-        tag="$tag-dirty-$(date --utc +%Y%m%d%H%M%S)"
-    fi
-    printf '%s\n' "$tag"
-}
-
-stack_outputs() {
-    if [[ -n "$outputs_file" ]]; then
-        cat "$outputs_file"
-    else
-        "$TERRAFORM" -chdir="$TF_DIR" output -json
-    fi
-}
-
-output() { jq --raw-output --arg name "$1" '.[$name].value // empty' <<<"$outputs"; }
-
-# The default target is the job's image; batch-array adds the manifest entrypoint on top of the
-# same layers (Batch cannot override an image's entrypoint).
-build_and_push() {
-    local repository="$1" tag="$2" region="$3"
-    command -v docker >/dev/null || die "docker is required to build (or use --skip-build)"
-    log "building $repository:$tag and $repository:$tag-array"
-    docker build --file "$REPO/app/Dockerfile" --tag "$repository:$tag" "$REPO"
-    docker build --file "$REPO/app/Dockerfile" --target batch-array --tag "$repository:$tag-array" "$REPO"
-    "$AWS" ecr get-login-password --region "$region" |
-        docker login --username AWS --password-stdin "${repository%%/*}" >/dev/null
-    docker push "$repository:$tag"
-    docker push "$repository:$tag-array"
-}
 
 # A new revision of a job definition whose only change is the image.
 register_revision() {
@@ -136,38 +81,8 @@ register_revision() {
 # Batch job names: up to 128 letters, digits, hyphens and underscores.
 job_name() { printf '%s' "$1" | tr --complement 'A-Za-z0-9_-' '-' | cut --characters=1-128; }
 
-work="$(mktemp --directory)"
-trap 'rm --recursive --force "$work"' EXIT
-
-image_changed=0
-if [[ -n "$image_tag" ]]; then
-    image_changed=1
-elif ((!skip_build)); then
-    image_tag="$(default_tag)"
-    image_changed=1
-fi
-
-outputs="$(stack_outputs 2>/dev/null || echo '{}')"
-if ((!skip_build)); then
-    repository="$(output ecr_repository_url)"
-    if [[ -z "$repository" ]]; then
-        ((!skip_apply)) || die "no ecr_repository_url in the stack's outputs"
-        log "creating the stack's repository first"
-        "$TERRAFORM" -chdir="$TF_DIR" apply "${auto_approve[@]}" -target=module.core.aws_ecr_repository.this
-        outputs="$(stack_outputs)"
-        repository="$(output ecr_repository_url)"
-    fi
-    build_and_push "$repository" "$image_tag" "$(output aws_region)"
-fi
-
-if ((!skip_apply)); then
-    log "applying $TF_DIR with image_tag=$image_tag"
-    tag_var=()
-    [[ -n "$image_tag" ]] && tag_var=(-var "image_tag=$image_tag")
-    "$TERRAFORM" -chdir="$TF_DIR" apply "${auto_approve[@]}" "${tag_var[@]}"
-fi
-outputs="$(stack_outputs)"
-[[ "$outputs" != "{}" ]] || die "the stack has no outputs: apply it first (or pass --outputs)"
+make_work_dir
+deploy_stack
 
 queue="$(output job_queue)"
 if [[ -n "$manifest" ]]; then

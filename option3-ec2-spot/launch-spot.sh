@@ -4,11 +4,10 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(dirname "$HERE")"
-TF_DIR="$HERE/terraform"
+PROG=launch-spot
+# shellcheck source=SCRIPTDIR/../scripts/deploy-common.sh
+source "$HERE/../scripts/deploy-common.sh"
 USER_DATA="$HERE/user-data.sh"
-TERRAFORM="${TERRAFORM:-terraform}"
-AWS="${AWS:-aws}"
 
 usage() {
     cat <<EOF
@@ -45,73 +44,20 @@ The tests run it with --skip-build --skip-apply --outputs FILE against moto.
 EOF
 }
 
-log() { printf 'launch-spot: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 2
-}
-
-image_tag=""
-skip_build=0
-skip_apply=0
-outputs_file=""
-job_id=""
-source_uri=""
-topic=""
 subnet_id=""
 max_price=""
 print_only=0
-auto_approve=()
 
 while (($#)); do
     case "$1" in
-    --image-tag) image_tag="${2:?--image-tag needs a value}"; shift 2 ;;
-    --skip-build) skip_build=1; shift ;;
-    --skip-apply) skip_apply=1; shift ;;
-    --outputs) outputs_file="${2:?--outputs needs a file}"; shift 2 ;;
-    --job-id) job_id="${2:?--job-id needs a value}"; shift 2 ;;
-    --source) source_uri="${2:?--source needs a value}"; shift 2 ;;
-    --topic) topic="${2:?--topic needs a value}"; shift 2 ;;
     --subnet-id) subnet_id="${2:?--subnet-id needs a value}"; shift 2 ;;
     --max-price) max_price="${2:?--max-price needs a value}"; shift 2 ;;
     --print-user-data) print_only=1; shift ;;
-    --auto-approve) auto_approve=(-auto-approve); shift ;;
-    -h | --help) usage; exit 0 ;;
-    *) usage >&2; die "unknown option $1" ;;
+    *) common_option "$@"; shift "$TAKEN" ;;
     esac
 done
 
-command -v jq >/dev/null || die "jq is required"
-
-default_tag() {
-    local tag
-    tag="$(git -C "$REPO" rev-parse --short=12 HEAD 2>/dev/null || echo build)"
-    if [[ -n "$(git -C "$REPO" status --porcelain 2>/dev/null)" ]]; then
-        tag="$tag-dirty-$(date --utc +%Y%m%d%H%M%S)"
-    fi
-    printf '%s\n' "$tag"
-}
-
-stack_outputs() {
-    if [[ -n "$outputs_file" ]]; then
-        cat "$outputs_file"
-    else
-        "$TERRAFORM" -chdir="$TF_DIR" output -json
-    fi
-}
-
-output() { jq --raw-output --arg name "$1" '.[$name].value // empty' <<<"$outputs"; }
-
-build_and_push() {
-    local repository="$1" tag="$2" region="$3"
-    command -v docker >/dev/null || die "docker is required to build (or use --skip-build)"
-    log "building $repository:$tag"
-    docker build --file "$REPO/app/Dockerfile" --tag "$repository:$tag" "$REPO"
-    log "pushing $repository:$tag"
-    "$AWS" ecr get-login-password --region "$region" |
-        docker login --username AWS --password-stdin "${repository%%/*}" >/dev/null
-    docker push "$repository:$tag"
-}
+require_tools
 
 # The user data: a shebang, one single-quoted export per setting, then user-data.sh (the same
 # layout as the launch template's, in terraform/main.tf).
@@ -135,37 +81,12 @@ render_user_data() {
     cat "$USER_DATA"
 }
 
-if ((!skip_build)) && [[ -z "$image_tag" ]]; then
-    image_tag="$(default_tag)"
-fi
-
-outputs="$(stack_outputs 2>/dev/null || echo '{}')"
-if ((!skip_build)); then
-    repository="$(output ecr_repository_url)"
-    if [[ -z "$repository" ]]; then
-        ((!skip_apply)) || die "no ecr_repository_url in the stack's outputs"
-        log "creating the stack's repository first"
-        "$TERRAFORM" -chdir="$TF_DIR" apply "${auto_approve[@]}" -target=module.core.aws_ecr_repository.this
-        outputs="$(stack_outputs)"
-        repository="$(output ecr_repository_url)"
-    fi
-    build_and_push "$repository" "$image_tag" "$(output aws_region)"
-fi
-
-if ((!skip_apply)); then
-    log "applying $TF_DIR"
-    tag_var=()
-    [[ -n "$image_tag" ]] && tag_var=(-var "image_tag=$image_tag")
-    "$TERRAFORM" -chdir="$TF_DIR" apply "${auto_approve[@]}" "${tag_var[@]}"
-fi
-outputs="$(stack_outputs)"
-[[ "$outputs" != "{}" ]] || die "the stack has no outputs: apply it first (or pass --outputs)"
+deploy_stack
 
 image="$(output image)"
 [[ -z "$image_tag" ]] || image="$(output ecr_repository_url):$image_tag"
 
-work="$(mktemp --directory)"
-trap 'rm --recursive --force "$work"' EXIT
+make_work_dir
 render_user_data "$image" >"$work/user-data"
 if ((print_only)); then
     cat "$work/user-data"

@@ -3,13 +3,16 @@
 Each script runs with --skip-build --skip-apply --outputs FILE: no Docker engine, no Terraform
 apply. What `terraform apply` would have created is created here in moto with boto3, from the
 same values as the Terraform (the Batch retry rules are read from option2's main.tf), and the
-outputs file has the stack's output names.
+outputs file has the stack's output names. The build and apply steps (scripts/deploy-common.sh)
+run too, with stand-ins for terraform and docker that record what they are asked to do.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
+import re
 import subprocess
 import uuid
 from pathlib import Path
@@ -156,8 +159,6 @@ def ecs_outputs(
 
 
 def describe_task(outputs: Path, task_arn: str) -> dict[str, Any]:
-    import json
-
     cluster = json.loads(outputs.read_text())["cluster_name"]["value"]
     return dict(boto3.client("ecs").describe_tasks(cluster=cluster, tasks=[task_arn])["tasks"][0])
 
@@ -255,8 +256,6 @@ def batch_outputs(
     stacks: dict[str, TerraformDir],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Path:
-    import json
-
     name = f"c2k-batch-{uuid.uuid4().hex[:8]}"
     batch, iam = boto3.client("batch"), boto3.client("iam")
     repo = repository(name)
@@ -442,8 +441,6 @@ def test_submit_job_refuses_a_one_line_manifest(
 def spot_outputs(
     aws_env: dict[str, str], network: Network, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    import json
-
     name = f"c2k-spot-{uuid.uuid4().hex[:8]}"
     ec2, iam = boto3.client("ec2"), boto3.client("iam")
     repo = repository(name)
@@ -620,3 +617,140 @@ def test_the_launched_user_data_runs_the_job_and_powers_off(
     assert record.read_text() == "-h now\n"
     assert committed_lines(aws_env["KAFKA_BOOTSTRAP_SERVERS"], topic) == data_lines(2000)
     assert checkpoint(TABLE, job)["status"] == "COMPLETED"
+
+
+# --- all three: the build and apply steps, with stand-ins for terraform and docker ---------------
+
+# What scripts/deploy-common.sh runs of terraform and docker, recorded by stand-ins (no Docker
+# engine and no provider here). The stand-in terraform keeps a little state: before any apply the
+# stack has no outputs; after the targeted apply of the repository it has that one (and the
+# region); after a full apply it has the stack's outputs (the fixture's file).
+FAKE_TERRAFORM = r"""#!/usr/bin/env bash
+set -euo pipefail
+printf 'terraform %s\n' "$*" >>"$FAKE_LOG"
+case " $* " in
+*" output -json "*)
+    if [[ -e "$FAKE_STATE/applied" ]]; then cat "$FAKE_OUTPUTS"
+    elif [[ -e "$FAKE_STATE/repository" ]]; then cat "$FAKE_STATE/repository"
+    else echo 'No outputs found' >&2; echo '{}'; fi ;;
+*" apply "*"-target=module.core.aws_ecr_repository.this "*)
+    jq '{ecr_repository_url, aws_region}' "$FAKE_OUTPUTS" >"$FAKE_STATE/repository" ;;
+*" apply "*) touch "$FAKE_STATE/applied" ;;
+*) echo "terraform stand-in: unexpected $*" >&2; exit 1 ;;
+esac
+"""
+FAKE_DOCKER = r"""#!/usr/bin/env bash
+set -euo pipefail
+if [[ "$1" == login ]]; then
+    password="$(cat)"
+    printf 'docker %s <%d bytes on stdin>\n' "$*" "${#password}" >>"$FAKE_LOG"
+    printf '%s' "$password" >"$FAKE_STATE/password"
+else
+    printf 'docker %s\n' "$*" >>"$FAKE_LOG"
+fi
+"""
+
+
+def stand_ins(tmp_path: Path, env: dict[str, str], outputs: Path) -> dict[str, str]:
+    """The environment that puts the stand-ins in place; their log is tmp_path/calls."""
+    bin_dir, state = tmp_path / "bin", tmp_path / "state"
+    bin_dir.mkdir()
+    state.mkdir()
+    for name, text in (("terraform", FAKE_TERRAFORM), ("docker", FAKE_DOCKER)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    return {
+        **env,
+        "PATH": f"{bin_dir}{os.pathsep}{env['PATH']}",
+        "FAKE_LOG": str(tmp_path / "calls"),
+        "FAKE_STATE": str(state),
+        "FAKE_OUTPUTS": str(outputs),
+    }
+
+
+@pytest.mark.parametrize(
+    ("script", "outputs_fixture", "images"),
+    [
+        pytest.param(DEPLOY, "ecs_outputs", [("", "")], id="deploy"),
+        pytest.param(
+            SUBMIT, "batch_outputs", [("", ""), ("batch-array", "-array")], id="submit-job"
+        ),
+        pytest.param(LAUNCH, "spot_outputs", [("", "")], id="launch-spot"),
+    ],
+)
+def test_a_first_deployment_creates_the_repository_then_builds_pushes_and_applies(
+    aws_env: dict[str, str],
+    script: Path,
+    outputs_fixture: str,
+    images: list[tuple[str, str]],
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> None:
+    outputs: Path = request.getfixturevalue(outputs_fixture)
+    repo = json.loads(outputs.read_text())["ecr_repository_url"]["value"]
+    env = stand_ins(tmp_path, aws_env, outputs)
+    result = subprocess.run(
+        [str(script), "--image-tag", "v7", "--auto-approve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    chdir = f"-chdir={script.parent / 'terraform'}"
+    root = script.parent.parent
+    password = (tmp_path / "state" / "password").read_text()
+    assert [
+        f"terraform {chdir} output -json",
+        f"terraform {chdir} apply -auto-approve -target=module.core.aws_ecr_repository.this",
+        f"terraform {chdir} output -json",
+        *(
+            f"docker build --file {root}/app/Dockerfile"
+            + (f" --target {target}" if target else "")
+            + f" --tag {repo}:v7{suffix} {root}"
+            for target, suffix in images
+        ),
+        f"docker login --username AWS --password-stdin {repo.split('/')[0]}"
+        f" <{len(password)} bytes on stdin>",
+        *(f"docker push {repo}:v7{suffix}" for _, suffix in images),
+        f"terraform {chdir} apply -auto-approve -var image_tag=v7",
+        f"terraform {chdir} output -json",
+    ] == (tmp_path / "calls").read_text().splitlines()
+    assert password, "docker login got no password from aws ecr get-login-password"
+    assert password not in result.stderr + result.stdout
+    assert result.stdout.strip(), "the script started nothing"
+    if script == LAUNCH:
+        assert f"export SPOT_JOB_IMAGE='{repo}:v7'" in user_data_of(result.stdout.strip())
+
+
+def test_an_existing_stack_gets_the_commits_image_without_a_targeted_apply(
+    aws_env: dict[str, str], ecs_outputs: Path, tmp_path: Path
+) -> None:
+    env = stand_ins(tmp_path, aws_env, ecs_outputs)
+    (tmp_path / "state" / "applied").touch()
+    result = subprocess.run(
+        [str(DEPLOY)], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    commit = subprocess.run(
+        ["git", "-C", str(DEPLOY.parent), "rev-parse", "--short=12", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert not any("-target" in call for call in calls), calls
+    applies = [call for call in calls if " apply " in call]
+    assert len(applies) == 1, calls
+    # The commit, plus -dirty-<time> when the work tree has changes: ECR tags are immutable.
+    assert re.fullmatch(rf".* apply -var image_tag={commit}(-dirty-\d{{14}})?", applies[0])
+
+
+def test_a_script_refuses_an_unknown_option_with_its_usage(aws_env: dict[str, str]) -> None:
+    for script in (DEPLOY, SUBMIT, LAUNCH):
+        result = subprocess.run(
+            [str(script), "--skip-biuld"], env=aws_env, capture_output=True, text=True, timeout=30
+        )
+        assert result.returncode == 2, (script, result.stderr)
+        assert result.stderr.startswith("Usage: "), result.stderr
+        assert f"{script.stem}: error: unknown option --skip-biuld" in result.stderr

@@ -18,6 +18,8 @@ import pytest
 from .conftest import MODULES, ROOT, STACKS, tool
 
 SCRIPTS = sorted(p for stack in STACKS.values() for p in stack.glob("*.sh"))
+# Sourced by the stacks' scripts, not run: no shebang, not executable.
+LIBRARIES = sorted((ROOT / "scripts").glob("*.sh"))
 TERRAFORM_DIRS = [MODULES, *STACKS.values()]
 
 
@@ -46,9 +48,14 @@ def test_every_script_is_found() -> None:
         assert text.startswith("#!"), script
         assert "set -euo pipefail" in text, script
         assert os.access(script, os.X_OK), f"{script} is not executable"
+    assert [p.relative_to(ROOT).as_posix() for p in LIBRARIES] == ["scripts/deploy-common.sh"]
+    for library in LIBRARIES:
+        assert library.read_text().startswith("# shellcheck shell=bash"), library
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.relative_to(ROOT).as_posix())
+@pytest.mark.parametrize(
+    "script", SCRIPTS + LIBRARIES, ids=lambda p: p.relative_to(ROOT).as_posix()
+)
 def test_shellcheck(script: Path) -> None:
     result = run(tool("shellcheck"), "--severity=style", "--external-sources", str(script))
     assert result.returncode == 0, result.stdout + result.stderr
