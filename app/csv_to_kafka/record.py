@@ -156,12 +156,6 @@ class RecordEncoder:
         """One value per row, up to the first row too large for Kafka, and the error for it."""
         return self.check(self.encode_rows(rows, lines), lines, row_offset)
 
-    def expected(self, row: Sequence[str], line: int) -> dict[str, object]:
-        """The JSON object a row must appear as (for verify)."""
-        record: dict[str, object] = dict(zip(self._header, row, strict=True))
-        record["_source_line"] = line
-        record["_source_file"] = self._source
-        return record
 
 
 def _line_template(header: tuple[str, ...], source: str) -> bytes:

@@ -411,6 +411,10 @@ class ConfluentSink:
                 "auto.offset.reset": "earliest",
                 "fetch.max.bytes": str(64 * 1024 * 1024),
                 "fetch.wait.max.ms": 50,
+                # Once 100,000 records wait in the local queue, librdkafka stops fetching for
+                # this long (default 1 s): verify, which parses between reads, drained the queue
+                # and then waited up to a second, again and again (2M rows: 15.6 s -> 5.1 s).
+                "fetch.queue.backoff.ms": 10,
             }
         )
 

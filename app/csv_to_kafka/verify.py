@@ -50,9 +50,14 @@ class VerifyReport:
         )
 
 
-def _expected_rows(
+def _expected_batches(
     config: Config, s3: S3Object, max_bytes: int
-) -> Iterator[tuple[int, dict[str, object]]]:
+) -> Iterator[tuple[list[int], list[bytes]]]:
+    """The object's rows as ``run`` writes them, a batch at a time: (lines, record values).
+
+    The same parser and encoder as ``run`` (the C loop where it applies), so a record that was
+    copied right is byte for byte its row's value.
+    """
     info = s3.head()
     dialect: dict[str, Any] = {
         "source": str(config.source),
@@ -62,16 +67,19 @@ def _expected_rows(
         "max_row_bytes": max_bytes,
     }
     header, chunks = split_header(read_ahead(s3.chunks(info, 0)), **dialect)
-    encoder = RecordEncoder(header.names, str(config.source), max_bytes)
+    encoder = RecordEncoder(header.names, str(config.source), max_bytes, config.delimiter)
     for batch in parse_rows(
         chunks,
         start_offset=header.data_offset,
         start_line=header.data_line,
         expected_fields=len(header.names),
+        encoder=encoder,
         **dialect,
     ):
-        for row, line in zip(batch.rows, batch.lines, strict=True):
-            yield line, encoder.expected(row, line)
+        values = batch.values
+        if values is None:
+            values = encoder.encode_rows(batch.rows, batch.lines)
+        yield batch.lines, values
 
 
 _EXPECTED, _SEEN, _BOTH = 1, 2, 3
@@ -83,21 +91,122 @@ class _Lines:
     def __init__(self) -> None:
         self.marks = bytearray()
 
-    def get(self, line: int) -> int:
-        return self.marks[line] if 0 <= line < len(self.marks) else 0
+    def reserve(self, line: int) -> None:
+        if line >= len(self.marks):
+            self.marks.extend(bytes(max(line + 1 - len(self.marks), len(self.marks))))
 
     def add(self, line: int, flag: int) -> int:
         """Set ``flag`` on ``line``; returns the marks it had before."""
-        if line >= len(self.marks):
-            self.marks.extend(bytes(max(line + 1 - len(self.marks), len(self.marks))))
+        self.reserve(line)
         before = self.marks[line]
         self.marks[line] = before | flag
         return before
 
 
-def verify(  # noqa: PLR0912, PLR0915 (one pass over both sequences, every case counted in it)
-    config: Config, *, sink: Sink | None = None, s3: S3Object | None = None
-) -> VerifyReport:
+class _Comparison:
+    """The records, one at a time, against the rows, in one pass; the counts in ``report``.
+
+    While the two sequences are in step, each record is compared with the next row: equal
+    bytes (a record ``run`` wrote for that row) settle it at once; otherwise both are decoded,
+    and the same content in other JSON spelling still matches. Once a record is not the next
+    row, the sequences have parted: each record is then only placed by its line number, and
+    what is missing or repeated is counted from the marks.
+    """
+
+    def __init__(self, batches: Iterator[tuple[list[int], list[bytes]]], source: str) -> None:
+        self.report = VerifyReport()
+        self._batches = batches
+        self._source = source
+        self._lines = _Lines()
+        self._want_lines: list[int] = []
+        self._want_values: list[bytes] = []
+        self._next = 0  # index of the next row in the current batch
+        self._in_step = True
+        self._max_line = 0
+
+    def _next_row(self) -> tuple[int, bytes] | None:
+        if self._next == len(self._want_values):
+            batch = next(self._batches, None)
+            if batch is None:
+                return None
+            self._want_lines, self._want_values = batch
+            self._next = 0
+            self._lines.reserve(self._want_lines[-1])
+        i = self._next
+        self._next = i + 1
+        self.report.rows_in_csv += 1
+        return self._want_lines[i], self._want_values[i]
+
+    def record(self, offset: int, value: bytes | None) -> None:
+        report = self.report
+        report.records_in_topic += 1
+        want = self._next_row() if self._in_step else None
+        if want is not None and value == want[1]:
+            # The common case, settled at once: the record is the next row's, so it is its
+            # line's first, and after every line seen so far.
+            self._lines.marks[want[0]] = _BOTH
+            self._max_line = want[0]
+            return
+        line, record = _decode(value, self._source)
+        if want is None:
+            self._in_step = False  # the rows ran out (or had already parted from the records)
+        else:
+            want_line, want_value = want
+            self._lines.add(want_line, _EXPECTED)
+            if record is not None and line == want_line:
+                if record != orjson.loads(want_value):
+                    report.content_mismatch += 1
+                    self._first(
+                        f"row {report.rows_in_csv} (line {line}) differs in "
+                        f"content at Kafka offset {offset}"
+                    )
+            else:
+                self._in_step = False
+                if record is not None:
+                    self._first(
+                        f"row {report.rows_in_csv} (line {want_line}) was "
+                        f"expected at Kafka offset {offset}, which holds line {line}"
+                    )
+        if record is None:
+            report.foreign += 1
+            self._first(f"the record at Kafka offset {offset} is not a row of {self._source}")
+            return
+        self._seen(offset, line)
+
+    def _seen(self, offset: int, line: int) -> None:
+        report = self.report
+        if self._lines.add(line, _SEEN) & _SEEN:
+            report.duplicated += 1
+            self._first(f"line {line} is in the topic twice (again at Kafka offset {offset})")
+        elif line < self._max_line:
+            report.out_of_order += 1
+            self._first(f"line {line} at Kafka offset {offset} comes after line {self._max_line}")
+        self._max_line = max(self._max_line, line)
+
+    def finish(self) -> VerifyReport:
+        """After the last record: the rows no record was compared with, and the totals."""
+        report, lines = self.report, self._lines
+        while (want := self._next_row()) is not None:
+            lines.add(want[0], _EXPECTED)
+        report.missing = lines.marks.count(_EXPECTED)
+        report.foreign += lines.marks.count(_SEEN)
+        if report.missing:
+            self._first(f"line {lines.marks.index(_EXPECTED)} of the CSV is not in the topic")
+        if report.foreign:
+            self._first("the topic holds records that are not rows of the CSV")
+        if report.rows_in_csv != report.records_in_topic:
+            self._first(
+                f"the CSV has {report.rows_in_csv} rows, the topic {report.records_in_topic} "
+                "records"
+            )
+        return report
+
+    def _first(self, difference: str) -> None:
+        if self.report.first_difference is None:
+            self.report.first_difference = difference
+
+
+def verify(config: Config, *, sink: Sink | None = None, s3: S3Object | None = None) -> VerifyReport:
     """Compare the object's rows with the partition's committed records."""
     sink = sink if sink is not None else open_sink(config)
     s3 = (
@@ -109,69 +218,14 @@ def verify(  # noqa: PLR0912, PLR0915 (one pass over both sequences, every case 
             retry=RetryPolicy(total_seconds=config.retry_seconds),
         )
     )
-    report = VerifyReport()
-    source = str(config.source)
-    expected = _expected_rows(config, s3, 1 << 30)
-    lines = _Lines()
-    in_step = True  # until the two sequences part, each record is compared with its row
-    max_line = 0
+    # No limit on a row's size: verify compares what is there, whatever the broker accepts.
+    comparison = _Comparison(_expected_batches(config, s3, 1 << 30), str(config.source))
     try:
         for offset, value, _headers in sink.committed_records():
-            report.records_in_topic += 1
-            line, record = _decode(value, source)
-            if record is None:
-                report.foreign += 1
-                _first(report, f"the record at Kafka offset {offset} is not a row of {source}")
-                in_step = False
-                continue
-            if in_step:
-                want = next(expected, None)
-                if want is None:
-                    in_step = False
-                else:
-                    report.rows_in_csv += 1
-                    want_line, want_record = want
-                    lines.add(want_line, _EXPECTED)
-                    if want_line == line and want_record != record:
-                        report.content_mismatch += 1
-                        _first(
-                            report,
-                            f"row {report.rows_in_csv} (line {line}) differs in "
-                            f"content at Kafka offset {offset}",
-                        )
-                    elif want_line != line:
-                        in_step = False
-                        _first(
-                            report,
-                            f"row {report.rows_in_csv} (line {want_line}) was "
-                            f"expected at Kafka offset {offset}, which holds line {line}",
-                        )
-            if lines.add(line, _SEEN) & _SEEN:
-                report.duplicated += 1
-                _first(
-                    report, f"line {line} is in the topic twice (again at Kafka offset {offset})"
-                )
-            elif line < max_line:
-                report.out_of_order += 1
-                _first(report, f"line {line} at Kafka offset {offset} comes after line {max_line}")
-            max_line = max(max_line, line)
-        for want_line, _record in expected:
-            report.rows_in_csv += 1
-            lines.add(want_line, _EXPECTED)
+            comparison.record(offset, value)
+        return comparison.finish()
     finally:
         sink.close()
-    report.missing = lines.marks.count(_EXPECTED)
-    report.foreign += lines.marks.count(_SEEN)
-    if report.missing:
-        _first(report, f"line {lines.marks.index(_EXPECTED)} of the CSV is not in the topic")
-    if report.foreign:
-        _first(report, "the topic holds records that are not rows of the CSV")
-    if report.rows_in_csv != report.records_in_topic:
-        _first(
-            report,
-            f"the CSV has {report.rows_in_csv} rows, the topic {report.records_in_topic} records",
-        )
-    return report
 
 
 def _decode(value: bytes | None, source: str) -> tuple[int, dict[str, object] | None]:
@@ -182,8 +236,3 @@ def _decode(value: bytes | None, source: str) -> tuple[int, dict[str, object] | 
         return int(record["_source_line"]), record
     except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
         return -1, None
-
-
-def _first(report: VerifyReport, difference: str) -> None:
-    if report.first_difference is None:
-        report.first_difference = difference

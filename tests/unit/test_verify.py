@@ -92,3 +92,34 @@ def test_foreign_record(config) -> None:
     assert report.foreign == 1
     assert report.missing == 1
     assert "offset 3 is not a row of" in (report.first_difference or "")
+
+
+def test_the_same_content_in_other_json_spelling_matches(config) -> None:
+    # Not the bytes run writes (spaces, another key order), but the same object: still the row.
+    other = b'{"_source_file": "%s", "v": "c", "id": "3", "_source_line": 5}' % SOURCE.encode()
+    report = run(config, LINES, line5=other)
+    assert report.ok, report.first_difference
+    assert report.content_mismatch == 0
+
+
+def test_a_foreign_record_between_rows_is_counted_once(config) -> None:
+    records = [record(2), b"not json", record(3), record(5), record(6)]
+    report = verify(config, sink=FakeTopic(records))  # type: ignore[arg-type]
+    assert (report.rows_in_csv, report.records_in_topic) == (4, 5)
+    assert (report.missing, report.duplicated, report.out_of_order, report.foreign) == (0, 0, 0, 1)
+    assert report.first_difference == f"the record at Kafka offset 1 is not a row of {SOURCE}"
+
+
+def test_a_repeat_of_a_row_matched_in_step_is_a_duplicate(config) -> None:
+    # Rows 2, 3, 5 match byte for byte; the second 3 comes when 6 is expected.
+    report = run(config, [2, 3, 5, 3, 6])
+    assert (report.missing, report.duplicated, report.out_of_order) == (0, 1, 0)
+    assert report.first_difference == (
+        "row 4 (line 6) was expected at Kafka offset 3, which holds line 3"
+    )
+
+
+def test_a_topic_longer_than_the_csv(config) -> None:
+    report = run(config, [*LINES, 6])
+    assert (report.rows_in_csv, report.records_in_topic, report.duplicated) == (4, 5, 1)
+    assert report.first_difference == "line 6 is in the topic twice (again at Kafka offset 4)"
