@@ -290,13 +290,7 @@ class KafkaPythonSink:
         settings["delivery_timeout_ms"] = 55_000
         settings.update(_translate(config.kafka_properties))
 
-        props = config.kafka_properties
-        limits = [
-            _int(name, props[name])
-            for name in ("message.max.bytes", "max.request.size")
-            if name in props
-        ]
-        self.max_message_bytes = min(limits) if limits else _sink.DEFAULT_MAX_MESSAGE_BYTES
+        self.max_message_bytes = _sink.max_message_bytes(config)
         settings["max_request_size"] = max(
             int(settings.get("max_request_size", KafkaProducer.DEFAULT_CONFIG["max_request_size"])),
             self.max_message_bytes + _RECORD_HEADROOM_BYTES,

@@ -37,9 +37,11 @@ from typing import Any
 from . import errors
 from ._ahead import ahead
 from ._retry import RetryPolicy
+from .config import Config
 from .errors import BadInputError, CsvToKafkaError, InfrastructureError
 from .record import RecordEncoder
 from .source import (
+    Header,
     ObjectInfo,
     RowBatch,
     S3Object,
@@ -61,6 +63,7 @@ _ERROR = b"E"
 _DONE = b"D"
 _AHEAD = 16  # batches the child may have ready while the parent is busy (3-4 MB each)
 _RECEIVED_AHEAD = 2  # batches the parent's reading thread may hold for the copy
+_WHOLE_OBJECT_BATCH_ROWS = 1000  # rows per batch when check or verify reads the object
 _PR_SET_PDEATHSIG = 1
 _M_TRIM_THRESHOLD = -1  # mallopt's parameters
 _M_TOP_PAD = -2
@@ -122,11 +125,34 @@ class ParseJob:
     max_bytes: int  # the largest record value (and row) allowed
     batch_rows: int
 
-    def ready_batches(self, s3: S3Object) -> Iterator[ReadyBatch]:
-        """This job's batches, read with ``s3``, in this process.
+    @classmethod
+    def whole_object(cls, config: Config, info: ObjectInfo, max_bytes: int) -> ParseJob:
+        """The job of reading all of ``info``'s rows in ``config``'s dialect (check, verify)."""
+        return cls(
+            bucket=config.source.bucket,
+            key=config.source.key,
+            info=info,
+            retry=RetryPolicy(total_seconds=config.retry_seconds),
+            start_offset=0,
+            start_line=1,
+            delimiter=config.delimiter,
+            quotechar=config.quotechar,
+            encoding=config.encoding,
+            max_bytes=max_bytes,
+            batch_rows=_WHOLE_OBJECT_BATCH_ROWS,
+        )
 
-        From the start of the object, the header comes from the same GET as the rows; from a
-        later offset, it has a GET of its own.
+    def ready_batches(self, s3: S3Object) -> Iterator[ReadyBatch]:
+        """This job's batches, read with ``s3``, in this process."""
+        _header, encoder, batches = self.rows(s3)
+        return ready_batches(batches, encoder)
+
+    def rows(self, s3: S3Object) -> tuple[Header, RecordEncoder, Iterator[RowBatch]]:
+        """The header, its encoder, and this job's rows in batches, read with ``s3``.
+
+        A batch has its rows' values where the fast path made them, else its rows' fields. From
+        the start of the object, the header comes from the same GET as the rows; from a later
+        offset, it has a GET of its own.
         """
         dialect: dict[str, Any] = {
             "source": self.info.uri,
@@ -152,7 +178,7 @@ class ParseJob:
             encoder=encoder,
             **dialect,
         )
-        return ready_batches(batches, encoder)
+        return header, encoder, batches
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()

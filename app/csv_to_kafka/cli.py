@@ -1,4 +1,4 @@
-"""The command line: ``csv-to-kafka run | verify | status``.
+"""The command line: ``csv-to-kafka run | check | verify | status``.
 
 Builds the Config once (a flag beats its environment variable, which beats the default), sets
 up logging (a progress bar on a terminal, one JSON object per line otherwise), turns SIGTERM and
@@ -28,7 +28,7 @@ from .config import (
     parse_kafka_properties,
     parse_source_uri,
 )
-from .errors import EXIT_OK, ConfigError, CsvToKafkaError, exit_code_for
+from .errors import EXIT_BAD_INPUT, EXIT_OK, ConfigError, CsvToKafkaError, exit_code_for
 
 logger = logging.getLogger("csv_to_kafka")
 
@@ -94,11 +94,7 @@ def _common_kafka(parser: argparse.ArgumentParser) -> None:
         f"the password comes only from {ENV['sasl_password']}",
     )
     parser.add_argument("--ssl-ca-location", metavar="FILE", help="CA bundle for TLS")
-    parser.add_argument("--delimiter", help="field delimiter (default ,)")
-    parser.add_argument("--quotechar", help='quote character (default ")')
-    parser.add_argument(
-        "--encoding", help="text encoding, ASCII-compatible (default utf-8; a UTF-8 BOM is skipped)"
-    )
+    _dialect(parser)
     parser.add_argument(
         "--retry-seconds",
         type=float,
@@ -106,6 +102,14 @@ def _common_kafka(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--log-level", type=str.upper, choices=LOG_LEVELS, help="default INFO (any case)"
+    )
+
+
+def _dialect(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--delimiter", help="field delimiter (default ,)")
+    parser.add_argument("--quotechar", help='quote character (default ")')
+    parser.add_argument(
+        "--encoding", help="text encoding, ASCII-compatible (default utf-8; a UTF-8 BOM is skipped)"
     )
 
 
@@ -195,13 +199,43 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds between CloudWatch sends (default 60)",
     )
-    run.add_argument(
-        "--progress",
-        choices=["auto", "bar", "json", "none"],
-        help="auto: a bar on a terminal, JSON log lines otherwise",
-    )
+    _progress_option(run)
 
     check = commands.add_parser(
+        "check",
+        help="read the whole CSV as run would, and report its rows or its first bad row",
+        description="Read and parse the whole object exactly as run does (same parser, same "
+        "record encoder, same limit on a record's size) without writing anything anywhere: "
+        "no Kafka, no DynamoDB. Exit 0 with the row count if run would copy every row; exit 3 "
+        "with the first bad row's line and byte offset (the message run would stop with) if "
+        "not. Use it before a long copy: run commits the rows before a bad one, and a fixed "
+        "file is a new object, so a new job.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("--source", metavar="s3://BUCKET/KEY", help="the CSV object")
+    _dialect(check)
+    check.add_argument(
+        "-X",
+        dest="kafka_properties",
+        action="append",
+        metavar="PROP=VALUE",
+        help="Kafka client properties of the run to come; only message.max.bytes (the "
+        "largest record, default 1000000) and, with kafka-python, max.request.size count",
+    )
+    check.add_argument(
+        "--kafka-client", choices=KAFKA_CLIENTS, help="the client of the run to come (its limits)"
+    )
+    check.add_argument(
+        "--retry-seconds",
+        type=float,
+        help="how long to retry a failing S3 call before exit 4 (default 300)",
+    )
+    check.add_argument("--json", action="store_true", help="print the result as JSON")
+    _progress_option(check)
+    check.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS)
+
+    verify = commands.add_parser(
         "verify",
         help="check that the topic holds exactly the CSV's rows, in order",
         description="Read the CSV and the whole partition (read_committed), independently of "
@@ -209,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         "order, once each; otherwise exit 1 and name the first difference.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _common_kafka(check)
+    _common_kafka(verify)
 
     status = commands.add_parser(
         "status",
@@ -221,6 +255,14 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the checkpoint as JSON")
     status.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS)
     return parser
+
+
+def _progress_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--progress",
+        choices=["auto", "bar", "json", "none"],
+        help="auto: a bar on a terminal, JSON log lines otherwise",
+    )
 
 
 def _resolve(
@@ -280,14 +322,19 @@ def _typed(values: dict[str, Any]) -> dict[str, Any]:
 
 _RUN_REQUIRED = ("source", "topic", "bootstrap_servers", "job_id", "checkpoint_table")
 _VERIFY_REQUIRED = ("source", "topic", "bootstrap_servers")
+_CHECK_REQUIRED = ("source",)
 
 
 def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:
     environ = dict(os.environ if environ is None else environ)
     if args.command == "run":
         return Config(**_typed(_resolve(args, environ, _RUN_REQUIRED)))
-    values = _typed(_resolve(args, environ, _VERIFY_REQUIRED))
-    values.setdefault("job_id", "verify")
+    required = _CHECK_REQUIRED if args.command == "check" else _VERIFY_REQUIRED
+    values = _typed(_resolve(args, environ, required))
+    # What the command does not use: Config needs a value.
+    values.setdefault("topic", "-")
+    values.setdefault("bootstrap_servers", "-")
+    values.setdefault("job_id", args.command)
     values.setdefault("checkpoint_table", "-")
     return Config(**values)
 
@@ -434,14 +481,7 @@ class Progress:
 def _cmd_run(config: Config) -> int:
     from .processor import Processor  # noqa: PLC0415 (keeps --help fast)
 
-    mode = config.progress
-    if mode == "auto":
-        mode = "bar" if sys.stderr.isatty() else "json"
-    progress = Progress(mode)
-    if mode == "bar":
-        for handler in logging.getLogger().handlers:
-            if isinstance(handler, _BarAwareHandler):
-                handler.bar = progress
+    progress = _progress(config)
     processor = Processor(config, progress=progress)
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -467,6 +507,30 @@ def _cmd_run(config: Config) -> int:
             f"({result.rows_per_second:,.0f} rows/s)"
         )
     return EXIT_OK
+
+
+def _progress(config: Config) -> Progress:
+    mode = config.progress
+    if mode == "auto":
+        mode = "bar" if sys.stderr.isatty() else "json"
+    progress = Progress(mode)
+    if mode == "bar":
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, _BarAwareHandler):
+                handler.bar = progress
+    return progress
+
+
+def _cmd_check(config: Config, *, as_json: bool) -> int:
+    from .check import check  # noqa: PLC0415
+
+    progress = _progress(config)
+    try:
+        report = check(config, progress=progress)
+    finally:
+        progress.close()
+    print(json.dumps(report.to_json_dict(), indent=2) if as_json else report.summary())
+    return EXIT_OK if report.ok else EXIT_BAD_INPUT
 
 
 def _cmd_verify(config: Config) -> int:
@@ -531,12 +595,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             setup_logging(level, json_lines=False)
             return _cmd_status(args)
         config = build_config(args)
-        json_lines = args.command == "run" and (
+        json_lines = args.command in ("run", "check") and (
             config.progress == "json" or (config.progress == "auto" and not sys.stderr.isatty())
         )
         setup_logging(level, json_lines)
         if args.command == "verify":
             return _cmd_verify(config)
+        if args.command == "check":
+            return _cmd_check(config, as_json=args.json)
         return _cmd_run(config)
     except CsvToKafkaError as err:
         logger.error("%s", err, extra={"exit_code": exit_code_for(err)})

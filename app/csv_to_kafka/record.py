@@ -157,7 +157,6 @@ class RecordEncoder:
         return self.check(self.encode_rows(rows, lines), lines, row_offset)
 
 
-
 def _line_template(header: tuple[str, ...], source: str) -> bytes:
     """The value of a plain row as a ``bytes %`` template: a place for each field, then the line.
 

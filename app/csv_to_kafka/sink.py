@@ -113,6 +113,27 @@ def producer_settings(config: Config) -> dict[str, str]:
     }
 
 
+def max_message_bytes(config: Config) -> int:
+    """The largest record value the copy may send, so the largest row it accepts.
+
+    ``-X message.max.bytes`` (with kafka-python also ``max.request.size``: the smaller wins),
+    else DEFAULT_MAX_MESSAGE_BYTES (the broker's own default limit, about 1 MB).
+    """
+    names = ["message.max.bytes"]
+    if config.kafka_client == "kafka-python":
+        names.append("max.request.size")
+    limits = []
+    for name in names:
+        value = config.kafka_properties.get(name)
+        if value is None:
+            continue
+        try:
+            limits.append(int(value.strip()))
+        except ValueError:
+            raise ConfigError(f"-X {name}={value!r}: expected a whole number") from None
+    return min(limits) if limits else DEFAULT_MAX_MESSAGE_BYTES
+
+
 def check_topic_name(topic: str) -> None:
     allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
     if not topic or len(topic) > 249 or not set(topic) <= allowed or topic in {".", ".."}:
@@ -186,7 +207,7 @@ class ConfluentSink:
         )
         # message.max.bytes is the largest record value we send; librdkafka counts headers and
         # framing against it too, so it gets headroom for those.
-        self.max_message_bytes = int(props.get("message.max.bytes", DEFAULT_MAX_MESSAGE_BYTES))
+        self.max_message_bytes = max_message_bytes(config)
         props["message.max.bytes"] = str(self.max_message_bytes + _FRAMING_HEADROOM)
         self._producer_props = props
         self._timeout = float(int(props["transaction.timeout.ms"]) / 1000)

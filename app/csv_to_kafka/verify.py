@@ -10,15 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
+from ._parse_process import ParseJob
 from ._retry import RetryPolicy
 from .config import Config
-from .record import RecordEncoder
 from .sink import Sink, open_sink
-from .source import S3Object, parse_rows, read_ahead, split_header
+from .source import S3Object
 
 logger = logging.getLogger(__name__)
 
@@ -58,24 +57,9 @@ def _expected_batches(
     The same parser and encoder as ``run`` (the C loop where it applies), so a record that was
     copied right is byte for byte its row's value.
     """
-    info = s3.head()
-    dialect: dict[str, Any] = {
-        "source": str(config.source),
-        "delimiter": config.delimiter,
-        "quotechar": config.quotechar,
-        "encoding": config.encoding,
-        "max_row_bytes": max_bytes,
-    }
-    header, chunks = split_header(read_ahead(s3.chunks(info, 0)), **dialect)
-    encoder = RecordEncoder(header.names, str(config.source), max_bytes, config.delimiter)
-    for batch in parse_rows(
-        chunks,
-        start_offset=header.data_offset,
-        start_line=header.data_line,
-        expected_fields=len(header.names),
-        encoder=encoder,
-        **dialect,
-    ):
+    job = ParseJob.whole_object(config, s3.head(), max_bytes)
+    _header, encoder, batches = job.rows(s3)
+    for batch in batches:
         values = batch.values
         if values is None:
             values = encoder.encode_rows(batch.rows, batch.lines)

@@ -3,9 +3,14 @@ nothing from it on."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
+import orjson
 import pytest
 
-from .conftest import Job
+from .conftest import Job, make_csv
 
 GOOD = b"id,name\n1,a\n2,b\n3,c\n"
 # name -> (bytes after the good rows, line of the bad row, byte offset where it starts, message)
@@ -79,3 +84,59 @@ def test_object_replaced_between_runs(job: Job) -> None:
     assert "changed" in result.stderr
     assert "new --job-id" in result.stderr
     assert len(job.records()) == sent
+
+
+def check(job: Job, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "csv_to_kafka.cli", "check", "--source", job.source, *extra],
+        env=job.process_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def logged_error(stderr: str) -> str:
+    """The message of run's ERROR log line (JSON lines: --progress json)."""
+    errors = [
+        entry["message"]
+        for entry in map(json.loads, filter(None, stderr.splitlines()))
+        if entry.get("level") == "ERROR"
+    ]
+    assert len(errors) == 1, stderr
+    return str(errors[0])
+
+
+@pytest.mark.parametrize("client", ["confluent"])
+@pytest.mark.parametrize("case", [*CASES, *HEADER_CASES])
+def test_check_finds_the_bad_row_run_would_stop_at(job: Job, case: str) -> None:
+    data = GOOD + CASES[case][0] if case in CASES else HEADER_CASES[case][0]
+    job.put(data)
+
+    checked = check(job, "--progress", "none")
+
+    assert checked.returncode == 3, checked.stderr
+    good_rows = 3 if case in CASES else 0
+    prefix = f"check FAILED: {job.source}: {good_rows} good rows, then: "
+    assert checked.stdout.startswith(prefix), checked.stdout
+    assert job.records() == [], "check sent something"
+    # run, with nothing checked before it, stops at the same row with the same message.
+    result = job.run()
+    assert result.returncode == 3
+    assert logged_error(result.stderr) == checked.stdout.removeprefix(prefix).rstrip("\n")
+
+
+@pytest.mark.parametrize("client", ["kafka-python"])
+def test_check_passes_what_run_copies(job: Job) -> None:
+    job.put(make_csv(3000))
+
+    checked = check(job, "--json", "--kafka-client", "kafka-python", "-X", "max.request.size=600")
+
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    report = json.loads(checked.stdout)
+    want = job.expected()
+    assert (report["ok"], report["rows"], report["limit_bytes"]) == (True, 3000, 600)
+    assert report["columns"] == ["id", "name", "email", "amount", "note"]
+    assert report["largest_record_bytes"] == max(len(orjson.dumps(r)) for r in want)
+    assert job.run("-X", "max.request.size=600").returncode == 0
+    job.assert_exact()
