@@ -54,7 +54,7 @@ from .source import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ParseJob", "ParseProcess", "ReadyBatch", "ready_batches"]
+__all__ = ["ParseJob", "ParseProcess", "ReadyBatch", "ready_batches", "source_object"]
 
 _BATCH = b"B"
 _RETRY = b"R"
@@ -107,6 +107,15 @@ def ready_batches(batches: Iterable[RowBatch], encoder: RecordEncoder) -> Iterat
             )
         if bad is not None:
             raise bad
+
+
+def source_object(config: Config) -> S3Object:
+    """``config.source``, its calls retried within ``--retry-seconds`` (check and verify)."""
+    return S3Object(
+        config.source.bucket,
+        config.source.key,
+        retry=RetryPolicy(total_seconds=config.retry_seconds),
+    )
 
 
 @dataclass(frozen=True)

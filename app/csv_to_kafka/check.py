@@ -13,8 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._parse_process import ParseJob, ready_batches
-from ._retry import RetryPolicy
+from ._parse_process import ParseJob, ready_batches, source_object
 from .config import Config
 from .errors import BadInputError
 from .sink import max_message_bytes
@@ -73,15 +72,7 @@ def check(
     progress: ProgressListener | None = None,
 ) -> CheckReport:
     """Parse and encode every row of ``config.source``, telling ``progress`` how far it got."""
-    s3 = (
-        s3
-        if s3 is not None
-        else S3Object(
-            config.source.bucket,
-            config.source.key,
-            retry=RetryPolicy(total_seconds=config.retry_seconds),
-        )
-    )
+    s3 = s3 if s3 is not None else source_object(config)
     info = s3.head()
     limit = max_message_bytes(config)
     report = CheckReport(source=info.uri, size=info.size, limit=limit)

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from ._parse_process import ParseJob
-from ._retry import RetryPolicy
+from ._parse_process import ParseJob, source_object
 from .config import Config
 from .sink import Sink, open_sink
 from .source import S3Object
@@ -193,15 +192,7 @@ class _Comparison:
 def verify(config: Config, *, sink: Sink | None = None, s3: S3Object | None = None) -> VerifyReport:
     """Compare the object's rows with the partition's committed records."""
     sink = sink if sink is not None else open_sink(config)
-    s3 = (
-        s3
-        if s3 is not None
-        else S3Object(
-            config.source.bucket,
-            config.source.key,
-            retry=RetryPolicy(total_seconds=config.retry_seconds),
-        )
-    )
+    s3 = s3 if s3 is not None else source_object(config)
     # No limit on a row's size: verify compares what is there, whatever the broker accepts.
     comparison = _Comparison(_expected_batches(config, s3, 1 << 30), str(config.source))
     try:
