@@ -134,6 +134,11 @@ def test_the_default_entrypoint_copies_a_csv_configured_by_environment_only(
     env = container_env(
         stack, CSV_TO_KAFKA_SOURCE=source, CSV_TO_KAFKA_TOPIC=topic, CSV_TO_KAFKA_JOB_ID=job
     )
+    # The option READMEs' check before the copy: the container's settings, command `check`.
+    checked = run_in_image(image_venv, "runtime", env, command=["check"])
+    assert checked.returncode == 0, checked.stdout + checked.stderr[-2000:]
+    assert checked.stdout.startswith(f"check OK: {source}: 3,000 rows of 3 columns")
+
     result = run_in_image(image_venv, "runtime", env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert committed_lines(stack["KAFKA_BOOTSTRAP_SERVERS"], topic) == data_lines(3000)
@@ -141,7 +146,7 @@ def test_the_default_entrypoint_copies_a_csv_configured_by_environment_only(
     last = json.loads(result.stderr.strip().splitlines()[-1])
     assert isinstance(last, dict)
 
-    # The README's check: the same container settings, the command overridden with `verify`.
+    # The READMEs' exact check: the same container settings, the command overridden: `verify`.
     checked = run_in_image(image_venv, "runtime", env, command=["verify"])
     assert checked.returncode == 0, checked.stdout + checked.stderr[-2000:]
 
