@@ -108,14 +108,15 @@ class _Comparison:
         self._max_line = 0
 
     def _next_row(self) -> tuple[int, bytes] | None:
-        if self._next == len(self._want_values):
+        while self._next == len(self._want_values):
             batch = next(self._batches, None)
             if batch is None:
                 return None
             self._want_lines, self._want_values = batch
             self._next = 0
-            self._lines.reserve(self._want_lines[-1])
         i = self._next
+        if i == 0:
+            self._lines.reserve(self._want_lines[-1])
         self._next = i + 1
         self.report.rows_in_csv += 1
         return self._want_lines[i], self._want_values[i]

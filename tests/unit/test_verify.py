@@ -123,3 +123,13 @@ def test_a_topic_longer_than_the_csv(config) -> None:
     report = run(config, [*LINES, 6])
     assert (report.rows_in_csv, report.records_in_topic, report.duplicated) == (4, 5, 1)
     assert report.first_difference == "line 6 is in the topic twice (again at Kafka offset 4)"
+
+
+def test_an_empty_batch_of_rows_is_passed_over() -> None:
+    from csv_to_kafka.verify import _Comparison
+
+    comparison = _Comparison(iter([([], []), ([2], [record(2)]), ([], [])]), SOURCE)
+    comparison.record(0, record(2))
+    report = comparison.finish()
+    assert report.ok, report.first_difference
+    assert (report.rows_in_csv, report.records_in_topic) == (1, 1)
