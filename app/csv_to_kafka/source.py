@@ -383,20 +383,13 @@ def parse_header(
     return Header(names=names, data_offset=first.end_offset, data_line=first.end_line + 1)
 
 
-def split_header(
-    chunks: Iterable[bytes],
-    *,
-    source: str,
-    delimiter: str = ",",
-    quotechar: str = '"',
-    encoding: str = "utf-8",
-    max_row_bytes: int = 1_000_000,
-) -> tuple[Header, Iterator[bytes]]:
+def split_header(chunks: Iterable[bytes], **dialect: Any) -> tuple[Header, Iterator[bytes]]:
     """The header row of ``chunks`` (the object from its first byte), and the bytes after it.
 
-    One read serves both: the chunks that held the header go on from ``data_offset``, then the
-    rest of ``chunks``. (Against moto, a GET costs a copy of the whole object before its first
-    byte: a second one for the header was a second of a 10M-row run.)
+    ``dialect`` is parse_header's keywords. One read serves both: the chunks that held the
+    header go on from ``data_offset``, then the rest of ``chunks``. (Against moto, a GET costs a
+    copy of the whole object before its first byte: a second one for the header was a second of
+    a 10M-row run.)
     """
     stream = iter(chunks)
     taken: list[bytes] = []
@@ -406,14 +399,7 @@ def split_header(
             taken.append(chunk)
             yield chunk
 
-    header = parse_header(
-        taking(),
-        source=source,
-        delimiter=delimiter,
-        quotechar=quotechar,
-        encoding=encoding,
-        max_row_bytes=max_row_bytes,
-    )
+    header = parse_header(taking(), **dialect)
     after = b"".join(taken)[header.data_offset :]
     return header, itertools.chain([after] if after else [], stream)
 
