@@ -11,8 +11,8 @@ The tree::
     │   └── CommitUnknownError             a commit timed out: re-read its outcome from Kafka
     └── StoppedError             exit 143  SIGTERM (130: SIGINT), after a clean checkpoint
 
-``verify`` exits 1 when the topic does not match the CSV (``VerifyMismatch`` is not an error of the
-copy, so it is not part of this tree).
+``verify`` exits 1 when the topic does not match the CSV: a mismatch is its report
+(``VerifyReport.ok`` false), not an error of the copy, so it is not part of this tree.
 
 Every message says what happened, where (line, byte offset, object, offset) and what to do.
 """
