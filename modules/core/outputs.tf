@@ -1,51 +1,51 @@
 output "table_name" {
   description = "DynamoDB checkpoint table (CSV_TO_KAFKA_CHECKPOINT_TABLE)."
-  value       = try(aws_dynamodb_table.this.name, null)
+  value       = aws_dynamodb_table.this.name
 }
 
 output "table_arn" {
   description = "ARN of the checkpoint table."
-  value       = try(aws_dynamodb_table.this.arn, null)
+  value       = aws_dynamodb_table.this.arn
 }
 
 output "log_group_name" {
   description = "CloudWatch log group of the job's output."
-  value       = try(aws_cloudwatch_log_group.this.name, null)
+  value       = aws_cloudwatch_log_group.this.name
 }
 
 output "log_group_arn" {
   description = "ARN of the log group."
-  value       = try(aws_cloudwatch_log_group.this.arn, null)
+  value       = aws_cloudwatch_log_group.this.arn
 }
 
 output "ecr_repository_url" {
   description = "ECR repository to push the image to (immutable tags)."
-  value       = try(aws_ecr_repository.this.repository_url, null)
+  value       = aws_ecr_repository.this.repository_url
 }
 
 output "ecr_repository_arn" {
   description = "ARN of the ECR repository."
-  value       = try(aws_ecr_repository.this.arn, null)
+  value       = aws_ecr_repository.this.arn
 }
 
 output "security_group_id" {
   description = "Egress-only security group for the processor."
-  value       = try(aws_security_group.this.id, null)
+  value       = aws_security_group.this.id
 }
 
 output "kms_key_arn" {
   description = "KMS key of the table, the log group and the repository."
-  value       = try(aws_kms_key.this.arn, null)
+  value       = aws_kms_key.this.arn
 }
 
 output "processor_role_arn" {
   description = "Role the processor runs as (ECS task role, Batch job role or EC2 instance role)."
-  value       = try(aws_iam_role.processor.arn, null)
+  value       = aws_iam_role.processor.arn
 }
 
 output "processor_role_name" {
   description = "Name of the processor's role."
-  value       = try(aws_iam_role.processor.name, null)
+  value       = aws_iam_role.processor.name
 }
 
 output "execution_role_arn" {

@@ -1,16 +1,16 @@
 output "dashboard_name" {
   description = "Name of the CloudWatch dashboard."
-  value       = try(aws_cloudwatch_dashboard.this.dashboard_name, null)
+  value       = aws_cloudwatch_dashboard.this.dashboard_name
 }
 
 output "dashboard_url" {
   description = "Console address of the dashboard."
-  value       = try("https://${var.aws_region}.console.aws.amazon.com/cloudwatch/home?region=${var.aws_region}#dashboards:name=${aws_cloudwatch_dashboard.this.dashboard_name}", null)
+  value       = "https://${var.aws_region}.console.aws.amazon.com/cloudwatch/home?region=${var.aws_region}#dashboards:name=${aws_cloudwatch_dashboard.this.dashboard_name}"
 }
 
 output "alarm_arns" {
   description = "ARNs of the errors and no-progress alarms."
-  value       = try(local.alarm_arns, [])
+  value       = local.alarm_arns
 }
 
 output "widget_count" {

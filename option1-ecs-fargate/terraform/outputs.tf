@@ -5,17 +5,17 @@ output "aws_region" {
 
 output "cluster_name" {
   description = "ECS cluster to run the task in."
-  value       = try(aws_ecs_cluster.this.name, null)
+  value       = aws_ecs_cluster.this.name
 }
 
 output "task_definition_arn" {
   description = "Task definition revision created by Terraform (deploy.sh registers one per image it pushes)."
-  value       = try(aws_ecs_task_definition.this.arn, null)
+  value       = aws_ecs_task_definition.this.arn
 }
 
 output "task_definition_family" {
   description = "Task definition family."
-  value       = try(aws_ecs_task_definition.this.family, null)
+  value       = aws_ecs_task_definition.this.family
 }
 
 output "container_name" {
@@ -80,11 +80,11 @@ output "dashboard_url" {
 
 output "run_task_command" {
   description = "The aws ecs run-task command that starts the job with the Terraform revision."
-  value = try(join(" ", [
+  value = join(" ", [
     "aws ecs run-task --region ${var.aws_region}",
     "--cluster ${aws_ecs_cluster.this.name}",
     "--task-definition ${aws_ecs_task_definition.this.arn}",
     "--capacity-provider-strategy capacityProvider=${var.capacity_provider},weight=1",
     "--network-configuration 'awsvpcConfiguration={subnets=[${join(",", var.subnet_ids)}],securityGroups=[${module.core.security_group_id}],assignPublicIp=${var.assign_public_ip ? "ENABLED" : "DISABLED"}}'",
-  ]), null)
+  ])
 }

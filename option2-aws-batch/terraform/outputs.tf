@@ -5,22 +5,22 @@ output "aws_region" {
 
 output "job_queue" {
   description = "Batch job queue to submit to."
-  value       = try(aws_batch_job_queue.this.name, null)
+  value       = aws_batch_job_queue.this.name
 }
 
 output "job_definition" {
   description = "Job definition (name:revision) of one job."
-  value       = try("${aws_batch_job_definition.this.name}:${aws_batch_job_definition.this.revision}", null)
+  value       = "${aws_batch_job_definition.this.name}:${aws_batch_job_definition.this.revision}"
 }
 
 output "array_job_definition" {
   description = "Job definition (name:revision) of manifest-driven array jobs."
-  value       = try("${aws_batch_job_definition.array.name}:${aws_batch_job_definition.array.revision}", null)
+  value       = "${aws_batch_job_definition.array.name}:${aws_batch_job_definition.array.revision}"
 }
 
 output "compute_environment_arn" {
   description = "Compute environment of the queue."
-  value       = try(aws_batch_compute_environment.this.arn, null)
+  value       = aws_batch_compute_environment.this.arn
 }
 
 output "ecr_repository_url" {
@@ -65,5 +65,5 @@ output "dashboard_url" {
 
 output "submit_job_command" {
   description = "The aws batch submit-job command for the default job."
-  value       = try("aws batch submit-job --region ${var.aws_region} --job-name ${replace(var.job_id, "/[^a-zA-Z0-9_-]/", "-")} --job-queue ${aws_batch_job_queue.this.name} --job-definition ${aws_batch_job_definition.this.name}", null)
+  value       = "aws batch submit-job --region ${var.aws_region} --job-name ${replace(var.job_id, "/[^a-zA-Z0-9_-]/", "-")} --job-queue ${aws_batch_job_queue.this.name} --job-definition ${aws_batch_job_definition.this.name}"
 }

@@ -5,12 +5,12 @@ output "aws_region" {
 
 output "launch_template_id" {
   description = "Launch template launch-spot.sh starts the instance from."
-  value       = try(aws_launch_template.this.id, null)
+  value       = aws_launch_template.this.id
 }
 
 output "launch_template_version" {
   description = "Latest version of the launch template."
-  value       = try(aws_launch_template.this.latest_version, null)
+  value       = aws_launch_template.this.latest_version
 }
 
 output "subnet_ids" {
