@@ -541,3 +541,21 @@ def test_the_dockerignore_sends_only_what_the_image_needs() -> None:
     sources = {part.rstrip("/") for entry in copied for part in entry.split()}
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
     assert sources <= allowed, f"COPY of files the context excludes: {sources - allowed}"
+
+
+def test_each_module_readme_lists_its_inputs_and_outputs_and_a_usage_that_fits(
+    modules: dict[str, TerraformDir],
+) -> None:
+    """modules/*/README.md: a row per variable and output, and an example call that sets every
+    required variable and nothing the module does not declare."""
+    for tf in modules.values():
+        readme = (tf.path / "README.md").read_text()
+        rows = set(re.findall(r"^\| `([a-z0-9_]+)` \|", readme, re.MULTILINE))
+        variables, outputs = tf.named("variable"), tf.named("output")
+        assert rows == set(variables) | set(outputs), f"{tf.path}/README.md tables drift"
+        usage = re.search(r"```hcl\n(.*?)```", readme, re.DOTALL)
+        assert usage, f"{tf.path}/README.md has no usage example"
+        given = set(re.findall(r"^  ([a-z0-9_]+)\s*=", usage.group(1), re.MULTILINE)) - {"source"}
+        required = {name for name, body in variables.items() if "default" not in body}
+        assert required <= given, f"{tf.path}: the example lacks {required - given}"
+        assert given <= set(variables), f"{tf.path}: the example sets {given - set(variables)}"
