@@ -41,6 +41,9 @@ __all__ = ["PARTITION", "Sink", "open_sink"]
 PARTITION = 0
 DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
 SCAN_WINDOW = 5_000
+# The resume scan's consumer group: unique per reader (no join, no commits), named so that one IAM
+# statement covers every reader (modules/core: group/.../csv-to-kafka-reader-*).
+READER_GROUP_PREFIX = "csv-to-kafka-reader-"
 _FRAMING_HEADROOM = 64 * 1024
 _librdkafka_logger = logging.getLogger("csv_to_kafka.librdkafka")
 _COMMIT_RETRY_SECONDS = 10.0  # a resumed commit_transaction, or the probe of a fatal error
@@ -425,7 +428,7 @@ class ConfluentSink:
         return self._ck.Consumer(
             {
                 **self._common,
-                "group.id": f"csv-to-kafka-reader-{uuid.uuid4()}",
+                "group.id": f"{READER_GROUP_PREFIX}{uuid.uuid4()}",
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
                 "enable.partition.eof": True,

@@ -333,12 +333,21 @@ def test_msk_resource_arns_follow_the_processors_names(modules: dict[str, Terraf
     assert ":topic/" in str(locals_["topic_arns"])
     assert ":transactional-id/" in str(locals_["transactional_id_arns"])
     assert "csv-to-kafka-${id}" in str(locals_["transactional_id_arns"])
-    # The resume scan's consumer group (sink.py) must match the group ARN's pattern.
-    sink = (ROOT / "app" / "csv_to_kafka" / "sink.py").read_text()
-    assert '"group.id": f"csv-to-kafka-reader-{' in sink
-    assert "csv-to-kafka-reader-*" in str(locals_["reader_group_arn"])
-    config = (ROOT / "app" / "csv_to_kafka" / "config.py").read_text()
-    assert 'return f"csv-to-kafka-{self.job_id}"' in config
+    # The names the processor uses, taken from its code: the resume scan's consumer group must
+    # match the group ARN's pattern, and the transactional id the ARN built from the job id.
+    from csv_to_kafka.config import Config, parse_source_uri
+    from csv_to_kafka.sink import READER_GROUP_PREFIX
+
+    assert str(locals_["reader_group_arn"]).strip('"').endswith(f"/{READER_GROUP_PREFIX}*")
+    config = Config(
+        source=parse_source_uri("s3://bucket/key.csv"),
+        topic="topic",
+        bootstrap_servers="broker:9098",
+        job_id="JOB",
+        checkpoint_table="table",
+    )
+    arn_name = config.transactional_id.replace("JOB", "${id}")
+    assert f"/{arn_name}" in str(locals_["transactional_id_arns"])
 
 
 def test_the_launch_policy_pulls_logs_and_reads_the_secret_only(
