@@ -23,8 +23,8 @@ from urllib.parse import urlparse
 import boto3
 import botocore.exceptions
 
-EXIT_CONFIG = 2
-EXIT_INFRA = 4
+from csv_to_kafka.errors import EXIT_CONFIG, EXIT_INFRASTRUCTURE
+
 # S3 answers that no retry will change.
 _FINAL_S3_ERRORS = {"NoSuchKey", "NoSuchBucket", "AccessDenied", "403", "404"}
 COLUMNS = ("source", "job_id", "topic")
@@ -70,10 +70,10 @@ def main(argv: list[str]) -> int:
             return fail(str(err))
         except botocore.exceptions.ClientError as err:
             code = str(err.response.get("Error", {}).get("Code", ""))
-            final = code in _FINAL_S3_ERRORS
-            return fail(f"could not read {manifest}: {err}", EXIT_CONFIG if final else EXIT_INFRA)
+            exit_code = EXIT_CONFIG if code in _FINAL_S3_ERRORS else EXIT_INFRASTRUCTURE
+            return fail(f"could not read {manifest}: {err}", exit_code)
         except botocore.exceptions.BotoCoreError as err:
-            return fail(f"could not read {manifest}: {err}", EXIT_INFRA)
+            return fail(f"could not read {manifest}: {err}", EXIT_INFRASTRUCTURE)
         os.environ["CSV_TO_KAFKA_SOURCE"] = line["source"]
         os.environ["CSV_TO_KAFKA_JOB_ID"] = line["job_id"]
         os.environ["CSV_TO_KAFKA_TOPIC"] = line["topic"]

@@ -28,7 +28,16 @@ from .config import (
     parse_kafka_properties,
     parse_source_uri,
 )
-from .errors import EXIT_BAD_INPUT, EXIT_OK, ConfigError, CsvToKafkaError, exit_code_for
+from .errors import (
+    EXIT_BAD_INPUT,
+    EXIT_CONFIG,
+    EXIT_MISMATCH,
+    EXIT_OK,
+    EXIT_SIGINT,
+    ConfigError,
+    CsvToKafkaError,
+    exit_code_for,
+)
 
 logger = logging.getLogger("csv_to_kafka")
 
@@ -63,7 +72,7 @@ def _bool_env(name: str, value: str) -> bool:
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # exit 2 with the usage, as argparse does, but ours
         self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message}\n")
 
 
 def _common_kafka(parser: argparse.ArgumentParser) -> None:
@@ -540,7 +549,7 @@ def _cmd_verify(config: Config) -> int:
     print(report.summary())
     if not report.ok:
         print(f"first difference: {report.first_difference}")
-        return 1
+        return EXIT_MISMATCH
     return EXIT_OK
 
 
@@ -582,7 +591,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        return 2
+        return EXIT_CONFIG
     # boto3 reads AWS_DEFAULT_REGION; containers on AWS often set only AWS_REGION.
     if os.environ.get("AWS_REGION") and not os.environ.get("AWS_DEFAULT_REGION"):
         os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"]
@@ -609,7 +618,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_code_for(err)
     except KeyboardInterrupt:
         logger.error("interrupted")
-        return 130
+        return EXIT_SIGINT
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ __all__ = [
     "EXIT_BAD_INPUT",
     "EXIT_CONFIG",
     "EXIT_INFRASTRUCTURE",
+    "EXIT_MISMATCH",
     "EXIT_OK",
     "EXIT_SIGINT",
     "EXIT_SIGTERM",
@@ -42,6 +43,7 @@ __all__ = [
 
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
+EXIT_MISMATCH = 1  # verify: the topic does not match the CSV
 EXIT_CONFIG = 2
 EXIT_BAD_INPUT = 3
 EXIT_INFRASTRUCTURE = 4
