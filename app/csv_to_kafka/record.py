@@ -176,6 +176,15 @@ def _pieces(header: tuple[str, ...], source: str) -> tuple[tuple[bytes, ...], by
     return (*pieces, b'","_source_line":'), tail
 
 
+def typed_pieces(header: Sequence[str], source: str) -> tuple[tuple[bytes, ...], bytes]:
+    """``_pieces`` for typed rows (``schema.RowTypes``): no quotes of the fields' own, since a
+    typed field is written as its JSON value (``"text"``, ``12.50``, ``true`` or ``null``)."""
+    names = [orjson.dumps(name) for name in header]
+    pieces = (b"{" + names[0] + b":", *(b"," + name + b":" for name in names[1:]))
+    tail = b',"_source_file":' + orjson.dumps(source) + b"}"
+    return (*pieces, b',"_source_line":'), tail
+
+
 def _compile_encoder(
     header: tuple[str, ...], source: str
 ) -> Callable[[Sequence[Sequence[str]], Sequence[int]], list[bytes]]:
