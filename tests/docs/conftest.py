@@ -24,7 +24,6 @@ import shlex
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,8 +64,8 @@ class Block:
         """The block's commands, continuation lines joined, comments dropped."""
         joined = self.text.replace("\\\n", " ")
         out = []
-        for line in joined.splitlines():
-            line = line.split("  #", 1)[0].strip()
+        for raw in joined.splitlines():
+            line = raw.split("  #", 1)[0].strip()
             if line and not line.startswith("#"):
                 out.append(line)
         return out
@@ -150,7 +149,7 @@ def write_shims(directory: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def docenv(stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocEnv]:
+def docenv(stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> DocEnv:
     if subprocess.run([str(STACK), "kafka-pid"], capture_output=True).returncode != 0:
         pytest.skip("the doc tests run Kafka's tools on local/stack's class path: no local stack")
     tag = uuid.uuid4().hex[:10]
@@ -173,4 +172,4 @@ def docenv(stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> I
         "CSV_TO_KAFKA_RETRY_SECONDS": "60",
         "CSV_TO_KAFKA_METRICS_INTERVAL": "5",
     }
-    yield DocEnv(env, f"s3://{bucket}/orders-bad.csv", ROWS, bin_dir)
+    return DocEnv(env, f"s3://{bucket}/orders-bad.csv", ROWS, bin_dir)
