@@ -45,11 +45,12 @@ unit: install ## Unit tests only (no broker)
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 
 .PHONY: test
-test: install stack-up lint deploy-check ## Everything: lint, deployment checks, unit and integration tests against the real broker, coverage >= 85%
+test: install stack-up lint deploy-check ## Everything: lint, deployment checks, unit and integration tests against the real broker, coverage >= 85%, the docs' commands
 	rm -f .coverage .coverage.*
 	eval "$$(local/stack env)" && $(BIN)/coverage run -m pytest tests/unit tests/integration -q -p no:cacheprovider $(PYTEST_ARGS)
 	$(BIN)/coverage combine -q
 	$(BIN)/coverage report
+	eval "$$(local/stack env)" && TOFU=$(TOFU) DEPLOY_CHECK_STRICT=1 $(BIN)/pytest tests/docs -q -p no:cacheprovider $(PYTEST_ARGS)
 	eval "$$(local/stack env)" && $(BIN)/pytest tests/reliability -q -p no:cacheprovider -rxXs $(PYTEST_ARGS)
 
 TORTURE_REPORT ?= tests/reliability/results/torture.jsonl

@@ -473,7 +473,11 @@ def _draw_alarms(
     stalled = [1.0 if v < 1 else 0.0 for v in progressing.values]
     fig, ax = plt.subplots(figsize=(7, 2.8), dpi=100)
     x = list(range(seconds))
-    ax.step(x, progressing.values, where="post", label=f"no progress: {expression} (< 1 breaches)")
+    shown = [min(v, 1.0) for v in progressing.values]  # rows committed in the period, capped at 1
+    ax.step(x, shown, where="post", label=f"no progress: {expression}, capped at 1 (< 1 breaches)")
+    for i, v in enumerate(stalled):
+        if v:
+            ax.axvspan(i, i + 1, color="tab:blue", alpha=0.15, lw=0)
     ax.step(
         x,
         [0 if math.isnan(v) else v for v in errors.values],
@@ -487,7 +491,7 @@ def _draw_alarms(
         "seconds since the job started (1 s here = one 60 s period in production)", fontsize=8
     )
     ax.legend(fontsize=7, loc="center right")
-    ax.set_ylim(-0.1, 1.6)
+    ax.set_ylim(-0.1, 1.4)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out / "alarms.png")
