@@ -142,7 +142,14 @@ def _stack(*args: str) -> str:
 
 
 def run_job(
-    *, rows: int, pause: float, pause_at: float, namespace: str, job_id: str, work: Path
+    *,
+    rows: int,
+    pause: float,
+    pause_at: float,
+    namespace: str,
+    job_id: str,
+    work: Path,
+    transaction_timeout_ms: int,
 ) -> dict[str, Any]:
     """Copy ``rows`` rows with a broker pause at ``pause_at`` of the bytes; the run's timeline."""
     bucket = f"docs-dashboard-{uuid.uuid4().hex[:12]}"
@@ -162,8 +169,15 @@ def run_job(
         "--metrics-namespace", namespace,
         "--metrics-interval", "1",
         "--progress", "json",
+        # The commit waits at most transaction.timeout.ms (60 s by default): shorter here, so
+        # that the pause outlasts it and the job's own retry loop shows, as a longer outage would.
+        "-X", f"transaction.timeout.ms={transaction_timeout_ms}",
     ]  # fmt: skip
-    timeline: dict[str, Any] = {"rows": rows, "pause_seconds": pause}
+    timeline: dict[str, Any] = {
+        "rows": rows,
+        "pause_seconds": pause,
+        "transaction_timeout_ms": transaction_timeout_ms,
+    }
     with log.open("w") as out:
         started = time.time()
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
@@ -390,16 +404,17 @@ def draw(
             continue
         title = widget["properties"]["title"]
         lines = widget_series(widget, cw, namespace, job_id, start, seconds)
+        names = {row[1] for row in widget["properties"]["metrics"] if isinstance(row[0], str)}
         fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)
         right = ax.twinx() if any(r for _, _, r, _ in lines) else None
         for label, series, on_right, _ in lines:
             axis = right if on_right and right is not None else ax
-            style = "o-" if widget["properties"].get("view") == "singleValue" else "-"
+            # Markers: a lone data point (one retry) has no line to draw.
             axis.plot(
                 x,
                 series.values,
-                style,
-                markersize=2,
+                "o-",
+                markersize=2 if sum(not math.isnan(v) for v in series.values) > 3 else 5,
                 label=label,
                 color=None if not on_right else "tab:orange",
             )
@@ -427,11 +442,13 @@ def draw(
             handles, labels = handles + h2, labels + l2
         ax.legend(handles, labels, fontsize=7, loc="best")
         ax.grid(alpha=0.3)
+        ax.set_xlim(0, seconds)
+        if names <= ONLY_ON_EVENTS:
+            ax.set_ylim(bottom=0)
         fig.tight_layout()
         name = slug(title) + ".png"
         points = {label: sum(not math.isnan(v) for v in s.values) for label, s, _, _ in lines}
         summary["widgets"][title] = {"file": name, "data_points": points}
-        names = {row[1] for row in widget["properties"]["metrics"] if isinstance(row[0], str)}
         unknown = names - SENT
         if unknown:
             raise SystemExit(f"{title}: {sorted(unknown)} are not metrics csv-to-kafka sends")
@@ -510,6 +527,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=150_000)
     parser.add_argument("--pause", type=float, default=10.0, help="seconds the broker is paused")
     parser.add_argument("--pause-at", type=float, default=0.35, help="fraction of the bytes")
+    parser.add_argument(
+        "--transaction-timeout-ms",
+        type=int,
+        default=6000,
+        help="-X transaction.timeout.ms of the run: a pause longer than this makes commits fail "
+        "and the job retry (default 6000; the product's default is 60000)",
+    )
     args = parser.parse_args(argv)
     job_id = f"docs-dashboard-{uuid.uuid4().hex[:8]}"
     namespace = f"CsvToKafkaDocs{uuid.uuid4().hex[:8]}"
@@ -522,6 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             namespace=namespace,
             job_id=job_id,
             work=Path(work),
+            transaction_timeout_ms=args.transaction_timeout_ms,
         )
     time.sleep(1.5)  # moto has stored the final send
     summary = draw(widgets, boto3.client("cloudwatch"), namespace, job_id, timeline, args.out)
