@@ -37,7 +37,7 @@ stack-down: ## Stop the local stack
 
 .PHONY: lint
 lint: install ## ruff and mypy (strict) on the package
-	$(BIN)/ruff check app tests bench local
+	$(BIN)/ruff check app tests bench local docs/tools
 	$(BIN)/mypy
 
 .PHONY: unit
@@ -45,11 +45,12 @@ unit: install ## Unit tests only (no broker)
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 
 .PHONY: test
-test: install stack-up lint deploy-check ## Everything: lint, deployment checks, unit and integration tests against the real broker, coverage >= 85%
+test: install stack-up lint deploy-check ## Everything: lint, deployment checks, unit and integration tests against the real broker, coverage >= 85%, the docs' commands
 	rm -f .coverage .coverage.*
 	eval "$$(local/stack env)" && $(BIN)/coverage run -m pytest tests/unit tests/integration -q -p no:cacheprovider $(PYTEST_ARGS)
 	$(BIN)/coverage combine -q
 	$(BIN)/coverage report
+	eval "$$(local/stack env)" && TOFU=$(TOFU) DEPLOY_CHECK_STRICT=1 $(BIN)/pytest tests/docs -q -p no:cacheprovider $(PYTEST_ARGS)
 	eval "$$(local/stack env)" && $(BIN)/pytest tests/reliability -q -p no:cacheprovider -rxXs $(PYTEST_ARGS)
 
 TORTURE_REPORT ?= tests/reliability/results/torture.jsonl
@@ -134,3 +135,14 @@ deploy-check: install stack-up deploy-tools ## Deployment: lint image, Terraform
 .PHONY: docker-lock
 docker-lock: install ## Pin the image's dependencies (app/requirements.lock) to the versions in .venv
 	$(BIN)/python tests/deployment/requirements_lock.py
+
+# --- Documentation (issue 17): docs/dashboard.md's pictures and the doc tests ------------------
+DASHBOARD_ARGS ?=
+
+.PHONY: dashboard-pictures
+dashboard-pictures: install stack-up $(TOFU) ## Draw docs/img/dashboard/ from a real local run with a broker pause
+	eval "$$(local/stack env)" && $(BIN)/python docs/tools/dashboard_pictures.py --tofu $(TOFU) $(DASHBOARD_ARGS)
+
+.PHONY: docs-check
+docs-check: install stack-up $(TOFU) ## Run every command of the runbook and quick reference, the offsets arithmetic, a small dashboard run
+	eval "$$(local/stack env)" && TOFU=$(TOFU) $(BIN)/pytest tests/docs -q -p no:cacheprovider $(PYTEST_ARGS)
