@@ -72,7 +72,9 @@ def stack() -> Iterator[dict[str, str]]:
             "KAFKA_BOOTSTRAP_SERVERS": os.environ["KAFKA_BOOTSTRAP_SERVERS"],
             "AWS_ENDPOINT_URL": os.environ["AWS_ENDPOINT_URL"],
         }
-        env.update({name: os.environ[name] for name in SECURE_STACK_VARIABLES if name in os.environ})
+        env.update(
+            {name: os.environ[name] for name in SECURE_STACK_VARIABLES if name in os.environ}
+        )
     elif os.environ.get("CSV_TO_KAFKA_NO_TESTCONTAINERS") is None and _docker_engine_answers():
         yield from _testcontainers_env()
         return

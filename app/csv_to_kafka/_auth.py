@@ -146,6 +146,14 @@ def confluent_oauth_cb(region: str) -> Callable[[Any], tuple[str, float]]:
             # seconds timeout" when it happens in the constructor: log the real cause.
             logger.exception("could not sign an MSK IAM token for %s", region)
             raise
+        if expiry_ms / 1000.0 <= time.time():
+            # librdkafka refuses such a token and says only "OAuth token not set": say why.
+            logger.warning(
+                "the MSK IAM token signed for %s expired at %s, before it was used: check this "
+                "host's clock",
+                region,
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expiry_ms / 1000.0)),
+            )
         return token, expiry_ms / 1000.0
 
     return oauth_cb

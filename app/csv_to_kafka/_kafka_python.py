@@ -302,6 +302,7 @@ class KafkaPythonSink:
         self._append: _kp_append.Appender | None = None
         self._last: Any = None
         self._epoch: tuple[int, int] | None = None
+        self._login_checked = security["security_protocol"] == "PLAINTEXT"
         logger.debug("producer settings: %s", _auth.redact(settings))
 
     # -- topic ------------------------------------------------------------------------------
@@ -494,6 +495,13 @@ class KafkaPythonSink:
     # -- errors -----------------------------------------------------------------------------
 
     def _client(self, what: str, make: Callable[[], Any]) -> Any:
+        if not self._login_checked:
+            # kafka-python 3.0.12 retries a refused SASL login or an untrusted certificate until
+            # its bootstrap timeout and then reports only "Unable to bootstrap" (it drops the
+            # broker's refusal, which arrives with the close): librdkafka, installed anyway,
+            # logs in once with the same settings to tell those apart, in a second.
+            _sink.ConfluentSink(self._config).check_login()
+            self._login_checked = True
         try:
             return make()
         except kafka_errors.KafkaConfigurationError as err:
@@ -529,11 +537,12 @@ class KafkaPythonSink:
         denied = next((c for c in causes if isinstance(c, kafka_errors.AuthorizationError)), None)
         if denied is not None:
             raise ConfigError(f"{what}: not authorized: {denied}") from err
-        if any(isinstance(c, kafka_errors.SaslAuthenticationFailedError) for c in causes):
-            raise ConfigError(
-                f"{what}: the broker refused the credentials ({err}): check --auth, "
-                "--sasl-username and the password (or the IAM policy with --auth iam)"
-            ) from err
+        login = next(
+            (c for c in causes if isinstance(c, kafka_errors.SaslAuthenticationFailedError)), None
+        )
+        refusal = _sink.login_refusal(what, str(login), auth=True, tls=False) if login else None
+        if refusal is not None:
+            raise refusal from err
         raise _sink.kafka_failure(what, err, unknown=unknown) from err
 
     # -- reading ----------------------------------------------------------------------------
