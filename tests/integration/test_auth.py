@@ -16,9 +16,14 @@ from __future__ import annotations
 
 import subprocess
 import time
+from datetime import timedelta
 from pathlib import Path
 
+import botocore.auth
 import pytest
+from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 
 from .conftest import Job, make_csv
 
@@ -197,3 +202,53 @@ def test_untrusted_ca_ends_at_once(job: Job, secure_env: dict[str, str], tmp_pat
 
     assert_refused(job, result, elapsed, "TLS certificate is not trusted")
     assert "--ssl-ca-location" in result.stderr
+
+
+def sign(region: str, *, minutes_slow: int = 0) -> str:
+    """An MSK IAM token from aws-msk-iam-sasl-signer-python, signed ``minutes_slow`` ago."""
+    real_now = botocore.auth.get_current_datetime
+    try:
+        botocore.auth.get_current_datetime = lambda: real_now() - timedelta(minutes=minutes_slow)
+        token, _expiry_ms = MSKAuthTokenProvider.generate_auth_token(region)
+    finally:
+        botocore.auth.get_current_datetime = real_now
+    return str(token)
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("expired", "the token expired at"),
+        ("other region", "signed for host kafka.eu-west-1.amazonaws.com"),
+        ("other secret key", "the signature does not match"),
+        ("not a token", "not a base64url-encoded URL"),
+    ],
+)
+def test_the_iam_listener_refuses_what_msk_would(
+    secure_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, case: str, reason: str
+) -> None:
+    """The broker's own check, with a client that hides nothing: librdkafka is told each token
+    is good for ten more minutes, so only the broker can refuse it."""
+    if case == "other secret key":
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", WRONG_SECRET_KEY)
+    token = {
+        "expired": lambda: sign("us-east-1", minutes_slow=20),
+        "other region": lambda: sign("eu-west-1"),
+        "other secret key": lambda: sign("us-east-1"),
+        "not a token": lambda: "bm90IGEgdG9rZW4",
+    }[case]()
+    errors: list[str] = []
+    admin = AdminClient(
+        {
+            "bootstrap.servers": secure_env["KAFKA_IAM_BOOTSTRAP_SERVERS"],
+            "security.protocol": "SASL_SSL",
+            "ssl.ca.location": secure_env["KAFKA_CA_LOCATION"],
+            "sasl.mechanism": "OAUTHBEARER",
+            "oauth_cb": lambda _config: (token, time.time() + 600),
+            "error_cb": lambda err: errors.append(err.str()),
+        }
+    )
+    with pytest.raises(KafkaException):
+        admin.list_topics(timeout=5)
+    admin.poll(0)
+    assert any(reason in error for error in errors), errors
