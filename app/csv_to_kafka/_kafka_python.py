@@ -32,7 +32,13 @@ kafka-python 3.x differs from librdkafka in ways this module makes up for:
   under the epoch the transaction began with, commits, and checks the epoch again: any doubt is
   a CommitUnknownError, after which the position is read again from Kafka;
 - the accumulator has no memory bound (``buffer_memory`` is gone in 3.0), so ``send`` never
-  blocks on a full buffer: what is buffered is bounded by what one transaction sends.
+  blocks on a full buffer: what is buffered is bounded by what one transaction sends;
+- a refused SASL login (SCRAM or IAM) or a broker certificate its CA bundle does not vouch for
+  is retried until the bootstrap timeout and then reported as "Unable to bootstrap" only (the
+  broker's refusal arrives together with its close, and kafka-python 3.0.12 drops the bytes read
+  with the end of the stream). Before its first client on a TLS listener, the sink therefore
+  logs in once with librdkafka (``ConfluentSink.check_login``, same Config): a refusal is a
+  ConfigError (exit 2) within a second or two instead of exit 4 after ``--retry-seconds``.
 
 ``max_message_bytes`` (the largest record value the encoder makes) comes from
 ``message.max.bytes`` or ``max.request.size`` (default ``sink.DEFAULT_MAX_MESSAGE_BYTES``);
