@@ -303,7 +303,7 @@ class ConfluentSink:
             self._producer = self._ck.Producer({**self._producer_props, "error_cb": self._on_error})
         except self._ck.KafkaException as err:
             if err.args and err.args[0].code() == self._ck.KafkaError.SASL_AUTHENTICATION_FAILED:
-                raise refused("connecting the producer", err.args[0].str()) from err
+                self._raise(err, "connecting the producer", unknown=False)
             raise ConfigError(f"the Kafka client refused its settings (check -X): {err}") from err
         except (ValueError, TypeError) as err:
             raise ConfigError(f"the Kafka client refused its settings (check -X): {err}") from err
@@ -461,21 +461,26 @@ class ConfluentSink:
     def _reach(self, client: Any, what: str) -> None:
         """Wait until ``client`` gets metadata from a broker, in short slices; a refused login
         or an untrusted certificate ends the wait at once (ConfigError), a broker that stays
-        away ends it after _CONNECT_SECONDS (InfrastructureError, retryable)."""
+        away ends it after _CONNECT_SECONDS (InfrastructureError, retryable).
+
+        Only here, while a client connects, is a refusal final: one reported later, by a client
+        that had logged in (a re-authentication, a reconnection), takes the retries' path.
+        """
+        self._refusal = None
         deadline = time.monotonic() + _CONNECT_SECONDS
         while True:
             try:
                 client.list_topics(topic=self._topic, timeout=_CONNECT_SLICE_SECONDS)
             except self._ck.KafkaException as err:
                 client.poll(0)  # serves the error callback, which sees why
-                if self._refusal is not None or time.monotonic() >= deadline:
+                if self._refusal is not None:
+                    raise self._refusal from err
+                if time.monotonic() >= deadline:
                     self._raise(err, what, unknown=False)
             else:
                 return
 
     def _raise(self, err: Any, what: str, *, unknown: bool) -> NoReturn:
-        if self._refusal is not None:
-            raise self._refusal from err
         kafka_error = err.args[0] if err.args else None
         ck = self._ck.KafkaError
         if self._producer is not None and self._fatal is None:
@@ -502,6 +507,10 @@ class ConfluentSink:
         if code in {ck.TOPIC_AUTHORIZATION_FAILED, ck.CLUSTER_AUTHORIZATION_FAILED}:
             raise ConfigError(f"{what}: not authorized: {err}") from err
         if code == ck.SASL_AUTHENTICATION_FAILED and kafka_error is not None:
+            # With --auth iam, the token could not be signed (why is in the callback's error).
+            signing = getattr(self._common.get("oauth_cb"), "error", None)
+            if signing is not None:
+                raise signing from err
             refusal = login_refusal(what, kafka_error.str(), auth=True, tls=False)
             if refusal is not None:
                 raise refusal from err
