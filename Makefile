@@ -23,9 +23,9 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## Create .venv with the package and the test tools
 
 .PHONY: system-deps
-system-deps: ## Install what Debian must provide (Java for Kafka, Maven to fetch it)
-	@if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then \
-	  apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless maven; fi
+system-deps: ## Install what Debian must provide (a JDK for Kafka and the IAM listener's check, Maven to fetch Kafka, openssl for its certificates)
+	@if ! command -v javac >/dev/null || ! command -v mvn >/dev/null || ! command -v openssl >/dev/null; then \
+	  apt-get update -qq && apt-get install -y -qq openjdk-17-jdk-headless maven openssl; fi
 
 .PHONY: stack-up
 stack-up: install system-deps ## Start Kafka (KRaft) and moto on 127.0.0.1

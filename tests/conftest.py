@@ -1,6 +1,7 @@
 """Fixtures shared by every test folder.
 
-The broker: ``KAFKA_BOOTSTRAP_SERVERS`` if set (with ``AWS_ENDPOINT_URL`` for moto); else
+The broker: ``KAFKA_BOOTSTRAP_SERVERS`` if set (with ``AWS_ENDPOINT_URL`` for moto, and the secure
+listeners' ``SECURE_STACK_VARIABLES`` when set too); else
 testcontainers' Kafka where a Docker engine answers (``CSV_TO_KAFKA_NO_TESTCONTAINERS`` turns
 that off), with moto as a local server process; else the local stack (``local/stack up``:
 Apache Kafka in KRaft mode and moto in server mode).
@@ -19,6 +20,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# What `local/stack env` exports for MSK's secure listeners (tests/integration/test_auth.py).
+SECURE_STACK_VARIABLES = (
+    "KAFKA_TLS_BOOTSTRAP_SERVERS",
+    "KAFKA_SCRAM_BOOTSTRAP_SERVERS",
+    "KAFKA_IAM_BOOTSTRAP_SERVERS",
+    "KAFKA_CA_LOCATION",
+    "KAFKA_SCRAM_USERNAME",
+    "KAFKA_SCRAM_PASSWORD",
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -61,6 +72,9 @@ def stack() -> Iterator[dict[str, str]]:
             "KAFKA_BOOTSTRAP_SERVERS": os.environ["KAFKA_BOOTSTRAP_SERVERS"],
             "AWS_ENDPOINT_URL": os.environ["AWS_ENDPOINT_URL"],
         }
+        env.update(
+            {name: os.environ[name] for name in SECURE_STACK_VARIABLES if name in os.environ}
+        )
     elif os.environ.get("CSV_TO_KAFKA_NO_TESTCONTAINERS") is None and _docker_engine_answers():
         yield from _testcontainers_env()
         return

@@ -34,6 +34,7 @@ from .errors import ConfigError, InfrastructureError
 
 __all__ = [  # noqa: F822 (MskIamTokenProvider is defined on first use, by __getattr__)
     "MskIamTokenProvider",
+    "OAuthCallback",
     "aws_region",
     "confluent_oauth_cb",
     "confluent_security",
@@ -130,25 +131,46 @@ def _sign(region: str) -> tuple[str, int]:
     return str(token), int(expiry_ms)
 
 
-def confluent_oauth_cb(region: str) -> Callable[[Any], tuple[str, float]]:
+class OAuthCallback:
     """An ``oauth_cb`` for confluent-kafka: it returns (token, expiry in SECONDS since the epoch).
 
     librdkafka calls it while the client is constructed and again before the token expires. The
     argument is ``sasl.oauthbearer.config`` (None when unset), not used: the region is all a token
-    needs.
+    needs. confluent-kafka replaces an exception raised here by "OAuth token not set within 10
+    seconds timeout" when it happens in the constructor, so the real one is logged and kept in
+    ``error`` for the sink to raise instead.
     """
 
-    def oauth_cb(_oauthbearer_config: Any) -> tuple[str, float]:
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self.error: ConfigError | InfrastructureError | None = None
+
+    def __call__(self, _oauthbearer_config: Any) -> tuple[str, float]:
+        region = self.region
         try:
             token, expiry_ms = _sign(region)
-        except (ConfigError, InfrastructureError):
-            # confluent-kafka replaces an exception raised here by "OAuth token not set within 10
-            # seconds timeout" when it happens in the constructor: log the real cause.
+        except (ConfigError, InfrastructureError) as err:
+            self.error = err
             logger.exception("could not sign an MSK IAM token for %s", region)
             raise
+        self.error = None
+        if expiry_ms / 1000.0 <= time.time():
+            # librdkafka refuses such a token and says only "OAuth token not set": say why.
+            logger.warning(
+                "the MSK IAM token signed for %s expired at %s, before it was used: check this "
+                "host's clock",
+                region,
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expiry_ms / 1000.0)),
+            )
         return token, expiry_ms / 1000.0
 
-    return oauth_cb
+    def __repr__(self) -> str:
+        return f"OAuthCallback(region={self.region!r})"
+
+
+def confluent_oauth_cb(region: str) -> Callable[[Any], tuple[str, float]]:
+    """The ``oauth_cb`` for confluent-kafka and ``region`` (see OAuthCallback)."""
+    return OAuthCallback(region)
 
 
 @functools.cache

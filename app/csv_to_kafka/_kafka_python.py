@@ -32,7 +32,13 @@ kafka-python 3.x differs from librdkafka in ways this module makes up for:
   under the epoch the transaction began with, commits, and checks the epoch again: any doubt is
   a CommitUnknownError, after which the position is read again from Kafka;
 - the accumulator has no memory bound (``buffer_memory`` is gone in 3.0), so ``send`` never
-  blocks on a full buffer: what is buffered is bounded by what one transaction sends.
+  blocks on a full buffer: what is buffered is bounded by what one transaction sends;
+- a refused SASL login (SCRAM or IAM) or a broker certificate its CA bundle does not vouch for
+  is retried until the bootstrap timeout and then reported as "Unable to bootstrap" only (the
+  broker's refusal arrives together with its close, and kafka-python 3.0.12 drops the bytes read
+  with the end of the stream). Before its first client on a TLS listener, the sink therefore
+  logs in once with librdkafka (``ConfluentSink.check_login``, same Config): a refusal is a
+  ConfigError (exit 2) within a second or two instead of exit 4 after ``--retry-seconds``.
 
 ``max_message_bytes`` (the largest record value the encoder makes) comes from
 ``message.max.bytes`` or ``max.request.size`` (default ``sink.DEFAULT_MAX_MESSAGE_BYTES``);
@@ -302,6 +308,7 @@ class KafkaPythonSink:
         self._append: _kp_append.Appender | None = None
         self._last: Any = None
         self._epoch: tuple[int, int] | None = None
+        self._login_checked = security["security_protocol"] == "PLAINTEXT"
         logger.debug("producer settings: %s", _auth.redact(settings))
 
     # -- topic ------------------------------------------------------------------------------
@@ -494,6 +501,13 @@ class KafkaPythonSink:
     # -- errors -----------------------------------------------------------------------------
 
     def _client(self, what: str, make: Callable[[], Any]) -> Any:
+        if not self._login_checked:
+            # kafka-python 3.0.12 retries a refused SASL login or an untrusted certificate until
+            # its bootstrap timeout and then reports only "Unable to bootstrap" (it drops the
+            # broker's refusal, which arrives with the close): librdkafka, installed anyway,
+            # logs in once with the same settings to tell those apart, in a second.
+            _sink.ConfluentSink(self._config).check_login()
+            self._login_checked = True
         try:
             return make()
         except kafka_errors.KafkaConfigurationError as err:
@@ -529,11 +543,12 @@ class KafkaPythonSink:
         denied = next((c for c in causes if isinstance(c, kafka_errors.AuthorizationError)), None)
         if denied is not None:
             raise ConfigError(f"{what}: not authorized: {denied}") from err
-        if any(isinstance(c, kafka_errors.SaslAuthenticationFailedError) for c in causes):
-            raise ConfigError(
-                f"{what}: the broker refused the credentials ({err}): check --auth, "
-                "--sasl-username and the password (or the IAM policy with --auth iam)"
-            ) from err
+        login = next(
+            (c for c in causes if isinstance(c, kafka_errors.SaslAuthenticationFailedError)), None
+        )
+        refusal = _sink.login_refusal(what, str(login), auth=True, tls=False) if login else None
+        if refusal is not None:
+            raise refusal from err
         raise _sink.kafka_failure(what, err, unknown=unknown) from err
 
     # -- reading ----------------------------------------------------------------------------

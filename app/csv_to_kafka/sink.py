@@ -11,8 +11,10 @@ default) and kafka-python. Both:
   (``last_committed``) and to stream everything committed (``committed_records``, for verify).
 
 Errors: a fenced producer raises FencedError (another instance owns the job: stop, do not fight);
-a commit that fails or times out raises CommitUnknownError; everything else that Kafka reports
-becomes an InfrastructureError. The processor re-creates the sink and re-reads the position from
+a commit that fails or times out raises CommitUnknownError; credentials the broker refuses and a
+broker certificate the CA bundle does not vouch for raise ConfigError (no retry would mend them,
+so they end the run at once); everything else that Kafka reports becomes an
+InfrastructureError. The processor re-creates the sink and re-reads the position from
 Kafka after any of them except FencedError.
 """
 
@@ -47,6 +49,13 @@ READER_GROUP_PREFIX = "csv-to-kafka-reader-"
 _FRAMING_HEADROOM = 64 * 1024
 _librdkafka_logger = logging.getLogger("csv_to_kafka.librdkafka")
 _COMMIT_RETRY_SECONDS = 10.0  # a resumed commit_transaction, or the probe of a fatal error
+# How long a new client may take to reach a broker, and the slices it is asked in: between two
+# slices librdkafka's error callback is served, which is where a refused login shows.
+_CONNECT_SECONDS = 15.0
+_CONNECT_SLICE_SECONDS = 1.0
+# MSK refuses an IAM login with "Too many connects" when the connection rate is over its quota:
+# that refusal passes, so it is retried like any other broker failure.
+_THROTTLED = ("too many connects", "throttl")
 
 
 class Sink(Protocol):
@@ -160,6 +169,37 @@ def kafka_failure(what: str, err: BaseException, *, unknown: bool) -> Infrastruc
     return InfrastructureError(f"{what}: {err}")
 
 
+def refused(what: str, detail: str) -> ConfigError:
+    """The error for a login the broker refused (SASL/SCRAM or IAM): not retryable."""
+    return ConfigError(
+        f"{what}: the broker refused the credentials ({detail}): check --auth, --sasl-username and "
+        "the password, or with --auth iam the AWS credentials, region and clock"
+    )
+
+
+def untrusted(what: str, detail: str) -> ConfigError:
+    """The error for a broker certificate that the CA bundle does not vouch for: not retryable."""
+    return ConfigError(
+        f"{what}: the broker's TLS certificate is not trusted ({detail}): point --ssl-ca-location "
+        "at the CA bundle that signed the brokers' certificates (MSK's public ones are trusted "
+        "by the system's bundle)"
+    )
+
+
+def login_refusal(what: str, detail: str, *, auth: bool, tls: bool) -> ConfigError | None:
+    """``refused``/``untrusted`` for a client error that is one of them, else None.
+
+    ``auth``: the client reported an authentication failure; ``tls``: an SSL failure. Throttled
+    logins are left to the retries.
+    """
+    text = detail.lower()
+    if auth and not any(mark in text for mark in _THROTTLED):
+        return refused(what, detail)
+    if tls and "certificate verify failed" in text:
+        return untrusted(what, detail)
+    return None
+
+
 def check_partitions(topic: str, partitions: int, allow_multiple: bool) -> None:
     if partitions > 1 and not allow_multiple:
         raise ConfigError(
@@ -184,6 +224,7 @@ class ConfluentSink:
         self._common: dict[str, Any] = {
             "bootstrap.servers": config.bootstrap_servers,
             "logger": _librdkafka_logger,
+            "error_cb": self._on_error,
             **security,
         }
         props: dict[str, Any] = {
@@ -216,6 +257,7 @@ class ConfluentSink:
         self._timeout = float(int(props["transaction.timeout.ms"]) / 1000)
         self._producer: Any = None
         self._fatal: Any = None  # the fatal error librdkafka reported, if any
+        self._refusal: ConfigError | None = None  # a refused login or untrusted certificate
         self._last_offset = -1
         self._delivery_error: Any = None
         logger.debug("producer settings: %s", _auth.redact(props))
@@ -225,7 +267,8 @@ class ConfluentSink:
     def ensure_topic(self) -> None:
         from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # noqa: PLC0415
 
-        admin = AdminClient(self._common)
+        admin = self._call(lambda: AdminClient(self._common), "connecting the admin client")
+        self._reach(admin, "metadata")
         metadata = self._call(lambda: admin.list_topics(topic=self._topic, timeout=15), "metadata")
         topic = metadata.topics.get(self._topic)
         missing = topic is None or (
@@ -261,8 +304,13 @@ class ConfluentSink:
         self._fatal = None
         try:
             self._producer = self._ck.Producer({**self._producer_props, "error_cb": self._on_error})
-        except (self._ck.KafkaException, ValueError, TypeError) as err:
+        except self._ck.KafkaException as err:
+            if err.args and err.args[0].code() == self._ck.KafkaError.SASL_AUTHENTICATION_FAILED:
+                self._raise(err, "connecting the producer", unknown=False)
             raise ConfigError(f"the Kafka client refused its settings (check -X): {err}") from err
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"the Kafka client refused its settings (check -X): {err}") from err
+        self._reach(self._producer, "init_transactions")
         self._call(lambda: self._producer.init_transactions(self._timeout), "init_transactions")
 
     def begin(self) -> None:
@@ -271,11 +319,22 @@ class ConfluentSink:
         self._call(self._producer.begin_transaction, "begin_transaction")
 
     def _on_error(self, err: Any) -> None:
-        """librdkafka's errors outside any call; a fatal one (such as being fenced) is kept.
+        """librdkafka's errors outside any call, from every client of the sink.
 
-        After a fatal error every later call fails with a generic code (_STATE, _TIMED_OUT,
-        _FATAL): the kept error says what really happened.
+        A fatal one (such as being fenced) is kept: after it every later call fails with a
+        generic code (_STATE, _TIMED_OUT, _FATAL), and the kept error says what really happened.
+        A refused login or an untrusted certificate is kept too: librdkafka only logs it and
+        reconnects, so the call that waits for the broker would end in a timeout that hides it.
         """
+        ck = self._ck.KafkaError
+        refusal = login_refusal(
+            "connecting to Kafka",
+            err.str(),
+            auth=err.code() == ck._AUTHENTICATION,
+            tls=err.code() in {ck._SSL, ck._TRANSPORT},
+        )
+        if refusal is not None and self._refusal is None:
+            self._refusal = refusal
         if err.fatal():
             self._fatal = err
             logger.warning("the Kafka producer failed for good: %s", err.str())
@@ -394,6 +453,36 @@ class ConfluentSink:
         except self._ck.KafkaException as err:
             self._raise(err, what, unknown=False)
 
+    def check_login(self) -> None:
+        """Reach a broker once: a refused login or an untrusted certificate raises ConfigError
+        at once. KafkaPythonSink uses it (see its module docstring)."""
+        from confluent_kafka.admin import AdminClient  # noqa: PLC0415
+
+        admin = self._call(lambda: AdminClient(self._common), "connecting to Kafka")
+        self._reach(admin, "connecting to Kafka")
+
+    def _reach(self, client: Any, what: str) -> None:
+        """Wait until ``client`` gets metadata from a broker, in short slices; a refused login
+        or an untrusted certificate ends the wait at once (ConfigError), a broker that stays
+        away ends it after _CONNECT_SECONDS (InfrastructureError, retryable).
+
+        Only here, while a client connects, is a refusal final: one reported later, by a client
+        that had logged in (a re-authentication, a reconnection), takes the retries' path.
+        """
+        self._refusal = None
+        deadline = time.monotonic() + _CONNECT_SECONDS
+        while True:
+            try:
+                client.list_topics(topic=self._topic, timeout=_CONNECT_SLICE_SECONDS)
+            except self._ck.KafkaException as err:
+                client.poll(0)  # serves the error callback, which sees why
+                if self._refusal is not None:
+                    raise self._refusal from err
+                if time.monotonic() >= deadline:
+                    self._raise(err, what, unknown=False)
+            else:
+                return
+
     def _raise(self, err: Any, what: str, *, unknown: bool) -> NoReturn:
         kafka_error = err.args[0] if err.args else None
         ck = self._ck.KafkaError
@@ -420,11 +509,28 @@ class ConfluentSink:
             raise fenced(what, self._config) from err
         if code in {ck.TOPIC_AUTHORIZATION_FAILED, ck.CLUSTER_AUTHORIZATION_FAILED}:
             raise ConfigError(f"{what}: not authorized: {err}") from err
+        if code == ck.SASL_AUTHENTICATION_FAILED and kafka_error is not None:
+            # With --auth iam, the token could not be signed (why is in the callback's error).
+            signing = getattr(self._common.get("oauth_cb"), "error", None)
+            if signing is not None:
+                raise signing from err
+            refusal = login_refusal(what, kafka_error.str(), auth=True, tls=False)
+            if refusal is not None:
+                raise refusal from err
         raise kafka_failure(what, err, unknown=unknown) from err
 
     # -- reading ----------------------------------------------------------------------------
 
     def _consumer(self) -> Any:
+        consumer = self._call(self._new_consumer, "connecting the consumer")
+        try:
+            self._reach(consumer, "reading the topic")
+        except BaseException:
+            consumer.close()
+            raise
+        return consumer
+
+    def _new_consumer(self) -> Any:
         return self._ck.Consumer(
             {
                 **self._common,

@@ -70,6 +70,10 @@ class Job:
     job_id: str = field(default_factory=lambda: f"job-{uuid.uuid4()}")
     table: str = "csv-to-kafka-test-checkpoints"
     data: bytes = b""
+    # The listener the CLI connects to, when not the plaintext one, and its --auth options; the
+    # test's own reads (records) always use the plaintext listener.
+    listener: str | None = None
+    kafka_args: tuple[str, ...] = ()
 
     @property
     def source(self) -> str:
@@ -78,6 +82,10 @@ class Job:
     @property
     def bootstrap(self) -> str:
         return self.env["KAFKA_BOOTSTRAP_SERVERS"]
+
+    @property
+    def cli_bootstrap(self) -> str:
+        return self.listener or self.bootstrap
 
     def put(self, data: bytes) -> None:
         self.data = data
@@ -94,7 +102,8 @@ class Job:
             "--topic",
             self.topic,
             "--bootstrap-servers",
-            self.bootstrap,
+            self.cli_bootstrap,
+            *self.kafka_args,
             "--job-id",
             self.job_id,
             "--checkpoint-table",
@@ -133,7 +142,7 @@ class Job:
             text=True,
         )
 
-    def verify(self) -> subprocess.CompletedProcess[str]:
+    def verify(self, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [
                 sys.executable,
@@ -145,11 +154,12 @@ class Job:
                 "--topic",
                 self.topic,
                 "--bootstrap-servers",
-                self.bootstrap,
+                self.cli_bootstrap,
+                *self.kafka_args,
                 "--kafka-client",
                 self.client,
             ],
-            env=self.process_env(),
+            env=self.process_env(env),
             capture_output=True,
             text=True,
             timeout=240,

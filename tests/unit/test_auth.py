@@ -17,6 +17,7 @@ from kafka.net.sasl.oauth import AbstractTokenProvider, SaslMechanismOAuth
 
 from csv_to_kafka._auth import (
     MskIamTokenProvider,
+    OAuthCallback,
     aws_region,
     confluent_oauth_cb,
     confluent_security,
@@ -241,6 +242,33 @@ def test_no_credentials_is_a_config_error(caplog: pytest.LogCaptureFixture) -> N
         confluent_oauth_cb(REGION)(None)
     # confluent-kafka hides what oauth_cb raised in its constructor, so it is logged.
     assert "could not sign an MSK IAM token" in caplog.text
+
+
+def test_oauth_cb_keeps_why_it_could_not_sign(signer: FakeSigner) -> None:
+    """The sink raises the kept error instead of librdkafka's "OAuth token not set"."""
+    oauth_cb = OAuthCallback(REGION)
+    failure = ConfigError("no credentials")
+
+    def fail(_region: str) -> tuple[str, int]:
+        raise failure
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("csv_to_kafka._auth._sign", fail)
+        with pytest.raises(ConfigError):
+            oauth_cb(None)
+    assert oauth_cb.error is failure
+    assert oauth_cb(None)[0] == TOKEN
+    assert oauth_cb.error is None
+
+
+def test_oauth_cb_warns_of_a_token_expired_when_signed(
+    signer: FakeSigner, caplog: pytest.LogCaptureFixture
+) -> None:
+    signer.expiry_ms = int((time.time() - 60) * 1000)
+    with caplog.at_level(logging.WARNING):
+        confluent_oauth_cb(REGION)(None)
+    assert "expired" in caplog.text
+    assert "check this host's clock" in caplog.text
 
 
 # --- the region --------------------------------------------------------------------------------
