@@ -78,7 +78,7 @@ variable "kafka_create_topic" {
 }
 
 variable "kafka_auth" {
-  description = "How the processor authenticates to MSK: iam (IAM access control), tls (mutual TLS) or scram-sha-512 (SASL/SCRAM with a Secrets Manager secret)."
+  description = "How the processor authenticates to MSK: iam (IAM access control), tls (TLS encryption without a client certificate: MSK with unauthenticated access over TLS) or scram-sha-512 (SASL/SCRAM with a Secrets Manager secret)."
   type        = string
   default     = "iam"
 
