@@ -38,6 +38,7 @@ from . import errors
 from ._ahead import ahead
 from ._retry import RetryPolicy
 from .config import Config
+from .decompress import AUTO, NO_COMPRESSION, open_decoded, skip_bytes
 from .errors import BadInputError, CsvToKafkaError, InfrastructureError
 from .record import RecordEncoder
 from .source import (
@@ -133,6 +134,8 @@ class ParseJob:
     encoding: str
     max_bytes: int  # the largest record value (and row) allowed
     batch_rows: int
+    # --input-compression; with a compressed object, start_offset is in the decoded text
+    compression: str = AUTO
 
     @classmethod
     def whole_object(cls, config: Config, info: ObjectInfo, max_bytes: int) -> ParseJob:
@@ -149,6 +152,7 @@ class ParseJob:
             encoding=config.encoding,
             max_bytes=max_bytes,
             batch_rows=_WHOLE_OBJECT_BATCH_ROWS,
+            compression=config.input_compression,
         )
 
     def ready_batches(self, s3: S3Object) -> Iterator[ReadyBatch]:
@@ -161,7 +165,10 @@ class ParseJob:
 
         A batch has its rows' values where the fast path made them, else its rows' fields. From
         the start of the object, the header comes from the same GET as the rows; from a later
-        offset, it has a GET of its own.
+        offset, it has a GET of its own, whose first bytes also say whether the object is
+        compressed (``decompress.open_decoded``). Resuming inside a compressed object, that GET
+        is the rows' too: the object is decoded again from its first byte, and the decoded bytes
+        before ``start_offset`` are dropped.
         """
         dialect: dict[str, Any] = {
             "source": self.info.uri,
@@ -170,13 +177,32 @@ class ParseJob:
             "encoding": self.encoding,
             "max_row_bytes": self.max_bytes,
         }
-        chunks = read_ahead(s3.chunks(self.info, self.start_offset))
         start_offset, start_line = self.start_offset, self.start_line
         if start_offset == 0:
-            header, chunks = split_header(chunks, **dialect)
+            _codec, decoded = open_decoded(
+                s3.chunks(self.info, 0), self.compression, source=self.info.uri
+            )
+            header, chunks = split_header(read_ahead(decoded), **dialect)
             start_offset, start_line = header.data_offset, header.data_line
         else:
-            header = parse_header(s3.chunks(self.info, 0), **dialect)
+            # The stored bytes from the resume point, read ahead while the header is read: used
+            # as they are when the object turns out to be plain, the fast and common case.
+            stored = (
+                None
+                if self.compression not in (AUTO, NO_COMPRESSION)
+                else read_ahead(s3.chunks(self.info, start_offset))
+            )
+            codec, decoded = open_decoded(
+                s3.chunks(self.info, 0), self.compression, source=self.info.uri
+            )
+            if codec == NO_COMPRESSION and stored is not None:
+                header = parse_header(decoded, **dialect)
+                chunks = stored
+            else:
+                if stored is not None:
+                    stored.close()  # type: ignore[attr-defined]  # a generator
+                header, rest = split_header(read_ahead(decoded), **dialect)
+                chunks = skip_bytes(rest, start_offset - header.data_offset)
         encoder = RecordEncoder(header.names, self.info.uri, self.max_bytes, self.delimiter)
         batches = parse_rows(
             chunks,

@@ -394,6 +394,7 @@ class _Run:
             encoding=config.encoding,
             max_bytes=self.sink.max_message_bytes,
             batch_rows=min(_BATCH_ROWS, config.checkpoint_every),
+            compression=config.input_compression,
         )
         if parser is not None:
             return parser.batches(job, on_retry=lambda: self.p._metrics.count(m.RETRIES))
