@@ -23,6 +23,8 @@ A plain object costs nothing here: ``open_decoded`` hands back the S3 chunks the
 from __future__ import annotations
 
 import itertools
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
 from .errors import BadInputError, ConfigError
@@ -31,6 +33,7 @@ __all__ = [
     "AUTO",
     "INPUT_COMPRESSIONS",
     "NO_COMPRESSION",
+    "Restarts",
     "detect",
     "open_decoded",
     "skip_bytes",
@@ -59,7 +62,35 @@ _OUT = 512 * 1024
 _ZSTD_MIN_SLICE = 1024
 _ZSTD_MAX_SLICE = 64 * 1024
 
-Opener = Callable[[Iterator[bytes], str], Iterator[bytes]]
+
+
+class Restarts:
+    """Where decoding can start again: the gzip members, zstd frames and bzip2 streams met so
+    far, each as (its compressed offset in the object, the decoded offset where it starts).
+
+    The decoder adds them as it meets them (in the read-ahead thread); ``at`` (the parser's
+    thread) finds the one that holds a decoded offset, and forgets those before it, so a
+    bgzip object of a million 64 KiB members costs no more memory than a single member.
+    """
+
+    def __init__(self, stored: int = 0, decoded: int = 0) -> None:
+        self._marks: deque[tuple[int, int]] = deque([(stored, decoded)])
+        self._lock = threading.Lock()
+
+    def add(self, stored: int, decoded: int) -> None:
+        with self._lock:
+            self._marks.append((stored, decoded))
+
+    def at(self, decoded: int) -> tuple[int, int]:
+        """The last start at or before ``decoded``: (compressed offset, decoded offset)."""
+        with self._lock:
+            marks = self._marks
+            while len(marks) > 1 and marks[1][1] <= decoded:
+                marks.popleft()
+            return marks[0]
+
+
+Opener = Callable[[Iterator[bytes], str, Restarts], Iterator[bytes]]
 
 
 def detect(first: bytes) -> str:
@@ -71,11 +102,17 @@ def detect(first: bytes) -> str:
 
 
 def open_decoded(
-    chunks: Iterable[bytes], compression: str, *, source: str
+    chunks: Iterable[bytes],
+    compression: str,
+    *,
+    source: str,
+    restarts: Restarts | None = None,
 ) -> tuple[str, Iterator[bytes]]:
     """The codec of an object and its decoded bytes, from ``chunks`` (its stored bytes from the
-    first one). ``compression`` is the option (``auto`` looks at the first bytes). A plain
-    object's chunks come back as they are: no copy, no work per chunk."""
+    first one, or from the start of a member or frame, which ``restarts`` was made with).
+    ``compression`` is the option (``auto`` looks at the first bytes). Each member or frame
+    met is added to ``restarts``. A plain object's chunks come back as they are: no copy, no
+    work per chunk."""
     if compression not in INPUT_COMPRESSIONS:
         raise ConfigError(
             f"--input-compression must be one of {', '.join(INPUT_COMPRESSIONS)}, "
@@ -95,7 +132,8 @@ def open_decoded(
     raw = itertools.chain(head, stream) if head else stream
     if compression == NO_COMPRESSION:
         return compression, raw
-    return compression, _OPENERS[compression](raw, source)
+    marks = restarts if restarts is not None else Restarts()
+    return compression, _OPENERS[compression](raw, source, marks)
 
 
 def skip_bytes(chunks: Iterable[bytes], count: int) -> Iterator[bytes]:
@@ -120,13 +158,14 @@ def _broken(codec: str, part: str, start: int, source: str, detail: str) -> BadI
     )
 
 
-def _gunzip(chunks: Iterator[bytes], source: str) -> Iterator[bytes]:
+def _gunzip(chunks: Iterator[bytes], source: str, restarts: Restarts) -> Iterator[bytes]:
     """Every gzip member, one ``zlib.decompressobj`` each: its ``unused_data`` is where the
     next member starts."""
     import zlib  # noqa: PLC0415 (lazily, in its opener: the registry's shape)
 
-    pos = 0  # compressed bytes of the object fed to the decompressors so far
-    member = 0  # compressed byte where the current member starts
+    # compressed offset of the bytes fed to the decompressors so far, and decoded bytes made
+    pos, made = restarts.at(0)
+    member = pos  # compressed byte where the current member starts
     d = zlib.decompressobj(wbits=31)
     open_member = False  # bytes of the current member were fed and it has not ended
     for chunk in chunks:
@@ -138,6 +177,7 @@ def _gunzip(chunks: Iterator[bytes], source: str) -> Iterator[bytes]:
                 window = f"corrupt (within compressed bytes {pos}-{pos + len(data)}: {err})"
                 raise _broken("gzip", "member", member, source, window) from err
             open_member = True
+            made += len(out)
             if d.eof:
                 rest = d.unused_data
                 pos += len(data) - len(rest)
@@ -145,6 +185,7 @@ def _gunzip(chunks: Iterator[bytes], source: str) -> Iterator[bytes]:
                     yield out
                 d = zlib.decompressobj(wbits=31)
                 member, open_member, data = pos, False, rest
+                restarts.add(pos, made)
                 continue
             tail = d.unconsumed_tail
             pos += len(data) - len(tail)
@@ -159,18 +200,19 @@ def _gunzip(chunks: Iterator[bytes], source: str) -> Iterator[bytes]:
                 raise _broken("gzip", "member", member, source, f"corrupt ({err})") from err
             if not out:
                 break
+            made += len(out)
             yield out
         if not d.eof:
             detail = f"truncated: the object ends at compressed byte {pos}, inside it"
             raise _broken("gzip", "member", member, source, detail)
 
 
-def _bunzip2(chunks: Iterator[bytes], source: str) -> Iterator[bytes]:
+def _bunzip2(chunks: Iterator[bytes], source: str, restarts: Restarts) -> Iterator[bytes]:
     """Every bzip2 stream, one ``bz2.BZ2Decompressor`` each (``unused_data``, as gzip)."""
     import bz2  # noqa: PLC0415 (lazily, in its opener)
 
-    pos = 0
-    start = 0
+    pos, made = restarts.at(0)
+    start = pos
     d = bz2.BZ2Decompressor()
     open_stream = False
     for chunk in chunks:
@@ -183,6 +225,7 @@ def _bunzip2(chunks: Iterator[bytes], source: str) -> Iterator[bytes]:
                 raise _broken("bzip2", "stream", start, source, window) from err
             pos += len(data)  # fed; the decompressor keeps what it has not decoded yet
             open_stream = open_stream or bool(data)
+            made += len(out)
             if d.eof:
                 rest = d.unused_data
                 pos -= len(rest)
@@ -190,6 +233,7 @@ def _bunzip2(chunks: Iterator[bytes], source: str) -> Iterator[bytes]:
                     yield out
                 d = bz2.BZ2Decompressor()
                 start, open_stream, data = pos, False, rest
+                restarts.add(pos, made)
                 if not data:
                     break
                 continue
@@ -203,14 +247,14 @@ def _bunzip2(chunks: Iterator[bytes], source: str) -> Iterator[bytes]:
         raise _broken("bzip2", "stream", start, source, detail)
 
 
-def _unzstd(chunks: Iterator[bytes], source: str) -> Iterator[bytes]:
+def _unzstd(chunks: Iterator[bytes], source: str, restarts: Restarts) -> Iterator[bytes]:
     """Every zstd frame, one ``decompressobj`` each (``unused_data``, as gzip), fed in slices
     that keep each output near ``_OUT``."""
     import zstandard  # noqa: PLC0415 (lazily, in its opener)
 
     decompressor = zstandard.ZstdDecompressor()
-    pos = 0
-    frame = 0
+    pos, made = restarts.at(0)
+    frame = pos
     d = decompressor.decompressobj()
     open_frame = False
     size = _ZSTD_MIN_SLICE
@@ -224,12 +268,14 @@ def _unzstd(chunks: Iterator[bytes], source: str) -> Iterator[bytes]:
                 window = f"corrupt (within compressed bytes {pos}-{pos + len(piece)}: {err})"
                 raise _broken("zstd", "frame", frame, source, window) from err
             open_frame = True
+            made += len(out)
             if d.eof:
                 used = len(piece) - len(d.unused_data)
                 pos += used
                 view = view[used:]
                 d = decompressor.decompressobj()
                 frame, open_frame = pos, False
+                restarts.add(pos, made)
             else:
                 pos += len(piece)
                 view = view[len(piece) :]

@@ -395,6 +395,8 @@ class _Run:
             max_bytes=self.sink.max_message_bytes,
             batch_rows=min(_BATCH_ROWS, config.checkpoint_every),
             compression=config.input_compression,
+            member_offset=point.member_offset,
+            member_text_offset=point.member_text_offset,
         )
         if parser is not None:
             return parser.batches(job, on_retry=lambda: self.p._metrics.count(m.RETRIES))
@@ -414,13 +416,17 @@ class _Run:
         point = self._position()
         committed = self.committed = point
         logger.info(
-            "job %s: %s at row %d, line %d, byte %d of %d",
+            "job %s: %s at row %d, line %d, byte %d of %d%s",
             config.job_id,
             "resuming" if point.rows else "starting",
             point.rows,
             point.next_line,
             point.byte_offset,
             self.info.size,
+            f" (decoded; decoding from compressed byte {point.member_offset}, where byte "
+            f"{point.member_text_offset} starts)"
+            if point.member_offset
+            else "",
         )
         self.p._progress.started(config.job_id, point.rows, point.byte_offset, self.info.size)
         self._checkpoint(point, Status.RUNNING, sync=True)
@@ -447,6 +453,8 @@ class _Run:
                     next_line=ready.next_line,
                     byte_offset=ready.next_offset,
                     etag=self.info.etag,
+                    member_offset=ready.member_offset,
+                    member_text_offset=ready.member_text_offset,
                 )
                 self.sink.send(values, sent.to_headers())
                 txn_rows += n

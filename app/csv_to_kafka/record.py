@@ -42,9 +42,15 @@ class ResumePoint:
     byte_offset: int  # byte just after the last committed row
     etag: str
     kafka_offset: int = -1  # offset of that record in the partition
+    # A compressed object (byte_offset is then in the decoded text): the compressed offset of
+    # the gzip member or zstd frame that holds byte_offset, and the decoded offset where it
+    # starts. Headers only when not 0 (records of plain objects are as before; without them a
+    # resumed run decodes from the object's first byte).
+    member_offset: int = 0
+    member_text_offset: int = 0
 
     def to_headers(self) -> list[tuple[str, bytes]]:
-        return [
+        headers = [
             (HEADER_PREFIX + "format", _FORMAT_VERSION),
             (HEADER_PREFIX + "job", self.job_id.encode()),
             (HEADER_PREFIX + "rows", b"%d" % self.rows),
@@ -53,6 +59,12 @@ class ResumePoint:
             (HEADER_PREFIX + "offset", b"%d" % self.byte_offset),
             (HEADER_PREFIX + "etag", self.etag.encode()),
         ]
+        if self.member_offset:
+            headers += [
+                (HEADER_PREFIX + "member-offset", b"%d" % self.member_offset),
+                (HEADER_PREFIX + "member-text-offset", b"%d" % self.member_text_offset),
+            ]
+        return headers
 
     @classmethod
     def from_headers(
@@ -75,6 +87,8 @@ class ResumePoint:
                 byte_offset=int(found["offset"]),
                 etag=found["etag"],
                 kafka_offset=kafka_offset,
+                member_offset=int(found.get("member-offset", 0)),
+                member_text_offset=int(found.get("member-text-offset", 0)),
             )
         except (KeyError, ValueError):
             return None

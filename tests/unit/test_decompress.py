@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import zstandard
 
-from csv_to_kafka.decompress import detect, open_decoded, skip_bytes
+from csv_to_kafka.decompress import Restarts, detect, open_decoded, skip_bytes
 from csv_to_kafka.errors import BadInputError, ConfigError
 
 TEXT = b"".join(
@@ -129,3 +129,44 @@ def test_skip_bytes() -> None:
     assert b"".join(skip_bytes(iter([b"abc", b"def", b"gh"]), 4)) == b"efgh"
     assert b"".join(skip_bytes(iter([b"abc", b"def"]), 0)) == b"abcdef"
     assert b"".join(skip_bytes(iter([b"abc"]), 3)) == b""
+
+
+@pytest.mark.parametrize("name", list(STORED))
+def test_restarts_name_each_part_and_decoding_can_start_there(name: str) -> None:
+    _codec, compress = STORED[name]
+    stored_parts = [compress(part) for part in PARTS]
+    stored = b"".join(stored_parts)
+    restarts = Restarts()
+    codec, out = open_decoded(chunked(stored, 4096), "auto", source="s3://b/k", restarts=restarts)
+    decoded = b""
+    for piece in out:
+        decoded += piece
+        # The part that holds every decoded byte so far is known once the byte is decoded.
+        _member, text = restarts.at(len(decoded) - 1)
+        assert TEXT.startswith(decoded)
+        assert text <= len(decoded) - 1
+    second = len(stored_parts[0])
+    assert _restart_of(stored, codec, len(PARTS[0]) + 5) == (second, len(PARTS[0]))
+    # Decoding from the second part's compressed offset gives the text from its decoded offset.
+    again = Restarts(second, len(PARTS[0]))
+    _codec, tail = open_decoded(chunked(stored[second:], 1000), codec, source="s", restarts=again)
+    assert b"".join(tail) == TEXT[len(PARTS[0]) :]
+    assert again.at(len(PARTS[0]) + len(PARTS[1])) == (
+        second + len(stored_parts[1]),
+        len(PARTS[0]) + len(PARTS[1]),
+    )
+
+
+def _restart_of(stored: bytes, codec: str, decoded: int) -> tuple[int, int]:
+    restarts = Restarts()
+    _codec, out = open_decoded(chunked(stored, 4096), codec, source="s", restarts=restarts)
+    for _piece in out:
+        pass
+    return restarts.at(decoded)
+
+
+def test_a_plain_object_has_no_restarts() -> None:
+    restarts = Restarts()
+    _codec, out = open_decoded(iter([TEXT]), "auto", source="s", restarts=restarts)
+    assert b"".join(out) == TEXT
+    assert restarts.at(len(TEXT)) == (0, 0)
