@@ -9,10 +9,10 @@ The child reads the object with its own S3 client, from the position the parent 
 sends back frames on a private pipe (each its size, then its bytes), in order: batches of ready
 values with where they end, retries (for the metric), log records, then ``done`` or the error
 that stopped it. A batch travels as one buffer of lines: a head (``B rows last-line next-line
-next-byte member member-text``), then one value per line (a JSON value never holds a raw
-newline), so the parent splits it with one call. Frames carry JSON and bytes, never pickles.
-In the parent, a thread reads the frames, so that reading the next batches overlaps the wait
-for a commit.
+next-byte member member-text stored-byte``), then one value per line (a JSON value never holds
+a raw newline), so the parent splits it with one call. Frames carry JSON and bytes, never
+pickles. In the parent, a thread reads the frames, so that reading the next batches overlaps the
+wait for a commit.
 
 The child ignores SIGINT and SIGTERM (stopping is the parent's decision: it commits first), and
 dies with its parent (``PR_SET_PDEATHSIG``), so a ``kill -9`` of the copy leaves nothing behind.
@@ -83,9 +83,12 @@ class ReadyBatch:
     next_line: int  # line where the next row (or blank line) starts
     next_offset: int  # byte just after the last row (in the decoded text, if compressed)
     # In a compressed object: the compressed offset of the gzip member or zstd frame that holds
-    # next_offset, and the decoded offset where it starts (a resumed run decodes from there).
-    member_offset: int = 0
+    # next_offset, and the decoded offset where it starts (a resumed run decodes from there);
+    # -1 for a plain object.
+    member_offset: int = -1
     member_text_offset: int = 0
+    # How far into the stored object the reader was (progress): next_offset if plain.
+    stored_offset: int = -1
 
 
 def ready_batches(
@@ -109,7 +112,10 @@ def ready_batches(
         if n:
             whole = n == len(batch.lines)
             next_offset = batch.end_offset if whole else batch.row_offset(n)
-            member, member_text = (0, 0) if restarts is None else restarts.at(next_offset)
+            member, member_text, stored = -1, 0, next_offset
+            if restarts is not None and restarts.compressed:
+                member, member_text = restarts.at(next_offset)
+                stored = restarts.stored_at(next_offset)
             yield ReadyBatch(
                 values,
                 last_line=batch.lines[n - 1],
@@ -117,6 +123,7 @@ def ready_batches(
                 next_offset=next_offset,
                 member_offset=member,
                 member_text_offset=member_text,
+                stored_offset=stored,
             )
         if bad is not None:
             raise bad
@@ -213,22 +220,31 @@ class ParseJob:
             if self.compression in (AUTO, NO_COMPRESSION) and not self.member_offset
             else None
         )
-        codec, decoded = open_decoded(s3.chunks(self.info, 0), self.compression, source=uri)
+        # Decoding a compressed object again from its first byte, or from a later member.
+        from_start = not self.member_offset
+        codec, decoded = open_decoded(
+            s3.chunks(self.info, 0),
+            self.compression,
+            source=uri,
+            restarts=restarts if from_start else None,
+        )
         if codec == NO_COMPRESSION and stored is not None:
             header = parse_header(decoded, **dialect)
             return self._parse(header, stored, start_offset, start_line, dialect)
         if stored is not None:
             stored.close()  # type: ignore[attr-defined]  # a generator
-        if self.member_offset:
-            header = parse_header(decoded, **dialect)
-            restarts = restarts or Restarts(self.member_offset, self.member_text_offset)
-            _codec, rest = open_decoded(
-                s3.chunks(self.info, self.member_offset), codec, source=uri, restarts=restarts
-            )
-            chunks = skip_bytes(read_ahead(rest), start_offset - self.member_text_offset)
-        else:
+        if from_start:
             header, rest = split_header(read_ahead(decoded), **dialect)
             chunks = skip_bytes(rest, start_offset - header.data_offset)
+        else:
+            header = parse_header(decoded, **dialect)
+            _codec, rest = open_decoded(
+                s3.chunks(self.info, self.member_offset),
+                codec,
+                source=uri,
+                restarts=restarts or Restarts(self.member_offset, self.member_text_offset),
+            )
+            chunks = skip_bytes(read_ahead(rest), start_offset - self.member_text_offset)
         return self._parse(header, chunks, start_offset, start_line, dialect)
 
     def _parse(
@@ -310,13 +326,15 @@ class ParseProcess:
             if kind == _BATCH:
                 # One split, no copy of the buffer: the head is a line of digits before the values.
                 values = frame.split(b"\n")
-                rows, last_line, next_line, next_offset, member, member_text = map(
+                rows, last_line, next_line, next_offset, member, member_text, stored = map(
                     int, values[0][1:].split(b" ")
                 )
                 del values[0]
                 if len(values) != rows:  # pragma: no cover (a value holds no raw newline)
                     raise CsvToKafkaError(f"the parser sent {len(values)} values for {rows} rows")
-                yield ReadyBatch(values, last_line, next_line, next_offset, member, member_text)
+                yield ReadyBatch(
+                    values, last_line, next_line, next_offset, member, member_text, stored
+                )
                 continue
             body = frame[1:]
             if kind == _RETRY:
@@ -519,13 +537,14 @@ def _child(argv: list[str]) -> None:
             on_retry=lambda _err: sender.send(_RETRY),
         )
         for ready in job.ready_batches(s3):
-            head = b"B%d %d %d %d %d %d" % (
+            head = b"B%d %d %d %d %d %d %d" % (
                 len(ready.values),
                 ready.last_line,
                 ready.next_line,
                 ready.next_offset,
                 ready.member_offset,
                 ready.member_text_offset,
+                ready.stored_offset,
             )
             sender.send(b"\n".join([head, *ready.values]))
         sender.send(_DONE)

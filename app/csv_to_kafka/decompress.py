@@ -66,20 +66,32 @@ _ZSTD_MAX_SLICE = 64 * 1024
 
 class Restarts:
     """Where decoding can start again: the gzip members, zstd frames and bzip2 streams met so
-    far, each as (its compressed offset in the object, the decoded offset where it starts).
+    far, each as (its compressed offset in the object, the decoded offset where it starts); and
+    how far into the stored object the decoder was when it made each piece (for progress).
 
-    The decoder adds them as it meets them (in the read-ahead thread); ``at`` (the parser's
-    thread) finds the one that holds a decoded offset, and forgets those before it, so a
+    The decoder adds them as it meets them (in the read-ahead thread); ``at`` and ``stored_at``
+    (the parser's thread) find the one for a decoded offset, and forget those before it, so a
     bgzip object of a million 64 KiB members costs no more memory than a single member.
+    ``compressed`` is set once the object turns out to be compressed.
     """
 
     def __init__(self, stored: int = 0, decoded: int = 0) -> None:
+        self.compressed = False
         self._marks: deque[tuple[int, int]] = deque([(stored, decoded)])
+        self._pieces: deque[tuple[int, int]] = deque()  # (decoded end, stored bytes consumed)
         self._lock = threading.Lock()
 
     def add(self, stored: int, decoded: int) -> None:
         with self._lock:
             self._marks.append((stored, decoded))
+
+    def seen(self, stored: int, decoded: int) -> None:
+        """The decoder had consumed ``stored`` bytes of the object when its output reached
+        ``decoded`` bytes."""
+        with self._lock:
+            pieces = self._pieces
+            # bzip2 counts input it holds back as read, until a stream's end says otherwise
+            self._pieces.append((decoded, max(stored, pieces[-1][1]) if pieces else stored))
 
     def at(self, decoded: int) -> tuple[int, int]:
         """The last start at or before ``decoded``: (compressed offset, decoded offset)."""
@@ -88,6 +100,27 @@ class Restarts:
             while len(marks) > 1 and marks[1][1] <= decoded:
                 marks.popleft()
             return marks[0]
+
+    def stored_at(self, decoded: int) -> int:
+        """How far into the stored object the decoder had read when it made byte ``decoded``
+        (the byte itself for a plain object)."""
+        with self._lock:
+            pieces = self._pieces
+            if not pieces:
+                return decoded if not self.compressed else self._marks[0][0]
+            while len(pieces) > 1 and pieces[0][0] < decoded:
+                pieces.popleft()
+            return pieces[0][1]
+
+
+class _Forgetful(Restarts):
+    """For a reader that never asks (check, verify): remembers nothing."""
+
+    def add(self, stored: int, decoded: int) -> None:
+        pass
+
+    def seen(self, stored: int, decoded: int) -> None:
+        pass
 
 
 Opener = Callable[[Iterator[bytes], str, Restarts], Iterator[bytes]]
@@ -132,7 +165,8 @@ def open_decoded(
     raw = itertools.chain(head, stream) if head else stream
     if compression == NO_COMPRESSION:
         return compression, raw
-    marks = restarts if restarts is not None else Restarts()
+    marks = restarts if restarts is not None else _Forgetful()
+    marks.compressed = True
     return compression, _OPENERS[compression](raw, source, marks)
 
 
@@ -182,6 +216,7 @@ def _gunzip(chunks: Iterator[bytes], source: str, restarts: Restarts) -> Iterato
                 rest = d.unused_data
                 pos += len(data) - len(rest)
                 if out:
+                    restarts.seen(pos, made)
                     yield out
                 d = zlib.decompressobj(wbits=31)
                 member, open_member, data = pos, False, rest
@@ -191,6 +226,7 @@ def _gunzip(chunks: Iterator[bytes], source: str, restarts: Restarts) -> Iterato
             pos += len(data) - len(tail)
             data = tail
             if out:
+                restarts.seen(pos, made)
                 yield out
     if open_member:
         while True:  # what the last input left in the decompressor, then the verdict
@@ -201,6 +237,7 @@ def _gunzip(chunks: Iterator[bytes], source: str, restarts: Restarts) -> Iterato
             if not out:
                 break
             made += len(out)
+            restarts.seen(pos, made)
             yield out
         if not d.eof:
             detail = f"truncated: the object ends at compressed byte {pos}, inside it"
@@ -230,6 +267,7 @@ def _bunzip2(chunks: Iterator[bytes], source: str, restarts: Restarts) -> Iterat
                 rest = d.unused_data
                 pos -= len(rest)
                 if out:
+                    restarts.seen(pos, made)
                     yield out
                 d = bz2.BZ2Decompressor()
                 start, open_stream, data = pos, False, rest
@@ -239,6 +277,7 @@ def _bunzip2(chunks: Iterator[bytes], source: str, restarts: Restarts) -> Iterat
                 continue
             data = b""
             if out:
+                restarts.seen(pos, made)
                 yield out
             if d.needs_input:
                 break
@@ -284,6 +323,7 @@ def _unzstd(chunks: Iterator[bytes], source: str, restarts: Restarts) -> Iterato
             elif len(out) > 2 * _OUT:
                 size = max(size // 2, _ZSTD_MIN_SLICE)
             if out:
+                restarts.seen(pos, made)
                 yield out
     if open_frame:
         detail = f"truncated: the object ends at compressed byte {pos}, inside it"

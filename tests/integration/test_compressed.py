@@ -60,6 +60,10 @@ def test_a_compressed_object_named_csv_is_copied_exactly(job: Job, codec: str) -
     assert result.returncode == 0, result.stderr
     job.assert_exact()
     assert job.records()[-1]["_source_line"] == job.expected()[-1]["_source_line"]
+    # Progress is in the stored bytes: the object's size at the end, never past it.
+    cp = job.checkpoint()
+    assert cp is not None
+    assert int(cp["byte_offset"]) == int(cp["total_bytes"]) == len(ENCODERS[codec](plain))
     assert job.verify().returncode == 0
     checked = _check(job)
     assert checked.returncode == 0, checked.stderr

@@ -170,3 +170,23 @@ def test_a_plain_object_has_no_restarts() -> None:
     _codec, out = open_decoded(iter([TEXT]), "auto", source="s", restarts=restarts)
     assert b"".join(out) == TEXT
     assert restarts.at(len(TEXT)) == (0, 0)
+
+
+@pytest.mark.parametrize("name", list(STORED))
+def test_stored_at_follows_the_decoder_through_the_stored_bytes(name: str) -> None:
+    _codec, compress = STORED[name]
+    stored = b"".join(compress(part) for part in PARTS)
+    restarts = Restarts()
+    _codec, out = open_decoded(chunked(stored, 4096), "auto", source="s", restarts=restarts)
+    made, last = 0, 0
+    for piece in out:
+        made += len(piece)
+        now = restarts.stored_at(made)
+        assert last <= now <= len(stored)
+        last = now
+    assert restarts.compressed
+    assert last == len(stored)
+    plain = Restarts()
+    _codec, out = open_decoded(iter([TEXT]), "auto", source="s", restarts=plain)
+    assert not plain.compressed
+    assert plain.stored_at(1234) == 1234
