@@ -40,7 +40,7 @@ from ._ahead import ahead
 from ._retry import RetryPolicy
 from .config import Config
 from .decompress import AUTO, NO_COMPRESSION, Restarts, open_decoded, skip_bytes
-from .errors import BadInputError, CsvToKafkaError, InfrastructureError
+from .errors import BadInputError, ConfigError, CsvToKafkaError, InfrastructureError
 from .record import RecordEncoder
 from .source import (
     Header,
@@ -155,9 +155,9 @@ class ParseJob:
     batch_rows: int
     # --input-compression; with a compressed object, start_offset is in the decoded text, and
     # decoding starts at the member or frame at compressed byte member_offset, which starts at
-    # member_text_offset of the decoded text (0, 0: from the object's first byte)
+    # member_text_offset of the decoded text (0: from the object's first byte)
     compression: str = AUTO
-    member_offset: int = 0
+    member_offset: int = -1  # -1: a plain object (resuming), or from the start
     member_text_offset: int = 0
 
     @classmethod
@@ -180,7 +180,7 @@ class ParseJob:
 
     def ready_batches(self, s3: S3Object) -> Iterator[ReadyBatch]:
         """This job's batches, read with ``s3``, in this process."""
-        restarts = Restarts(self.member_offset, self.member_text_offset)
+        restarts = Restarts(max(self.member_offset, 0), self.member_text_offset)
         _header, encoder, batches = self.rows(s3, restarts)
         return ready_batches(batches, encoder, restarts)
 
@@ -213,15 +213,16 @@ class ParseJob:
             header, chunks = split_header(read_ahead(decoded), **dialect)
             start_offset, start_line = header.data_offset, header.data_line
             return self._parse(header, chunks, start_offset, start_line, dialect)
+        # The resume point says whether the job's object is compressed (member_offset >= 0).
+        compressed_job = self.member_offset >= 0
+        from_start = self.member_offset <= 0  # if compressed: decoding from the first byte
         # The stored bytes from the resume point, read ahead while the header is read: used as
         # they are when the object turns out to be plain, the fast and common case.
         stored = (
             read_ahead(s3.chunks(self.info, start_offset))
-            if self.compression in (AUTO, NO_COMPRESSION) and not self.member_offset
+            if self.compression in (AUTO, NO_COMPRESSION) and not compressed_job
             else None
         )
-        # Decoding a compressed object again from its first byte, or from a later member.
-        from_start = not self.member_offset
         codec, decoded = open_decoded(
             s3.chunks(self.info, 0),
             self.compression,
@@ -233,6 +234,14 @@ class ParseJob:
             return self._parse(header, stored, start_offset, start_line, dialect)
         if stored is not None:
             stored.close()  # type: ignore[attr-defined]  # a generator
+        if (codec != NO_COMPRESSION) != compressed_job:
+            raise ConfigError(
+                f"the job's last commit is at byte {start_offset} of the "
+                f"{'decoded text of a compressed' if compressed_job else 'plain'} object, but "
+                f"with --input-compression {self.compression} it reads as "
+                f"{'plain' if codec == NO_COMPRESSION else codec}: a job must keep its "
+                "--input-compression (auto finds the same codec every time)"
+            )
         if from_start:
             header, rest = split_header(read_ahead(decoded), **dialect)
             chunks = skip_bytes(rest, start_offset - header.data_offset)

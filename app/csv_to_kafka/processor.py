@@ -395,7 +395,7 @@ class _Run:
             max_bytes=self.sink.max_message_bytes,
             batch_rows=min(_BATCH_ROWS, config.checkpoint_every),
             compression=config.input_compression,
-            member_offset=max(point.member_offset, 0),
+            member_offset=point.member_offset,
             member_text_offset=point.member_text_offset,
         )
         if parser is not None:

@@ -178,3 +178,21 @@ def test_a_corrupt_zstd_frame_stops_after_the_frames_before_it(job: Job) -> None
     assert got == want[: len(got)]
     # At least every row of the two good frames (less one cut by the frame's edge).
     assert got[-1]["_source_line"] >= plain[: 2 * step].count(b"\n") - 2
+
+
+@pytest.mark.parametrize("client", ["confluent"])
+def test_a_job_must_keep_its_input_compression(job: Job) -> None:
+    plain = make_csv(20_000)
+    job.put(_gzip_members(plain, 3))
+    job.data = plain
+    failpoint = {"CSV_TO_KAFKA_FAILPOINTS": "after-commit=5"}
+    crashed = job.run("--checkpoint-every", "2000", env=failpoint)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+
+    switched = job.run("--input-compression", "none")
+
+    assert switched.returncode == 2, switched.stderr
+    assert "a job must keep its --input-compression" in switched.stderr
+    final = job.run()
+    assert final.returncode == 0, final.stderr
+    job.assert_exact()
