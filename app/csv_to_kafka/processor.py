@@ -414,6 +414,11 @@ class _Run:
     def _copy_with(self, parser: ParseProcess | None) -> int:
         config = self.config
         point = self._position()
+        stored = self.stored
+        if point.member_offset >= 0 and stored is not None and stored.total_sent == point.rows:
+            # A compressed object: Kafka's record says which member holds the point, the
+            # checkpoint how far into the stored bytes the reader had got (progress only).
+            point = dataclasses.replace(point, stored_offset=stored.byte_offset)
         committed = self.committed = point
         logger.info(
             "job %s: %s at row %d, line %d, byte %d of %d%s",
