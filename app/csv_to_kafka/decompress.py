@@ -185,8 +185,7 @@ def skip_bytes(chunks: Iterable[bytes], count: int) -> Iterator[bytes]:
 
 def _broken(codec: str, part: str, start: int, source: str, detail: str) -> BadInputError:
     return BadInputError(
-        f"the {codec} {part} that starts at compressed byte {start} is {detail}; the rows "
-        "before it were copied",
+        f"the {codec} {part} that starts at compressed byte {start} is {detail}",
         source=source,
         byte_offset=start,
     )
@@ -288,7 +287,9 @@ def _bunzip2(chunks: Iterator[bytes], source: str, restarts: Restarts) -> Iterat
 
 def _unzstd(chunks: Iterator[bytes], source: str, restarts: Restarts) -> Iterator[bytes]:
     """Every zstd frame, one ``decompressobj`` each (``unused_data``, as gzip), fed in slices
-    that keep each output near ``_OUT``."""
+    that keep each output near ``_OUT``; outputs smaller than that are joined, so the parser
+    gets blocks of about the size it gets from gzip or a plain object (a batch never spans
+    two blocks: small blocks mean more, smaller batches)."""
     import zstandard  # noqa: PLC0415 (lazily, in its opener)
 
     decompressor = zstandard.ZstdDecompressor()
@@ -297,6 +298,8 @@ def _unzstd(chunks: Iterator[bytes], source: str, restarts: Restarts) -> Iterato
     d = decompressor.decompressobj()
     open_frame = False
     size = _ZSTD_MIN_SLICE
+    held: list[bytes] = []  # decoded, not yet handed on
+    held_bytes = 0
     for chunk in chunks:
         view = memoryview(chunk)
         while view:
@@ -304,6 +307,9 @@ def _unzstd(chunks: Iterator[bytes], source: str, restarts: Restarts) -> Iterato
             try:
                 out = d.decompress(piece)
             except zstandard.ZstdError as err:
+                if held:  # what the frames decoded before the break, first
+                    restarts.seen(pos, made)
+                    yield b"".join(held)
                 window = f"corrupt (within compressed bytes {pos}-{pos + len(piece)}: {err})"
                 raise _broken("zstd", "frame", frame, source, window) from err
             open_frame = True
@@ -323,8 +329,15 @@ def _unzstd(chunks: Iterator[bytes], source: str, restarts: Restarts) -> Iterato
             elif len(out) > 2 * _OUT:
                 size = max(size // 2, _ZSTD_MIN_SLICE)
             if out:
-                restarts.seen(pos, made)
-                yield out
+                held.append(out)
+                held_bytes += len(out)
+                if held_bytes >= _OUT * 3 // 4:
+                    restarts.seen(pos, made)
+                    yield held[0] if len(held) == 1 else b"".join(held)
+                    held, held_bytes = [], 0
+    if held:
+        restarts.seen(pos, made)
+        yield b"".join(held)
     if open_frame:
         detail = f"truncated: the object ends at compressed byte {pos}, inside it"
         raise _broken("zstd", "frame", frame, source, detail)
