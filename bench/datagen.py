@@ -228,12 +228,14 @@ def cached_csv(cache_dir: Path, rows: int, seed: int, log: Any = print) -> CsvFi
     return made
 
 
-def upload(s3: S3Client, csv_file: CsvFile, bucket: str, log: Any = print) -> str:
+def upload(
+    s3: S3Client, csv_file: CsvFile, bucket: str, log: Any = print, key: str | None = None
+) -> str:
     """Put the file in S3 (multipart for large files) unless an object of its size is there."""
     import boto3.s3.transfer  # noqa: PLC0415 (boto3 is imported by the caller's client anyway)
     import botocore.exceptions  # noqa: PLC0415
 
-    key = csv_file.s3_key()
+    key = key or csv_file.s3_key()
     try:
         s3.create_bucket(Bucket=bucket)
     except botocore.exceptions.ClientError as err:
@@ -257,3 +259,63 @@ def upload(s3: S3Client, csv_file: CsvFile, bucket: str, log: Any = print) -> st
     )
     s3.upload_file(csv_file.path, bucket, key, Config=config)
     return f"s3://{bucket}/{key}"
+
+
+# -- compressed copies of a file (issue 13) ---------------------------------------------------
+
+COMPRESSED_KINDS = ("gzip", "gzip-members", "zstd")
+MEMBER_BYTES = 8 * 1024 * 1024  # decoded bytes per gzip member of the "gzip-members" copy
+
+
+@dataclass(frozen=True)
+class CompressedFile:
+    """A compressed copy of a generated CSV: ``gzip -6``, the same cut into gzip members of
+    ``MEMBER_BYTES`` (as pigz --independent, bgzip or a parallel export makes), or ``zstd -3``
+    (with checksums, as the zstd CLI writes)."""
+
+    path: str
+    kind: str
+    bytes: int
+    csv: CsvFile
+
+    def s3_key(self) -> str:
+        # Named .csv on purpose: the product finds the codec in the first bytes.
+        return self.csv.s3_key().replace(".csv", f"-{self.kind}.csv")
+
+
+def compressed_copy(
+    cache_dir: Path, csv_file: CsvFile, kind: str, log: Any = print
+) -> CompressedFile:
+    """``csv_file`` compressed as ``kind`` (``COMPRESSED_KINDS``), from the cache if there."""
+    import gzip  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+
+    import zstandard  # noqa: PLC0415
+
+    path = Path(cache_dir) / (Path(csv_file.path).stem + f"-{kind}.bin")
+    if not path.exists():
+        log(f"csv: compressing {Path(csv_file.path).name} as {kind} ...")
+        tmp = path.with_suffix(".tmp")
+        with open(csv_file.path, "rb") as src, open(tmp, "wb") as out:
+            if kind == "gzip":
+                with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) as gz:
+                    shutil.copyfileobj(src, gz, 1024 * 1024)
+            elif kind == "gzip-members":
+                while piece := src.read(MEMBER_BYTES):
+                    out.write(gzip.compress(piece, 6, mtime=0))
+            elif kind == "zstd":
+                compressor = zstandard.ZstdCompressor(level=3, write_checksum=True)
+                compressor.copy_stream(src, out)
+            else:
+                raise ValueError(f"unknown kind {kind!r}")
+        tmp.replace(path)
+    size = path.stat().st_size
+    log(f"csv: {kind} copy {size / 1e6:,.1f} MB ({csv_file.bytes / size:.1f}:1)")
+    return CompressedFile(str(path), kind, size, csv_file)
+
+
+def upload_compressed(s3: S3Client, copy: CompressedFile, bucket: str, log: Any = print) -> str:
+    """Put a compressed copy in S3 under its own key (a ``.csv`` name), as ``upload`` does."""
+    stand_in = CsvFile(copy.path, copy.csv.rows, copy.csv.seed, copy.bytes, copy.csv.lines, 0)
+    key = copy.s3_key()
+    return upload(s3, stand_in, bucket, log=log, key=key)

@@ -148,7 +148,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     memory.add_argument("--memory-client", choices=CLIENTS, default="confluent")
 
-    p.add_argument("--all", action="store_true", help="the runs, --resume and --memory")
+    packed = p.add_argument_group("compressed objects (issue 13)")
+    packed.add_argument(
+        "--compressed",
+        action="store_true",
+        help="confluent on the --rows file plain, gzip -6 and zstd -3 (named .csv), "
+        "interleaved, --compressed-repeat rounds; the ratios of their rates",
+    )
+    packed.add_argument("--compressed-repeat", type=int, default=3, help="rounds (default 3)")
+    packed.add_argument(
+        "--compressed-resume",
+        action="store_true",
+        help="the resume case (--resume-rows, --resume-at) on a single-member gzip and on one "
+        f"of {datagen.MEMBER_BYTES // 2**20} MiB members",
+    )
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="the runs, --resume, --memory, --compressed and --compressed-resume",
+    )
     p.add_argument(
         "--no-warmup",
         dest="warmup",
@@ -231,7 +249,7 @@ def _resume_line(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 (one linear script)
     args = build_parser().parse_args(argv)
     if args.all:
-        args.resume = args.memory = True
+        args.resume = args.memory = args.compressed = args.compressed_resume = True
     memory_rows = [_rows(x) for x in args.memory_rows.split(",") if x.strip()]
     bootstrap, endpoint = _environment()
     if "kcat" in args.runs and args.profile is None and shutil.which("kcat") is None:
@@ -282,7 +300,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 (one l
         print(json_path)
         return 0 if document["profile"]["exit_code"] == 0 else 1
 
-    if args.warmup and (set(args.runs) & set(CLIENTS) or args.resume or args.memory):
+    if args.warmup and (
+        set(args.runs) & set(CLIENTS)
+        or args.resume
+        or args.memory
+        or args.compressed
+        or args.compressed_resume
+    ):
         warm_file, warm_source = _prepare(cache, WARMUP_ROWS, args.seed, args.bucket)
         bench.warm_up(warm_file, warm_source)
 
@@ -333,6 +357,62 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 (one l
             )
     document["resume"] = resume
 
+    packed: dict[str, list[RunResult]] = {}
+    if args.compressed:
+        csv_file_c, source_c = _prepare(cache, args.rows, args.seed, args.bucket)
+        sources = {"plain": source_c}
+        for kind in ("gzip", "zstd"):
+            copy = datagen.compressed_copy(cache, csv_file_c, kind, log=_log)
+            sources[kind] = datagen.upload_compressed(_s3(), copy, args.bucket, log=_log)
+        for round_no in range(1, args.compressed_repeat + 1):
+            _log(f"compressed: round {round_no} of {args.compressed_repeat}")
+            for kind, src in sources.items():
+                result = bench.product(
+                    csv_file_c, src, "confluent", f"{kind}-{round_no}", name=f"confluent {kind}"
+                )
+                packed.setdefault(kind, []).append(result)
+                _log(
+                    f"  {kind}: {result.rows_per_s:,.0f} rows/s, RSS {result.max_rss_mb:.0f} MB,"
+                    f" CPU {result.cpu_s:.1f}s, exit {result.exit_code}; {result.check}"
+                )
+    packed_runs = {kind: median_run(found) for kind, found in packed.items()}
+    document["compressed"] = (
+        {
+            "runs": {kind: r.to_json() for kind, r in packed_runs.items()},
+            "samples": {k: [r.to_json() for r in found] for k, found in packed.items()},
+            "ratios_by_round": {
+                kind: [
+                    round(r.rows_per_s / p.rows_per_s, 3) if p.rows_per_s else None
+                    for r, p in zip(found, packed["plain"], strict=True)
+                ]
+                for kind, found in packed.items()
+                if kind != "plain"
+            },
+        }
+        if packed
+        else None
+    )
+
+    packed_resume: dict[str, dict[str, Any]] = {}
+    if args.compressed_resume:
+        csv_file_r, _source_r = _prepare(cache, args.resume_rows, args.seed, args.bucket)
+        for kind in ("gzip", "gzip-members"):
+            copy = datagen.compressed_copy(cache, csv_file_r, kind, log=_log)
+            src = datagen.upload_compressed(_s3(), copy, args.bucket, log=_log)
+            try:
+                found_r = bench.resume(
+                    csv_file_r, src, args.resume_client, args.resume_at, args.resume_kill
+                )
+            except RuntimeError as err:
+                _log(f"  resume {kind} failed: {err}")
+                found_r = {"error": str(err), "check_ok": False}
+            found_r["kind"] = kind
+            found_r["compressed_bytes"] = copy.bytes
+            packed_resume[kind] = found_r
+            if "error" not in found_r:
+                _log(f"  resume {kind}: first new record {found_r['first_record_seen_s']}s")
+    document["compressed_resume"] = packed_resume or None
+
     memory: list[RunResult] = []
     if args.memory:
         for rows in memory_rows:
@@ -345,8 +425,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 (one l
             )
     document["memory"] = [r.to_json() for r in memory] if args.memory else None
 
-    found = report.targets(runs, resume, memory)
-    table_rows = list(runs.values()) + memory
+    found = report.targets(runs, resume, memory) + report.compressed_targets(packed_runs)
+    table_rows = list(runs.values()) + list(packed_runs.values()) + memory
     table = report.render_table(table_rows, found)
     finished = datetime.now(UTC)
     document.update(
@@ -367,10 +447,14 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 (one l
     print(table)
     if resume is not None:
         print(_resume_line(resume))
+    for kind, found_r in packed_resume.items():
+        print(f"{kind} object:" + _resume_line(found_r))
     print(f"\nresults: {json_path}\nlogs:    {out_dir}")
 
-    failed = any(not r.ok for r in [*runs.values(), *memory]) or (
-        resume is not None and resume.get("check_ok") is False
+    failed = (
+        any(not r.ok for r in [*runs.values(), *packed_runs.values(), *memory])
+        or (resume is not None and resume.get("check_ok") is False)
+        or any(r.get("check_ok") is False for r in packed_resume.values())
     )
     if failed:
         return 1

@@ -11,7 +11,7 @@ from typing import Any
 
 from .runs import RunResult
 
-__all__ = ["Target", "render_table", "targets", "write_json"]
+__all__ = ["Target", "compressed_targets", "render_table", "targets", "write_json"]
 
 # Issue 3's targets.
 CONFLUENT_ROWS_PER_S = 250_000
@@ -20,6 +20,9 @@ KCAT_RATIO = 0.5
 ORIGINAL_RATIO = 100
 MAX_RSS_MB = 200
 RESUME_SECONDS = 2.0
+# Issue 13: a compressed object's rate against the same rows uncompressed, side by side.
+GZIP_RATIO = 0.8
+ZSTD_RATIO = 0.9
 # "About equal" peak RSS for the memory case: the larger file may use at most this much more.
 MEMORY_GROWTH = 0.10
 
@@ -156,6 +159,32 @@ def targets(
             )
         )
     return out + _memory_targets(memory)
+
+
+def compressed_targets(runs: dict[str, RunResult]) -> list[Target]:
+    """Issue 13's: gzip at >= 0.8x and zstd at >= 0.9x the plain rate (the median runs of
+    interleaved rounds), and no more peak RSS than the plain run's, plus 10%."""
+    if not runs:
+        return []
+    plain = runs.get("plain")
+    out = [
+        _ratio("gzip -6 / plain rows/s", runs.get("gzip"), plain, GZIP_RATIO),
+        _ratio("zstd -3 / plain rows/s", runs.get("zstd"), plain, ZSTD_RATIO),
+    ]
+    if plain is not None:
+        bound = plain.max_rss_mb * (1 + MEMORY_GROWTH)
+        for kind in ("gzip", "zstd"):
+            r = runs.get(kind)
+            if r is not None:
+                out.append(
+                    Target(
+                        f"{kind} peak RSS",
+                        f"{r.max_rss_mb:.0f} MB",
+                        f"<= plain's {plain.max_rss_mb:.0f} MB + 10%",
+                        r.max_rss_mb <= bound,
+                    )
+                )
+    return out
 
 
 def _row(r: RunResult) -> list[str]:

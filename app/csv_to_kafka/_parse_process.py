@@ -9,9 +9,10 @@ The child reads the object with its own S3 client, from the position the parent 
 sends back frames on a private pipe (each its size, then its bytes), in order: batches of ready
 values with where they end, retries (for the metric), log records, then ``done`` or the error
 that stopped it. A batch travels as one buffer of lines: a head (``B rows last-line next-line
-next-byte``), then one value per line (a JSON value never holds a raw newline), so the parent
-splits it with one call. Frames carry JSON and bytes, never pickles. In the parent, a thread
-reads the frames, so that reading the next batches overlaps the wait for a commit.
+next-byte member member-text stored-byte``), then one value per line (a JSON value never holds
+a raw newline), so the parent splits it with one call. Frames carry JSON and bytes, never
+pickles. In the parent, a thread reads the frames, so that reading the next batches overlaps the
+wait for a commit.
 
 The child ignores SIGINT and SIGTERM (stopping is the parent's decision: it commits first), and
 dies with its parent (``PR_SET_PDEATHSIG``), so a ``kill -9`` of the copy leaves nothing behind.
@@ -38,7 +39,8 @@ from . import errors
 from ._ahead import ahead
 from ._retry import RetryPolicy
 from .config import Config
-from .errors import BadInputError, CsvToKafkaError, InfrastructureError
+from .decompress import AUTO, NO_COMPRESSION, Restarts, open_decoded, skip_bytes
+from .errors import BadInputError, ConfigError, CsvToKafkaError, InfrastructureError
 from .record import RecordEncoder
 from .source import (
     Header,
@@ -79,13 +81,23 @@ class ReadyBatch:
     values: list[bytes]
     last_line: int  # line where the last row starts
     next_line: int  # line where the next row (or blank line) starts
-    next_offset: int  # byte just after the last row
+    next_offset: int  # byte just after the last row (in the decoded text, if compressed)
+    # In a compressed object: the compressed offset of the gzip member or zstd frame that holds
+    # next_offset, and the decoded offset where it starts (a resumed run decodes from there);
+    # -1 for a plain object.
+    member_offset: int = -1
+    member_text_offset: int = 0
+    # How far into the stored object the reader was (progress): next_offset if plain.
+    stored_offset: int = -1
 
 
-def ready_batches(batches: Iterable[RowBatch], encoder: RecordEncoder) -> Iterator[ReadyBatch]:
+def ready_batches(
+    batches: Iterable[RowBatch], encoder: RecordEncoder, restarts: Restarts | None = None
+) -> Iterator[ReadyBatch]:
     """``batches`` (from ``parse_rows``) as values, up to the first row too large for Kafka.
 
-    Raises that row's BadInputError after yielding the values before it.
+    Raises that row's BadInputError after yielding the values before it. ``restarts`` (of a
+    compressed object) gives each batch the member or frame that holds its end.
     """
     for batch in batches:
         values, bad = encoder.check(
@@ -99,11 +111,19 @@ def ready_batches(batches: Iterable[RowBatch], encoder: RecordEncoder) -> Iterat
         n = len(values)
         if n:
             whole = n == len(batch.lines)
+            next_offset = batch.end_offset if whole else batch.row_offset(n)
+            member, member_text, stored = -1, 0, next_offset
+            if restarts is not None and restarts.compressed:
+                member, member_text = restarts.at(next_offset)
+                stored = restarts.stored_at(next_offset)
             yield ReadyBatch(
                 values,
                 last_line=batch.lines[n - 1],
                 next_line=batch.end_line + 1 if whole else batch.lines[n],
-                next_offset=batch.end_offset if whole else batch.row_offset(n),
+                next_offset=next_offset,
+                member_offset=member,
+                member_text_offset=member_text,
+                stored_offset=stored,
             )
         if bad is not None:
             raise bad
@@ -133,6 +153,12 @@ class ParseJob:
     encoding: str
     max_bytes: int  # the largest record value (and row) allowed
     batch_rows: int
+    # --input-compression; with a compressed object, start_offset is in the decoded text, and
+    # decoding starts at the member or frame at compressed byte member_offset, which starts at
+    # member_text_offset of the decoded text (0: from the object's first byte)
+    compression: str = AUTO
+    member_offset: int = -1  # -1: a plain object (resuming), or from the start
+    member_text_offset: int = 0
 
     @classmethod
     def whole_object(cls, config: Config, info: ObjectInfo, max_bytes: int) -> ParseJob:
@@ -149,19 +175,27 @@ class ParseJob:
             encoding=config.encoding,
             max_bytes=max_bytes,
             batch_rows=_WHOLE_OBJECT_BATCH_ROWS,
+            compression=config.input_compression,
         )
 
     def ready_batches(self, s3: S3Object) -> Iterator[ReadyBatch]:
         """This job's batches, read with ``s3``, in this process."""
-        _header, encoder, batches = self.rows(s3)
-        return ready_batches(batches, encoder)
+        restarts = Restarts(max(self.member_offset, 0), self.member_text_offset)
+        _header, encoder, batches = self.rows(s3, restarts)
+        return ready_batches(batches, encoder, restarts)
 
-    def rows(self, s3: S3Object) -> tuple[Header, RecordEncoder, Iterator[RowBatch]]:
+    def rows(
+        self, s3: S3Object, restarts: Restarts | None = None
+    ) -> tuple[Header, RecordEncoder, Iterator[RowBatch]]:
         """The header, its encoder, and this job's rows in batches, read with ``s3``.
 
         A batch has its rows' values where the fast path made them, else its rows' fields. From
         the start of the object, the header comes from the same GET as the rows; from a later
-        offset, it has a GET of its own.
+        offset, it has a GET of its own, whose first bytes also say whether the object is
+        compressed (``decompress.open_decoded``). Resuming inside a compressed object, the rows
+        are decoded again from the start of the gzip member or zstd frame that holds
+        ``start_offset`` (``member_offset``; 0: the object's first byte), and the decoded bytes
+        before ``start_offset`` dropped. ``restarts`` learns the members and frames met.
         """
         dialect: dict[str, Any] = {
             "source": self.info.uri,
@@ -170,13 +204,66 @@ class ParseJob:
             "encoding": self.encoding,
             "max_row_bytes": self.max_bytes,
         }
-        chunks = read_ahead(s3.chunks(self.info, self.start_offset))
+        uri = self.info.uri
         start_offset, start_line = self.start_offset, self.start_line
         if start_offset == 0:
-            header, chunks = split_header(chunks, **dialect)
+            _codec, decoded = open_decoded(
+                s3.chunks(self.info, 0), self.compression, source=uri, restarts=restarts
+            )
+            header, chunks = split_header(read_ahead(decoded), **dialect)
             start_offset, start_line = header.data_offset, header.data_line
+            return self._parse(header, chunks, start_offset, start_line, dialect)
+        # The resume point says whether the job's object is compressed (member_offset >= 0).
+        compressed_job = self.member_offset >= 0
+        from_start = self.member_offset <= 0  # if compressed: decoding from the first byte
+        # The stored bytes from the resume point, read ahead while the header is read: used as
+        # they are when the object turns out to be plain, the fast and common case.
+        stored = (
+            read_ahead(s3.chunks(self.info, start_offset))
+            if self.compression in (AUTO, NO_COMPRESSION) and not compressed_job
+            else None
+        )
+        codec, decoded = open_decoded(
+            s3.chunks(self.info, 0),
+            self.compression,
+            source=uri,
+            restarts=restarts if from_start else None,
+        )
+        if codec == NO_COMPRESSION and stored is not None:
+            header = parse_header(decoded, **dialect)
+            return self._parse(header, stored, start_offset, start_line, dialect)
+        if stored is not None:
+            stored.close()  # type: ignore[attr-defined]  # a generator
+        if (codec != NO_COMPRESSION) != compressed_job:
+            raise ConfigError(
+                f"the job's last commit is at byte {start_offset} of the "
+                f"{'decoded text of a compressed' if compressed_job else 'plain'} object, but "
+                f"with --input-compression {self.compression} it reads as "
+                f"{'plain' if codec == NO_COMPRESSION else codec}: a job must keep its "
+                "--input-compression (auto finds the same codec every time)"
+            )
+        if from_start:
+            header, rest = split_header(read_ahead(decoded), **dialect)
+            chunks = skip_bytes(rest, start_offset - header.data_offset)
         else:
-            header = parse_header(s3.chunks(self.info, 0), **dialect)
+            header = parse_header(decoded, **dialect)
+            _codec, rest = open_decoded(
+                s3.chunks(self.info, self.member_offset),
+                codec,
+                source=uri,
+                restarts=restarts or Restarts(self.member_offset, self.member_text_offset),
+            )
+            chunks = skip_bytes(read_ahead(rest), start_offset - self.member_text_offset)
+        return self._parse(header, chunks, start_offset, start_line, dialect)
+
+    def _parse(
+        self,
+        header: Header,
+        chunks: Iterator[bytes],
+        start_offset: int,
+        start_line: int,
+        dialect: dict[str, Any],
+    ) -> tuple[Header, RecordEncoder, Iterator[RowBatch]]:
         encoder = RecordEncoder(header.names, self.info.uri, self.max_bytes, self.delimiter)
         batches = parse_rows(
             chunks,
@@ -248,11 +335,15 @@ class ParseProcess:
             if kind == _BATCH:
                 # One split, no copy of the buffer: the head is a line of digits before the values.
                 values = frame.split(b"\n")
-                rows, last_line, next_line, next_offset = map(int, values[0][1:].split(b" "))
+                rows, last_line, next_line, next_offset, member, member_text, stored = map(
+                    int, values[0][1:].split(b" ")
+                )
                 del values[0]
                 if len(values) != rows:  # pragma: no cover (a value holds no raw newline)
                     raise CsvToKafkaError(f"the parser sent {len(values)} values for {rows} rows")
-                yield ReadyBatch(values, last_line, next_line, next_offset)
+                yield ReadyBatch(
+                    values, last_line, next_line, next_offset, member, member_text, stored
+                )
                 continue
             body = frame[1:]
             if kind == _RETRY:
@@ -455,11 +546,14 @@ def _child(argv: list[str]) -> None:
             on_retry=lambda _err: sender.send(_RETRY),
         )
         for ready in job.ready_batches(s3):
-            head = b"B%d %d %d %d" % (
+            head = b"B%d %d %d %d %d %d %d" % (
                 len(ready.values),
                 ready.last_line,
                 ready.next_line,
                 ready.next_offset,
+                ready.member_offset,
+                ready.member_text_offset,
+                ready.stored_offset,
             )
             sender.send(b"\n".join([head, *ready.values]))
         sender.send(_DONE)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._parse_process import ParseJob, ready_batches, source_object
 from .config import Config
+from .decompress import Restarts
 from .errors import BadInputError
 from .sink import max_message_bytes
 from .source import S3Object
@@ -79,15 +80,16 @@ def check(
     if progress is not None:
         progress.started(config.job_id, 0, 0, info.size)
     try:
-        header, encoder, batches = ParseJob.whole_object(config, info, limit).rows(s3)
+        restarts = Restarts()  # a compressed object's progress is in its stored bytes
+        header, encoder, batches = ParseJob.whole_object(config, info, limit).rows(s3, restarts)
         report.columns = list(header.names)
         report.last_line = header.data_line - 1
-        for ready in ready_batches(batches, encoder):
+        for ready in ready_batches(batches, encoder, restarts):
             report.rows += len(ready.values)
             report.last_line = ready.next_line - 1
             report.largest_record = max(report.largest_record, *map(len, ready.values))
             if progress is not None:
-                progress.advanced(report.rows, ready.next_offset, committed=False)
+                progress.advanced(report.rows, ready.stored_offset, committed=False)
     except BadInputError as bad:
         report.error = str(bad)
     return report

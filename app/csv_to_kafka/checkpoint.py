@@ -75,7 +75,9 @@ class Checkpoint:
     version_id: str | None  # ... plus VersionId when the bucket is versioned
     last_line: int  # 1-based line where the last committed row starts (0 = none yet)
     total_sent: int  # data rows committed to Kafka
-    byte_offset: int  # byte in the object just after the last committed row
+    # byte in the object just after the last committed row; in a compressed object, how far
+    # into the stored (compressed) object the reader had got then (progress only)
+    byte_offset: int
     kafka_offset: int  # offset of the last committed record (-1 = none)
     total_bytes: int  # object size, for percent done
     rows_per_second: float  # recent rate, for the ETA

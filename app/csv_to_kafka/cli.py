@@ -28,6 +28,7 @@ from .config import (
     parse_kafka_properties,
     parse_source_uri,
 )
+from .decompress import INPUT_COMPRESSIONS
 from .errors import (
     EXIT_BAD_INPUT,
     EXIT_CONFIG,
@@ -119,6 +120,12 @@ def _dialect(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quotechar", help='quote character (default ")')
     parser.add_argument(
         "--encoding", help="text encoding, ASCII-compatible (default utf-8; a UTF-8 BOM is skipped)"
+    )
+    parser.add_argument(
+        "--input-compression",
+        choices=INPUT_COMPRESSIONS,
+        help="how the object is compressed (default auto: from its first bytes, whatever its "
+        "name: gzip, zstd, bzip2 or none); --compression is Kafka's",
     )
 
 

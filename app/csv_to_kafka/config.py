@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from .decompress import INPUT_COMPRESSIONS
 from .errors import ConfigError
 
 __all__ = [
@@ -43,6 +44,7 @@ ENV: Mapping[str, str] = MappingProxyType(
         "kafka_client": "CSV_TO_KAFKA_KAFKA_CLIENT",
         "kafka_properties": "CSV_TO_KAFKA_KAFKA_PROPERTIES",
         "compression": "CSV_TO_KAFKA_COMPRESSION",
+        "input_compression": "CSV_TO_KAFKA_INPUT_COMPRESSION",
         "create_topic": "CSV_TO_KAFKA_CREATE_TOPIC",
         "allow_multiple_partitions": "CSV_TO_KAFKA_ALLOW_MULTIPLE_PARTITIONS",
         "create_table": "CSV_TO_KAFKA_CREATE_TABLE",
@@ -133,7 +135,8 @@ class Config:
     checkpoint_seconds: float = 5.0
     kafka_client: KafkaClient = "confluent"
     kafka_properties: Mapping[str, str] = field(default_factory=dict)
-    compression: str = "zstd"
+    compression: str = "zstd"  # Kafka's
+    input_compression: str = "auto"  # the object's (decompress.INPUT_COMPRESSIONS)
     create_topic: bool = True
     allow_multiple_partitions: bool = False
     create_table: bool = True
@@ -170,6 +173,11 @@ class Config:
             raise ConfigError("--delimiter and --quotechar must each be one character")
         if not self.job_id or len(self.job_id) > 200:
             raise ConfigError("--job-id must be 1 to 200 characters")
+        if self.input_compression not in INPUT_COMPRESSIONS:
+            raise ConfigError(
+                f"--input-compression must be one of {', '.join(INPUT_COMPRESSIONS)}, "
+                f"got {self.input_compression!r}"
+            )
         if self.retry_seconds < 0:
             raise ConfigError("--retry-seconds must not be negative")
 

@@ -394,6 +394,9 @@ class _Run:
             encoding=config.encoding,
             max_bytes=self.sink.max_message_bytes,
             batch_rows=min(_BATCH_ROWS, config.checkpoint_every),
+            compression=config.input_compression,
+            member_offset=point.member_offset,
+            member_text_offset=point.member_text_offset,
         )
         if parser is not None:
             return parser.batches(job, on_retry=lambda: self.p._metrics.count(m.RETRIES))
@@ -411,17 +414,26 @@ class _Run:
     def _copy_with(self, parser: ParseProcess | None) -> int:
         config = self.config
         point = self._position()
+        stored = self.stored
+        if point.member_offset >= 0 and stored is not None and stored.total_sent == point.rows:
+            # A compressed object: Kafka's record says which member holds the point, the
+            # checkpoint how far into the stored bytes the reader had got (progress only).
+            point = dataclasses.replace(point, stored_offset=stored.byte_offset)
         committed = self.committed = point
         logger.info(
-            "job %s: %s at row %d, line %d, byte %d of %d",
+            "job %s: %s at row %d, line %d, byte %d of %d%s",
             config.job_id,
             "resuming" if point.rows else "starting",
             point.rows,
             point.next_line,
             point.byte_offset,
             self.info.size,
+            f" (decoded; decoding from compressed byte {point.member_offset}, where byte "
+            f"{point.member_text_offset} starts)"
+            if point.member_offset > 0
+            else "",
         )
-        self.p._progress.started(config.job_id, point.rows, point.byte_offset, self.info.size)
+        self.p._progress.started(config.job_id, point.rows, point.stored_position, self.info.size)
         self._checkpoint(point, Status.RUNNING, sync=True)
         stop = self.p._stop
         if stop.is_set():
@@ -446,10 +458,13 @@ class _Run:
                     next_line=ready.next_line,
                     byte_offset=ready.next_offset,
                     etag=self.info.etag,
+                    member_offset=ready.member_offset,
+                    member_text_offset=ready.member_text_offset,
+                    stored_offset=ready.stored_offset,
                 )
                 self.sink.send(values, sent.to_headers())
                 txn_rows += n
-                self.p._progress.advanced(sent.rows, sent.byte_offset, committed=False)
+                self.p._progress.advanced(sent.rows, sent.stored_position, committed=False)
                 failpoint("in-transaction")
                 if in_txn and (
                     txn_rows >= every or stop.is_set() or time.monotonic() - txn_started >= seconds
@@ -477,7 +492,7 @@ class _Run:
         metrics.observe(m.COMMIT_LATENCY, (time.monotonic() - started) * 1000)
         failpoint("after-commit")
         now = dataclasses.replace(sent, kafka_offset=offset)
-        bytes_read = now.byte_offset - committed.byte_offset
+        bytes_read = now.stored_position - committed.stored_position
         self.rows_this_run += txn_rows
         self.bytes_this_run += bytes_read
         metrics.count(m.RECORDS_SENT, txn_rows)
@@ -485,15 +500,16 @@ class _Run:
         metrics.count(m.TRANSACTIONS_COMMITTED)
         self._update_rate(txn_rows, bytes_read)
         if self.info.size:
-            metrics.gauge(m.PROGRESS_PERCENT, now.byte_offset / self.info.size * 100, "Percent")
+            percent = now.stored_position / self.info.size * 100
+            metrics.gauge(m.PROGRESS_PERCENT, percent, "Percent")
         metrics.gauge(m.ROWS_PER_SECOND, self.rows_per_second, "Count/Second")
         if self.bytes_per_second > 0:
-            eta = (self.info.size - now.byte_offset) / self.bytes_per_second
+            eta = (self.info.size - now.stored_position) / self.bytes_per_second
             metrics.gauge(m.ETA_SECONDS, eta, "Seconds")
         if self.writer.error is not None:
             raise InfrastructureError(f"the checkpoint could not be written: {self.writer.error}")
         self._checkpoint(now, Status.RUNNING)
-        self.p._progress.advanced(now.rows, now.byte_offset, committed=True)
+        self.p._progress.advanced(now.rows, now.stored_position, committed=True)
         self.committed = now
         return now
 
@@ -528,7 +544,7 @@ class _Run:
             version_id=self.info.version_id,
             last_line=point.line,
             total_sent=point.rows,
-            byte_offset=point.byte_offset,
+            byte_offset=point.stored_position,
             kafka_offset=point.kafka_offset,
             total_bytes=self.info.size,
             rows_per_second=self.rows_per_second,

@@ -42,9 +42,26 @@ class ResumePoint:
     byte_offset: int  # byte just after the last committed row
     etag: str
     kafka_offset: int = -1  # offset of that record in the partition
+    # A compressed object (byte_offset is then in the decoded text): the compressed offset of
+    # the gzip member or zstd frame that holds byte_offset, and the decoded offset where it
+    # starts. -1 for a plain object, whose records carry no such headers, as before.
+    member_offset: int = -1
+    member_text_offset: int = 0
+    # Not in the headers: how far into the stored object the reader was (progress, metrics,
+    # checkpoint); -1: unknown (read from Kafka), see ``stored_position``.
+    stored_offset: int = -1
+
+    @property
+    def stored_position(self) -> int:
+        """The stored object's byte this point stands at, for progress: byte_offset in a plain
+        object; in a compressed one, as far as the reader had got (after a restart, until the
+        first new batch, the start of the member that holds the point)."""
+        if self.stored_offset >= 0:
+            return self.stored_offset
+        return self.byte_offset if self.member_offset < 0 else self.member_offset
 
     def to_headers(self) -> list[tuple[str, bytes]]:
-        return [
+        headers = [
             (HEADER_PREFIX + "format", _FORMAT_VERSION),
             (HEADER_PREFIX + "job", self.job_id.encode()),
             (HEADER_PREFIX + "rows", b"%d" % self.rows),
@@ -53,6 +70,12 @@ class ResumePoint:
             (HEADER_PREFIX + "offset", b"%d" % self.byte_offset),
             (HEADER_PREFIX + "etag", self.etag.encode()),
         ]
+        if self.member_offset >= 0:
+            headers += [
+                (HEADER_PREFIX + "member-offset", b"%d" % self.member_offset),
+                (HEADER_PREFIX + "member-text-offset", b"%d" % self.member_text_offset),
+            ]
+        return headers
 
     @classmethod
     def from_headers(
@@ -75,6 +98,8 @@ class ResumePoint:
                 byte_offset=int(found["offset"]),
                 etag=found["etag"],
                 kafka_offset=kafka_offset,
+                member_offset=int(found.get("member-offset", -1)),
+                member_text_offset=int(found.get("member-text-offset", 0)),
             )
         except (KeyError, ValueError):
             return None

@@ -140,3 +140,16 @@ def test_log_level_in_any_case(
     assert "CSV_TO_KAFKA_LOG_LEVEL=verbose: choose from DEBUG, INFO, WARNING, ERROR" in (
         capsys.readouterr().err
     )
+
+
+def test_input_compression_flag_env_and_default() -> None:
+    assert config(REQUIRED).input_compression == "auto"
+    assert config(REQUIRED, {ENV["input_compression"]: "zstd"}).input_compression == "zstd"
+    flagged = config([*REQUIRED, "--input-compression", "none"], {ENV["input_compression"]: "gzip"})
+    assert flagged.input_compression == "none"
+    assert flagged.compression == "zstd"  # Kafka's, untouched
+    with pytest.raises(ConfigError, match="--input-compression must be one of"):
+        config(REQUIRED, {ENV["input_compression"]: "lz4"})
+    for command in (["check", "--source", "s3://b/k"], ["verify", *REQUIRED[:6]]):
+        args = build_parser().parse_args([*command, "--input-compression", "bzip2"])
+        assert build_config(args, {}).input_compression == "bzip2"

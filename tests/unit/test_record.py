@@ -41,6 +41,17 @@ def test_resume_point_round_trips_through_headers() -> None:
     )
 
 
+def test_a_compressed_objects_point_carries_its_member_and_a_plain_ones_does_not() -> None:
+    plain = ResumePoint("job-1", rows=10, line=12, next_line=14, byte_offset=999, etag='"abc"')
+    assert len(plain.to_headers()) == 7  # as before issue 13: old and new records alike
+    packed = ResumePoint("j", 10, 12, 14, 999, '"e"', member_offset=500, member_text_offset=900)
+    names = [name for name, _value in packed.to_headers()]
+    assert names[-2:] == ["csv-to-kafka.member-offset", "csv-to-kafka.member-text-offset"]
+    assert ResumePoint.from_headers(packed.to_headers(), 5) == ResumePoint(
+        "j", 10, 12, 14, 999, '"e"', kafka_offset=5, member_offset=500, member_text_offset=900
+    )
+
+
 @pytest.mark.parametrize(
     "headers",
     [None, [], [("other", b"x")], [("csv-to-kafka.job", b"j"), ("csv-to-kafka.rows", b"x")]],
