@@ -256,6 +256,30 @@ class ParseJob:
             chunks = skip_bytes(read_ahead(rest), start_offset - self.member_text_offset)
         return self._parse(header, chunks, start_offset, start_line, dialect)
 
+    def fields(self, s3: S3Object) -> tuple[Header, Iterator[RowBatch]]:
+        """The header and the rows' fields (no record values), from the object's first byte,
+        decoded as ``rows`` decodes it (``infer-schema``)."""
+        dialect: dict[str, Any] = {
+            "source": self.info.uri,
+            "delimiter": self.delimiter,
+            "quotechar": self.quotechar,
+            "encoding": self.encoding,
+            "max_row_bytes": self.max_bytes,
+        }
+        _codec, decoded = open_decoded(
+            s3.chunks(self.info, 0), self.compression, source=self.info.uri
+        )
+        header, chunks = split_header(read_ahead(decoded), **dialect)
+        batches = parse_rows(
+            chunks,
+            start_offset=header.data_offset,
+            start_line=header.data_line,
+            expected_fields=len(header.names),
+            batch_rows=self.batch_rows,
+            **dialect,
+        )
+        return header, batches
+
     def _parse(
         self,
         header: Header,

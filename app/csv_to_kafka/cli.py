@@ -39,6 +39,7 @@ from .errors import (
     CsvToKafkaError,
     exit_code_for,
 )
+from .schema import DEFAULT_SAMPLE_ROWS
 
 logger = logging.getLogger("csv_to_kafka")
 
@@ -251,6 +252,34 @@ def build_parser() -> argparse.ArgumentParser:
     _progress_option(check)
     check.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS)
 
+    infer = commands.add_parser(
+        "infer-schema",
+        help="print a JSON Schema of the rows, inferred from the first rows, to edit",
+        description="Read the header and the first --sample-rows data rows with run's parser "
+        "(the same dialect, the same decoding of a compressed object) and print a JSON Schema "
+        "(draft 2020-12) of the row object: each column the narrowest of integer, number, "
+        "boolean (true/false) and string that fits every sampled field, nullable where a "
+        "sampled field is empty; every column required, no other allowed: a starting point to "
+        "edit. Sends nothing anywhere. (run does not type values yet: records carry strings.)",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    infer.add_argument("--source", metavar="s3://BUCKET/KEY", help="the CSV object")
+    _dialect(infer)
+    infer.add_argument(
+        "--sample-rows",
+        type=int,
+        metavar="N",
+        default=DEFAULT_SAMPLE_ROWS,
+        help=f"data rows to read (default {DEFAULT_SAMPLE_ROWS:,}; 0: every row)",
+    )
+    infer.add_argument(
+        "--retry-seconds",
+        type=float,
+        help="how long to retry a failing S3 call before exit 4 (default 300)",
+    )
+    infer.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS)
+
     verify = commands.add_parser(
         "verify",
         help="check that the topic holds exactly the CSV's rows, in order",
@@ -345,7 +374,7 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
     environ = dict(os.environ if environ is None else environ)
     if args.command == "run":
         return Config(**_typed(_resolve(args, environ, _RUN_REQUIRED)))
-    required = _CHECK_REQUIRED if args.command == "check" else _VERIFY_REQUIRED
+    required = _CHECK_REQUIRED if args.command in ("check", "infer-schema") else _VERIFY_REQUIRED
     values = _typed(_resolve(args, environ, required))
     # What the command does not use: Config needs a value.
     values.setdefault("topic", "-")
@@ -549,6 +578,17 @@ def _cmd_check(config: Config, *, as_json: bool) -> int:
     return EXIT_OK if report.ok else EXIT_BAD_INPUT
 
 
+def _cmd_infer_schema(config: Config, sample_rows: int) -> int:
+    from .infer import infer  # noqa: PLC0415 (keeps --help fast)
+
+    if sample_rows < 0:
+        raise ConfigError(f"--sample-rows must be 0 (every row) or more, got {sample_rows}")
+    schema, rows = infer(config, sample_rows)
+    print(json.dumps(schema, indent=2))
+    logger.info("schema of %s inferred from %d data rows", config.source, rows)
+    return EXIT_OK
+
+
 def _cmd_verify(config: Config) -> int:
     from .verify import verify  # noqa: PLC0415
 
@@ -619,6 +659,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_verify(config)
         if args.command == "check":
             return _cmd_check(config, as_json=args.json)
+        if args.command == "infer-schema":
+            return _cmd_infer_schema(config, args.sample_rows)
         return _cmd_run(config)
     except CsvToKafkaError as err:
         logger.error("%s", err, extra={"exit_code": exit_code_for(err)})

@@ -49,6 +49,7 @@ import orjson
 from .errors import ConfigError
 
 __all__ = [
+    "DEFAULT_SAMPLE_ROWS",
     "KINDS",
     "ColumnType",
     "FieldTypeError",
@@ -313,6 +314,8 @@ def _json_kind(value: Any) -> str:
 
 # -- inferring a schema ----------------------------------------------------------------------------
 
+# How many data rows ``infer-schema`` reads unless told otherwise.
+DEFAULT_SAMPLE_ROWS = 10_000
 # The order in which a column's type is tried: the narrowest that fits every non-empty field.
 # Booleans are inferred from true/false only: a column of 0s and 1s is more likely an integer.
 _INFERRED = (INTEGER, NUMBER, BOOLEAN)
