@@ -19,43 +19,18 @@ from typing import Any
 import boto3
 import orjson
 import pytest
-from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from tests.reliability.oracle import expected_records
+from tests.reliability.oracle import expected_records, read_partition
 
 CLIENTS = ["confluent", "kafka-python"]
 
 
 def committed(bootstrap: str, topic: str) -> list[tuple[int, dict[str, Any]]]:
     """Every committed record of partition 0, from offset 0: (offset, decoded value)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"test-{uuid.uuid4()}",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-            "fetch.queue.backoff.ms": "10",  # not a 1 s pause whenever 100,000 wait unread
-        }
-    )
-    try:
-        metadata = consumer.list_topics(topic, timeout=10)
-        if topic not in metadata.topics or metadata.topics[topic].error is not None:
-            return []
-        consumer.assign([TopicPartition(topic, 0, 0)])
-        out: list[tuple[int, dict[str, Any]]] = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            for message in consumer.consume(10_000, timeout=1.0):
-                if message.error():
-                    if message.error().code() == KafkaError._PARTITION_EOF:
-                        return out
-                    raise RuntimeError(message.error().str())
-                out.append((message.offset(), orjson.loads(message.value())))
-        raise TimeoutError(f"reading {topic} did not reach its end")
-    finally:
-        consumer.close()
+    return [
+        (offset, orjson.loads(value))
+        for offset, value in read_partition(bootstrap, topic, timeout=60)
+    ]
 
 
 @dataclass
