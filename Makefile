@@ -56,7 +56,8 @@ test: install stack-up lint image kafka-image deploy-check ## Everything: lint, 
 
 # The integration tier's copy, crash and verify tests, run a second time against the broker in a
 # container (tests/conftest.py, CSV_TO_KAFKA_BROKER=container).
-CONTAINER_BROKER_TESTS := tests/integration/test_copy.py tests/integration/test_crash.py
+CONTAINER_BROKER_TESTS := tests/integration/test_broker.py tests/integration/test_copy.py \
+  tests/integration/test_crash.py
 
 TORTURE_REPORT ?= tests/reliability/results/torture.jsonl
 

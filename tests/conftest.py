@@ -101,7 +101,7 @@ def _testcontainers_env() -> Iterator[dict[str, str]]:
     container itself."""
     os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
     from testcontainers.core.container import DockerContainer
-    from testcontainers.core.waiting_utils import wait_for_logs
+    from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
     image = os.environ.get("CSV_TO_KAFKA_KAFKA_IMAGE", "csv-to-kafka-kafka:dev")
     kafka_port, controller_port, moto_port = _free_port(), _free_port(), _free_port()
@@ -110,6 +110,7 @@ def _testcontainers_env() -> Iterator[dict[str, str]]:
         .with_env("KAFKA_PORT", str(kafka_port))
         .with_env("KAFKA_CONTROLLER_PORT", str(controller_port))
         .with_kwargs(network_mode="host")
+        .waiting_for(LogMessageWaitStrategy("Kafka Server started").with_startup_timeout(120))
     )
     moto = subprocess.Popen(
         [
@@ -125,7 +126,6 @@ def _testcontainers_env() -> Iterator[dict[str, str]]:
     try:
         kafka.start()
         try:
-            wait_for_logs(kafka, "Kafka Server started", timeout=120)
             env = {
                 "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}",
                 "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
