@@ -124,7 +124,15 @@ def _testcontainers_env() -> Iterator[dict[str, str]]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        kafka.start()
+        try:
+            kafka.start()
+        except Exception as err:  # docker's errors: no engine, no image
+            pytest.exit(
+                f"{BROKER_ENV}=container: could not start {image} ({err}); build it with "
+                "`make kafka-image` and point DOCKER_HOST at its engine: "
+                'eval "$(local/stack env)"',
+                returncode=3,
+            )
         try:
             env = {
                 "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}",

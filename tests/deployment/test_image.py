@@ -243,6 +243,16 @@ def test_the_container_runs_as_its_user_on_a_read_only_root(
     assert who.code == 0, who.stderr
     assert re.match(rf"uid={APP_UID}\(csv-to-kafka\) gid={APP_UID}\(csv-to-kafka\)", who.stdout)
 
+    # The build stage compiled the C speedups (the copy's hot loop) for the runtime's Python.
+    speedups = run(
+        image.tag,
+        {},
+        entrypoint="/opt/csv-to-kafka/bin/python",
+        command=["-c", "import csv_to_kafka._speedups as s; print(s.__file__)"],
+    )
+    assert speedups.code == 0, speedups.stderr
+    assert speedups.stdout.strip().endswith(".so"), speedups.stdout
+
     topic, job = f"deploy-{uuid.uuid4()}", f"deploy-{uuid.uuid4()}"
     source = put(bucket, "read-only.csv", make_csv(20_000))
     env = container_env(
