@@ -45,13 +45,20 @@ unit: install ## Unit tests only (no broker)
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 
 .PHONY: test
-test: install stack-up lint deploy-check ## Everything: lint, deployment checks, unit and integration tests against the real broker, coverage >= 85%, the docs' commands
+test: install stack-up lint image kafka-image deploy-check ## Everything: lint, deployment checks (the built image), unit and integration tests against the real broker (and once against the broker's container), coverage >= 85%, the docs' commands
 	rm -f .coverage .coverage.*
 	eval "$$(local/stack env)" && $(BIN)/coverage run -m pytest tests/unit tests/integration -q -p no:cacheprovider $(PYTEST_ARGS)
 	$(BIN)/coverage combine -q
 	$(BIN)/coverage report
+	eval "$$(local/stack env)" && CSV_TO_KAFKA_BROKER=container \
+	  $(BIN)/pytest $(CONTAINER_BROKER_TESTS) -q -p no:cacheprovider $(PYTEST_ARGS)
 	eval "$$(local/stack env)" && TOFU=$(TOFU) DEPLOY_CHECK_STRICT=1 $(BIN)/pytest tests/docs -q -p no:cacheprovider $(PYTEST_ARGS)
 	eval "$$(local/stack env)" && $(BIN)/pytest tests/reliability -q -p no:cacheprovider -rxXs $(PYTEST_ARGS)
+
+# The integration tier's copy, crash and verify tests, run a second time against the broker in a
+# container (tests/conftest.py, CSV_TO_KAFKA_BROKER=container).
+CONTAINER_BROKER_TESTS := tests/integration/test_broker.py tests/integration/test_copy.py \
+  tests/integration/test_crash.py
 
 TORTURE_REPORT ?= tests/reliability/results/torture.jsonl
 
@@ -131,6 +138,16 @@ deploy-tools: $(TOFU) $(LINTERS) ## Install tofu, checkov, hadolint, shellcheck,
 deploy-check: install stack-up deploy-tools ## Deployment: lint image, Terraform and scripts; run the scripts against moto and the stack
 	eval "$$(local/stack env)" && DEPLOY_TOOLS_BIN=$(TOOLS_BIN) DEPLOY_CHECK_STRICT=1 \
 	  $(BIN)/pytest tests/deployment -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# --- The image on this machine (local/engine): a Docker engine of the stack's own, base images
+# made with debootstrap (no registry is reachable), app/Dockerfile built on them. ------------------
+.PHONY: image
+image: ## Build app/Dockerfile as csv-to-kafka:dev (and :dev-array), installing and starting the engine if needed
+	local/engine image
+
+.PHONY: kafka-image
+kafka-image: system-deps ## Build the broker image (csv-to-kafka-kafka:dev) for CSV_TO_KAFKA_BROKER=container
+	local/engine kafka-image
 
 .PHONY: docker-lock
 docker-lock: install ## Pin the image's dependencies (app/requirements.lock) to the versions in .venv

@@ -19,6 +19,7 @@ print how to follow it.
 Options:
   --image-tag TAG     tag to build and push (default: the git commit, plus -dirty and a
                       timestamp if the work tree has changes; ECR tags are immutable)
+  --build-arg NAME=VALUE passed to docker build (app/Dockerfile's BUILD_IMAGE, RUNTIME_IMAGE)
   --skip-build        do not build or push: the image TAG is in ECR already
   --skip-apply        do not run terraform apply: the stack exists. If --image-tag is given,
                       register a task definition revision for that image instead

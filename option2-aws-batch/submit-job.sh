@@ -23,6 +23,7 @@ not one that ended in exit 2 or 3.
 Options:
   --image-tag TAG     tag to build and push (default: the git commit, plus -dirty and a
                       timestamp if the work tree has changes; ECR tags are immutable)
+  --build-arg NAME=VALUE passed to docker build (app/Dockerfile's BUILD_IMAGE, RUNTIME_IMAGE)
   --skip-build        do not build or push: TAG and TAG-array are in ECR already
   --skip-apply        do not run terraform apply: the stack exists. If --image-tag is given,
                       register job definition revisions for that image instead

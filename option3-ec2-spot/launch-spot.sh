@@ -22,6 +22,7 @@ SIGTERM, and powers the instance off (which terminates it) when the job ends.
 Options:
   --image-tag TAG      tag to build and push (default: the git commit, plus -dirty and a
                        timestamp if the work tree has changes; ECR tags are immutable)
+  --build-arg NAME=VALUE passed to docker build (app/Dockerfile's BUILD_IMAGE, RUNTIME_IMAGE)
   --skip-build         do not build or push: the image TAG (or the stack's image) is in ECR
   --skip-apply         do not run terraform apply: the stack exists
   --outputs FILE       the stack's outputs as \`terraform output -json\` writes them (default: ask

@@ -29,6 +29,7 @@ job_id=""
 source_uri=""
 topic=""
 auto_approve=()
+build_args=()
 
 # Takes one of those options from the head of "$@"; sets TAKEN to the number of words it used.
 common_option() {
@@ -42,6 +43,7 @@ common_option() {
     --source) source_uri="${2:?--source needs a value}" ;;
     --topic) topic="${2:?--topic needs a value}" ;;
     --auto-approve) auto_approve=(-auto-approve) TAKEN=1 ;;
+    --build-arg) build_args+=(--build-arg "${2:?--build-arg needs NAME=VALUE}") ;;
     -h | --help)
         usage
         exit 0
@@ -91,7 +93,7 @@ build_and_push() {
         target="${spec%%:*}"
         log "building $repository:$tag${spec#*:}"
         docker build --file "$REPO/app/Dockerfile" ${target:+--target "$target"} \
-            --tag "$repository:$tag${spec#*:}" "$REPO"
+            "${build_args[@]}" --tag "$repository:$tag${spec#*:}" "$REPO"
     done
     "$AWS" ecr get-login-password --region "$region" |
         docker login --username AWS --password-stdin "${repository%%/*}" >/dev/null

@@ -1,16 +1,18 @@
 """Fixtures shared by every test folder.
 
-The broker: ``KAFKA_BOOTSTRAP_SERVERS`` if set (with ``AWS_ENDPOINT_URL`` for moto, and the secure
-listeners' ``SECURE_STACK_VARIABLES`` when set too); else
-testcontainers' Kafka where a Docker engine answers (``CSV_TO_KAFKA_NO_TESTCONTAINERS`` turns
-that off), with moto as a local server process; else the local stack (``local/stack up``:
-Apache Kafka in KRaft mode and moto in server mode).
+The broker, chosen by ``CSV_TO_KAFKA_BROKER``:
+
+- ``local`` (the default): ``KAFKA_BOOTSTRAP_SERVERS`` if set (with ``AWS_ENDPOINT_URL`` for
+  moto, and the secure listeners' ``SECURE_STACK_VARIABLES`` when set too), else the local
+  stack (``local/stack up``: Apache Kafka in KRaft mode and moto in server mode).
+- ``container``: the broker image of ``local/engine kafka-image`` (KRaft, one node) started by
+  testcontainers on the host network, where ``DOCKER_HOST`` reaches an engine; moto as a local
+  server process. ``make test`` runs the integration copy, crash and verify tests this way once.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -20,6 +22,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+BROKER_ENV = "CSV_TO_KAFKA_BROKER"
+# Set by the container branch: the id of the broker's container (the tests of that branch check
+# that their records went through it).
+CONTAINER_ID_ENV = "CSV_TO_KAFKA_BROKER_CONTAINER"
 
 # What `local/stack env` exports for MSK's secure listeners (tests/integration/test_auth.py).
 SECURE_STACK_VARIABLES = (
@@ -41,15 +47,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.reliability)
 
 
-def _docker_engine_answers() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
 def _local_stack_env() -> dict[str, str]:
     result = subprocess.run(
         [str(ROOT / "local" / "stack"), "up"], capture_output=True, text=True, timeout=600
@@ -67,6 +64,12 @@ def _local_stack_env() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def stack() -> Iterator[dict[str, str]]:
     """The environment that points AWS clients at moto and Kafka clients at the broker."""
+    broker = os.environ.get(BROKER_ENV, "local")
+    if broker == "container":
+        yield from _testcontainers_env()
+        return
+    if broker != "local":
+        pytest.exit(f"{BROKER_ENV}={broker!r}: expected 'local' or 'container'", returncode=4)
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("AWS_ENDPOINT_URL"):
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": os.environ["KAFKA_BOOTSTRAP_SERVERS"],
@@ -75,9 +78,6 @@ def stack() -> Iterator[dict[str, str]]:
         env.update(
             {name: os.environ[name] for name in SECURE_STACK_VARIABLES if name in os.environ}
         )
-    elif os.environ.get("CSV_TO_KAFKA_NO_TESTCONTAINERS") is None and _docker_engine_answers():
-        yield from _testcontainers_env()
-        return
     else:
         env = _local_stack_env()
     yield from _exported(env)
@@ -101,22 +101,30 @@ def _exported(env: dict[str, str]) -> Iterator[dict[str, str]]:
                 os.environ[name] = value
 
 
-def _testcontainers_env() -> Iterator[dict[str, str]]:
-    """Kafka in a container (where a Docker engine answers), moto as a local server process.
-
-    Not exercised on the machines this project is built on, which have no Docker engine.
-    """
-    from testcontainers.community.kafka import KafkaContainer
-
-    kafka = (
-        KafkaContainer()
-        .with_kraft()
-        .with_env("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
-        .with_env("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
-    )
+def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        moto_port = probe.getsockname()[1]
+        return int(probe.getsockname()[1])
+
+
+def _testcontainers_env() -> Iterator[dict[str, str]]:
+    """Kafka in a container (the image of ``local/engine kafka-image``), moto as a local server
+    process. The container shares the host's network: the engine of ``local/engine`` has no
+    bridge, and no registry serves testcontainers' Ryuk reaper, so the fixture stops the
+    container itself."""
+    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.wait_strategies import LogMessageWaitStrategy
+
+    image = os.environ.get("CSV_TO_KAFKA_KAFKA_IMAGE", "csv-to-kafka-kafka:dev")
+    kafka_port, controller_port, moto_port = _free_port(), _free_port(), _free_port()
+    kafka = (
+        DockerContainer(image)
+        .with_env("KAFKA_PORT", str(kafka_port))
+        .with_env("KAFKA_CONTROLLER_PORT", str(controller_port))
+        .with_kwargs(network_mode="host")
+        .waiting_for(LogMessageWaitStrategy("Kafka Server started").with_startup_timeout(120))
+    )
     moto = subprocess.Popen(
         [
             str(Path(sys.executable).with_name("moto_server")),
@@ -128,15 +136,26 @@ def _testcontainers_env() -> Iterator[dict[str, str]]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    kafka.start()
     try:
-        env = {
-            "KAFKA_BOOTSTRAP_SERVERS": kafka.get_bootstrap_server(),
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
-        }
-        yield from _exported(env)
+        try:
+            kafka.start()
+        except Exception as err:  # docker's errors: no engine, no image
+            pytest.exit(
+                f"{BROKER_ENV}=container: could not start {image} ({err}); build it with "
+                "`make kafka-image` and point DOCKER_HOST at its engine: "
+                'eval "$(local/stack env)"',
+                returncode=3,
+            )
+        try:
+            env = {
+                "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}",
+                "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
+                CONTAINER_ID_ENV: kafka.get_wrapped_container().id,
+            }
+            yield from _exported(env)
+        finally:
+            kafka.stop()
     finally:
-        kafka.stop()
         moto.terminate()
         moto.wait(timeout=30)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import urllib.request
 import uuid
@@ -190,7 +191,61 @@ def write_outputs(path: Path, values: dict[str, Any]) -> Path:
     return path
 
 
-# --- the image, without Docker ---------------------------------------------------------------
+# --- the image, built by local/engine ----------------------------------------------------------
+
+
+@dataclass
+class BuiltImage:
+    """The tags ``local/engine image`` built (app/Dockerfile's two targets) on its engine."""
+
+    tag: str
+    array_tag: str
+
+    def docker(self, *args: str) -> str:
+        """The docker client against the engine of ``DOCKER_HOST``; its stdout."""
+        result = subprocess.run(
+            ["docker", *args], capture_output=True, text=True, timeout=120, check=False
+        )
+        assert result.returncode == 0, f"docker {' '.join(args)}: {result.stderr}"
+        return result.stdout
+
+    def inspect(self, tag: str) -> dict[str, Any]:
+        inspected: list[dict[str, Any]] = json.loads(self.docker("image", "inspect", tag))
+        return inspected[0]
+
+
+@pytest.fixture(scope="session")
+def image(stack: dict[str, str]) -> Iterator[BuiltImage]:
+    """Build app/Dockerfile once per session with ``local/engine image`` (the same step as
+    ``make image``; layers are cached, so after ``make image`` it takes seconds), and point
+    ``docker`` and testcontainers at that engine. Where no engine can be had (not root, no apt),
+    the image tests are skipped, or fail under ``DEPLOY_CHECK_STRICT=1``."""
+    engine = str(ROOT / "local" / "engine")
+    built = subprocess.run([engine, "image"], capture_output=True, text=True, timeout=3600)
+    if built.returncode != 0:
+        message = f"local/engine image failed:\n{built.stderr[-3000:]}"
+        if os.environ.get("DEPLOY_CHECK_STRICT") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    exported = subprocess.run([engine, "env"], capture_output=True, text=True, check=True).stdout
+    env = {"TESTCONTAINERS_RYUK_DISABLED": "true"}  # no registry serves the reaper's image
+    for line in exported.splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        env[name] = value
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    tag = os.environ.get("CSV_TO_KAFKA_IMAGE", "csv-to-kafka:dev")
+    try:
+        yield BuiltImage(tag=tag, array_tag=f"{tag}-array")
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+# --- the image, without Docker (the spot script's job processor) -------------------------------
 
 
 @dataclass

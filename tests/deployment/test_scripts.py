@@ -13,6 +13,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -21,7 +22,16 @@ from typing import Any
 import boto3
 import pytest
 
-from .conftest import STACKS, ImageVenv, Network, TerraformDir, unquote, write_outputs
+from .conftest import (
+    ROOT,
+    STACKS,
+    BuiltImage,
+    ImageVenv,
+    Network,
+    TerraformDir,
+    unquote,
+    write_outputs,
+)
 from .helpers import (
     checkpoint,
     committed_lines,
@@ -721,6 +731,57 @@ def test_a_first_deployment_creates_the_repository_then_builds_pushes_and_applie
     assert result.stdout.strip(), "the script started nothing"
     if script == LAUNCH:
         assert f"export SPOT_JOB_IMAGE='{repo}:v7'" in user_data_of(result.stdout.strip())
+
+
+# The docker of this machine for the scripts' build step: `build` is real (on local/engine's
+# engine, host network: the engine has no bridge), `login` and `push` are recorded (no registry).
+BUILDING_DOCKER = r"""#!/usr/bin/env bash
+set -euo pipefail
+printf 'docker %s\n' "$*" >>"$FAKE_LOG"
+case "$1" in
+build) shift; exec "$REAL_DOCKER" build --network host --quiet "$@" >/dev/null ;;
+login) cat >/dev/null ;;
+esac
+"""
+
+
+def test_submit_job_builds_both_targets_of_the_dockerfile_for_real(
+    aws_env: dict[str, str], batch_outputs: Path, image: BuiltImage, tmp_path: Path
+) -> None:
+    """The build step of the three scripts (scripts/deploy-common.sh) on a real engine: Batch's
+    two images from app/Dockerfile, with the local bases as --build-arg."""
+    repo = json.loads(batch_outputs.read_text())["ecr_repository_url"]["value"]
+    engine_env = {k: v for k, v in os.environ.items() if k == "DOCKER_HOST"}
+    env = stand_ins(tmp_path, {**aws_env, **engine_env}, batch_outputs)
+    docker = tmp_path / "bin" / "docker"
+    docker.write_text(BUILDING_DOCKER)
+    env["REAL_DOCKER"] = shutil.which("docker", path=aws_env["PATH"]) or "docker"
+    env["DOCKER_BUILDKIT"] = "0"
+    engine = subprocess.run(
+        [str(ROOT / "local" / "engine"), "build-args"], capture_output=True, text=True, check=True
+    )
+    build_args = [arg for line in engine.stdout.split() for arg in ("--build-arg", line)]
+    tag = f"real-{uuid.uuid4().hex[:8]}"
+    result = subprocess.run(
+        [str(SUBMIT), "--image-tag", tag, "--auto-approve", *build_args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    try:
+        default = image.inspect(f"{repo}:{tag}")["Config"]
+        array = image.inspect(f"{repo}:{tag}-array")["Config"]
+        assert default["Entrypoint"] == ["csv-to-kafka"]
+        assert array["Entrypoint"][-1] == "/opt/csv-to-kafka/manifest_entrypoint.py"
+        assert default["User"] == array["User"] == "10001:10001"
+        # The same layers as make image's: the build is the Dockerfile's, nothing of the script.
+        assert default["Env"] == image.inspect(image.tag)["Config"]["Env"]
+    finally:
+        image.docker("rmi", f"{repo}:{tag}", f"{repo}:{tag}-array")
+    calls = (tmp_path / "calls").read_text()
+    assert f"docker push {repo}:{tag}-array" in calls
 
 
 def test_an_existing_stack_gets_the_commits_image_without_a_targeted_apply(

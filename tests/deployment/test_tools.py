@@ -21,6 +21,9 @@ SCRIPTS = sorted(p for stack in STACKS.values() for p in stack.glob("*.sh"))
 # Sourced by the stacks' scripts, not run: no shebang, not executable.
 LIBRARIES = sorted((ROOT / "scripts").glob("*.sh"))
 TERRAFORM_DIRS = [MODULES, *STACKS.values()]
+# The engine and the broker image of the local stack (make image, make kafka-image).
+ENGINE_SCRIPTS = [ROOT / "local" / "engine", ROOT / "local" / "kafka" / "container-start"]
+DOCKERFILES = [ROOT / "app" / "Dockerfile", ROOT / "local" / "kafka" / "Dockerfile"]
 
 
 def run(*args: str, timeout: float = 300, **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -54,7 +57,7 @@ def test_every_script_is_found() -> None:
 
 
 @pytest.mark.parametrize(
-    "script", SCRIPTS + LIBRARIES, ids=lambda p: p.relative_to(ROOT).as_posix()
+    "script", SCRIPTS + LIBRARIES + ENGINE_SCRIPTS, ids=lambda p: p.relative_to(ROOT).as_posix()
 )
 def test_shellcheck(script: Path) -> None:
     result = run(tool("shellcheck"), "--severity=style", "--external-sources", str(script))
@@ -80,8 +83,9 @@ def test_user_data_prints_its_settings_without_powering_off() -> None:
     assert "powering off" not in result.stderr
 
 
-def test_hadolint() -> None:
-    result = run(tool("hadolint"), "--failure-threshold", "style", "app/Dockerfile")
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_hadolint(dockerfile: Path) -> None:
+    result = run(tool("hadolint"), "--failure-threshold", "style", str(dockerfile))
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -1,9 +1,11 @@
 """option3-ec2-spot/user-data.sh, run for real: a stub IMDSv2 server on loopback, the image's
-csv-to-kafka instead of `docker run`, a stub instead of `shutdown`, the local stack as AWS/MSK."""
+csv-to-kafka instead of `docker run` (and once its own `docker run` of the built image), a stub
+instead of `shutdown`, the local stack as AWS/MSK."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -12,7 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from .conftest import ROOT, ImageVenv
+from .conftest import ROOT, VENV_BIN, BuiltImage, ImageVenv
 from .helpers import (
     Imds,
     checkpoint,
@@ -47,7 +49,7 @@ def shutdown_stub(tmp_path: Path) -> tuple[str, Path]:
 
 def spot_env(
     stack: dict[str, str],
-    image_venv: ImageVenv,
+    image_venv: ImageVenv | None,
     imds: Imds,
     shutdown: str,
     **settings: str,
@@ -68,7 +70,7 @@ def spot_env(
         "CSV_TO_KAFKA_PROGRESS": "json",
         "CSV_TO_KAFKA_METRICS_INTERVAL": "5",
         "CSV_TO_KAFKA_RETRY_SECONDS": "30",
-        "SPOT_JOB_PROCESSOR": str(image_venv.bin / "csv-to-kafka"),
+        "SPOT_JOB_PROCESSOR": str(image_venv.bin / "csv-to-kafka") if image_venv else "",
         "SPOT_JOB_SHUTDOWN": shutdown,
         "SPOT_JOB_IMDS": imds.url,
         "SPOT_JOB_POLL_SECONDS": "0.2",
@@ -171,6 +173,80 @@ def test_an_interruption_notice_stops_the_job_cleanly_and_a_rerun_resumes(
     assert code == 0, log[-3000:]
     assert record2.read_text() == "-h now\n"
     assert committed_lines(stack["KAFKA_BOOTSTRAP_SERVERS"], topic) == data_lines(rows)
+
+
+# The instance's docker for the user data's `docker run` branch: `run` is the real client against
+# local/engine's engine, with the image make image built; `login` and `pull` have no registry to
+# talk to. What EC2 gives the container through IMDS (the instance role's credentials) and
+# AWS' endpoints stand in as moto's endpoint and fake keys, added to the run.
+INSTANCE_DOCKER = r"""#!/usr/bin/env bash
+set -euo pipefail
+printf 'docker %s\n' "$*" >>"$FAKE_LOG"
+case "$1" in
+login) cat >/dev/null ;;
+pull) "$REAL_DOCKER" image inspect "${@: -1}" >/dev/null ;;
+run) shift; exec "$REAL_DOCKER" run --env AWS_ENDPOINT_URL --env AWS_ACCESS_KEY_ID \
+    --env AWS_SECRET_ACCESS_KEY "$@" ;;
+*) echo "docker stand-in: unexpected $*" >&2; exit 1 ;;
+esac
+"""
+
+
+def test_the_instance_runs_the_built_image_and_an_interruption_stops_it_cleanly(
+    stack: dict[str, str], bucket: str, image: BuiltImage, tmp_path: Path
+) -> None:
+    """user-data.sh's own branch, `docker run --network host --env NAME ... IMAGE run`, with the
+    image of make image: the settings reach the container by name, and the Spot notice's
+    SIGTERM reaches csv-to-kafka through the docker client (exit 143, a clean prefix)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(INSTANCE_DOCKER)
+    (bin_dir / "systemctl").write_text("#!/bin/sh\nexit 0\n")
+    for name in ("docker", "systemctl"):
+        (bin_dir / name).chmod(0o755)
+    rows, topic, job = 200_000, f"spot-{uuid.uuid4()}", f"spot-{uuid.uuid4()}"
+    boto3.client("s3").put_object(Bucket=bucket, Key="docker.csv", Body=make_csv(rows))
+    shutdown, record = shutdown_stub(tmp_path)
+    settings = {
+        "CSV_TO_KAFKA_SOURCE": f"s3://{bucket}/docker.csv",
+        "CSV_TO_KAFKA_TOPIC": topic,
+        "CSV_TO_KAFKA_JOB_ID": job,
+        "CSV_TO_KAFKA_CHECKPOINT_EVERY": "1000",
+    }
+    with imds_stub() as imds:
+        env = spot_env(stack, None, imds, shutdown, **settings)
+        del env["SPOT_JOB_PROCESSOR"]
+        env.update(
+            PATH=f"{bin_dir}{os.pathsep}{VENV_BIN}{os.pathsep}{env['PATH']}",
+            SPOT_JOB_IMAGE=image.tag,
+            REAL_DOCKER=shutil.which("docker") or "docker",
+            DOCKER_HOST=os.environ.get("DOCKER_HOST", ""),
+            FAKE_LOG=str(tmp_path / "calls"),
+        )
+        proc = start(env)
+        try:
+            wait_for_rows(TABLE, job, 5000, timeout=60)
+        except AssertionError as err:
+            os.killpg(proc.pid, 9)
+            raise AssertionError(f"{err}:\n{proc.communicate()[1][-3000:]}") from err
+        imds.interrupt()
+        code, log = finish(proc)
+    assert code == 143, log[-3000:]
+    assert "sending SIGTERM" in log
+    assert record.read_text() == "-h now\n"
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls[0].startswith("docker login --username AWS --password-stdin")
+    assert calls[1] == f"docker pull --quiet {image.tag}"
+    assert calls[2].startswith("docker run --rm --name ")
+    assert "--network host --env AWS_REGION --env AWS_DEFAULT_REGION" in calls[2]
+    assert "--env CSV_TO_KAFKA_JOB_ID" in calls[2]
+    assert job not in calls[2], "values never appear on a command line"
+    first = committed_lines(stack["KAFKA_BOOTSTRAP_SERVERS"], topic)
+    assert 0 < len(first) < rows, "interrupted part-way"
+    assert first == data_lines(rows)[: len(first)], "a clean prefix: in order, no duplicate"
+    stopped = checkpoint(TABLE, job)
+    assert stopped["status"] == "INTERRUPTED"
+    assert int(stopped["total_sent"]) == len(first)
 
 
 def test_exit_4_is_retried_on_the_instance_and_bad_input_is_not(
