@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -89,10 +90,17 @@ def _exported(env: dict[str, str]) -> Iterator[dict[str, str]]:
     env.setdefault("AWS_DEFAULT_REGION", env["AWS_REGION"])
     env.setdefault("AWS_ACCESS_KEY_ID", "testing")
     env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    with environ_set(env):
+        yield env
+
+
+@contextmanager
+def environ_set(env: dict[str, str]) -> Iterator[None]:
+    """``env`` in os.environ for the block, then each variable as it was (or absent) again."""
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     try:
-        yield env
+        yield
     finally:
         for name, value in saved.items():
             if value is None:

@@ -197,13 +197,7 @@ class ParseJob:
         ``start_offset`` (``member_offset``; 0: the object's first byte), and the decoded bytes
         before ``start_offset`` dropped. ``restarts`` learns the members and frames met.
         """
-        dialect: dict[str, Any] = {
-            "source": self.info.uri,
-            "delimiter": self.delimiter,
-            "quotechar": self.quotechar,
-            "encoding": self.encoding,
-            "max_row_bytes": self.max_bytes,
-        }
+        dialect = self._dialect()
         uri = self.info.uri
         start_offset, start_line = self.start_offset, self.start_line
         if start_offset == 0:
@@ -256,16 +250,20 @@ class ParseJob:
             chunks = skip_bytes(read_ahead(rest), start_offset - self.member_text_offset)
         return self._parse(header, chunks, start_offset, start_line, dialect)
 
-    def fields(self, s3: S3Object) -> tuple[Header, Iterator[RowBatch]]:
-        """The header and the rows' fields (no record values), from the object's first byte,
-        decoded as ``rows`` decodes it (``infer-schema``)."""
-        dialect: dict[str, Any] = {
+    def _dialect(self) -> dict[str, Any]:
+        """The parser's keywords for this job's object (parse_header, split_header, parse_rows)."""
+        return {
             "source": self.info.uri,
             "delimiter": self.delimiter,
             "quotechar": self.quotechar,
             "encoding": self.encoding,
             "max_row_bytes": self.max_bytes,
         }
+
+    def fields(self, s3: S3Object) -> tuple[Header, Iterator[RowBatch]]:
+        """The header and the rows' fields (no record values), from the object's first byte,
+        decoded as ``rows`` decodes it (``infer-schema``)."""
+        dialect = self._dialect()
         _codec, decoded = open_decoded(
             s3.chunks(self.info, 0), self.compression, source=self.info.uri
         )

@@ -243,11 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--kafka-client", choices=KAFKA_CLIENTS, help="the client of the run to come (its limits)"
     )
-    check.add_argument(
-        "--retry-seconds",
-        type=float,
-        help="how long to retry a failing S3 call before exit 4 (default 300)",
-    )
+    _s3_retry_option(check)
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     _progress_option(check)
     check.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS)
@@ -273,11 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_SAMPLE_ROWS,
         help=f"data rows to read (default {DEFAULT_SAMPLE_ROWS:,}; 0: every row)",
     )
-    infer.add_argument(
-        "--retry-seconds",
-        type=float,
-        help="how long to retry a failing S3 call before exit 4 (default 300)",
-    )
+    _s3_retry_option(infer)
     infer.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS)
 
     verify = commands.add_parser(
@@ -300,6 +292,15 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the checkpoint as JSON")
     status.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS)
     return parser
+
+
+def _s3_retry_option(parser: argparse.ArgumentParser) -> None:
+    """--retry-seconds of a command that reads only from S3 (check, infer-schema)."""
+    parser.add_argument(
+        "--retry-seconds",
+        type=float,
+        help="how long to retry a failing S3 call before exit 4 (default 300)",
+    )
 
 
 def _progress_option(parser: argparse.ArgumentParser) -> None:

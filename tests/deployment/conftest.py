@@ -25,6 +25,8 @@ import boto3
 import hcl2
 import pytest
 
+from tests.conftest import environ_set
+
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = ROOT / "modules"
 STACKS = {
@@ -232,17 +234,9 @@ def image(stack: dict[str, str]) -> Iterator[BuiltImage]:
     for line in exported.splitlines():
         name, _, value = line.removeprefix("export ").partition("=")
         env[name] = value
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    tag = os.environ.get("CSV_TO_KAFKA_IMAGE", "csv-to-kafka:dev")
-    try:
+    with environ_set(env):
+        tag = os.environ.get("CSV_TO_KAFKA_IMAGE", "csv-to-kafka:dev")
         yield BuiltImage(tag=tag, array_tag=f"{tag}-array")
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 # --- the image, without Docker (the spot script's job processor) -------------------------------

@@ -97,6 +97,18 @@ class Job:
         env.setdefault("CSV_TO_KAFKA_RETRY_SECONDS", "60")
         return env
 
+    def command(
+        self, name: str, *extra: str, timeout: float = 240
+    ) -> subprocess.CompletedProcess[str]:
+        """``csv-to-kafka NAME --source SOURCE EXTRA...`` (check, infer-schema), to its end."""
+        return subprocess.run(
+            [sys.executable, "-m", "csv_to_kafka.cli", name, "--source", self.source, *extra],
+            env=self.process_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
     def run(
         self, *extra: str, env: dict[str, str] | None = None, timeout: float = 240
     ) -> subprocess.CompletedProcess[str]:

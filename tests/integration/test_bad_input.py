@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import orjson
 import pytest
@@ -87,13 +86,7 @@ def test_object_replaced_between_runs(job: Job) -> None:
 
 
 def check(job: Job, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "csv_to_kafka.cli", "check", "--source", job.source, *extra],
-        env=job.process_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return job.command("check", *extra, timeout=120)
 
 
 def logged_error(stderr: str) -> str:

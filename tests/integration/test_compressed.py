@@ -8,7 +8,6 @@ import bz2
 import gzip
 import signal
 import subprocess
-import sys
 import zlib
 
 import pytest
@@ -40,13 +39,7 @@ ENCODERS = {
 
 
 def _check(job: Job, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "csv_to_kafka.cli", "check", "--source", job.source, *extra],
-        env=job.process_env(),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    return job.command("check", *extra)
 
 
 @pytest.mark.parametrize("codec", list(ENCODERS))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import json
 import subprocess
-import sys
 
 import pytest
 
@@ -25,13 +24,7 @@ DATA = (
 
 
 def infer(job: Job, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "csv_to_kafka.cli", "infer-schema", "--source", job.source, *extra],
-        env=job.process_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return job.command("infer-schema", *extra, timeout=120)
 
 
 def test_it_prints_a_schema_the_copy_accepts(job: Job) -> None:
