@@ -216,11 +216,14 @@ def cached_csv(cache_dir: Path, rows: int, seed: int, log: Any = print) -> CsvFi
             log(f"csv: {rows:,} rows from the cache ({path}, {found.bytes / 1e6:,.1f} MB)")
             return found
     log(f"csv: generating {rows:,} rows (seed {seed}) into {path} ...")
-    tmp = path.with_suffix(".csv.tmp")
+    # A name of this process's own: two runs sharing the cache must not write one file.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     made = make_csv(tmp, rows, seed)
     tmp.replace(path)
     made = CsvFile(**{**asdict(made), "path": str(path)})
-    meta.write_text(json.dumps(made.to_json(), indent=2))
+    meta_tmp = meta.with_name(f"{meta.name}.{os.getpid()}.tmp")
+    meta_tmp.write_text(json.dumps(made.to_json(), indent=2))
+    meta_tmp.replace(meta)
     log(
         f"csv: {made.bytes / 1e6:,.1f} MB, {made.bytes_per_row:.0f} bytes/row, "
         f"{made.special_rows / max(rows, 1):.1%} rows with quoted commas/quotes/newlines"
@@ -295,7 +298,7 @@ def compressed_copy(
     path = Path(cache_dir) / (Path(csv_file.path).stem + f"-{kind}.bin")
     if not path.exists():
         log(f"csv: compressing {Path(csv_file.path).name} as {kind} ...")
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         with open(csv_file.path, "rb") as src, open(tmp, "wb") as out:
             if kind == "gzip":
                 with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) as gz:
