@@ -696,6 +696,15 @@ class KafkaPythonSink:
         finally:
             _close_consumer(consumer)
 
+    def keyed_records(self, partition: int) -> Iterator[tuple[int, bytes | None, bytes]]:
+        consumer = self._consumer()
+        try:
+            low, end = self._stable_range(consumer, partition)
+            for record in self._read(consumer, low, end, partition):
+                yield record.offset, record.key, record.value
+        finally:
+            _close_consumer(consumer)
+
 
 def _close_consumer(consumer: Any) -> None:
     try:

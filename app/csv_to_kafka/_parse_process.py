@@ -202,6 +202,13 @@ class ParseJob:
         header, encoder, batches = self.rows(s3, restarts)
         return ready_batches(batches, encoder, restarts, self.keyer(header))
 
+    @staticmethod
+    def keyer_for(config: Config, header: Header, partitions: int, source: str) -> Keyer:
+        """The keys ``run`` gives ``config``'s records (verify)."""
+        return Keyer(
+            header.names, config.key_columns, config.key_separator, partitions, source=source
+        )
+
     def keyer(self, header: Header) -> Keyer | None:
         """The keys of this job's records (None without --key-column); exit 3 for a key column
         the header does not have."""

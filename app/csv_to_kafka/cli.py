@@ -287,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common_kafka(verify)
+    _key_options(verify)
 
     status = commands.add_parser(
         "status",
@@ -659,6 +660,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
         f"done, ETA {_duration(checkpoint.eta_seconds)}"
     )
     print(f"  {checkpoint.source} -> topic {checkpoint.topic}")
+    if checkpoint.partitions:
+        keys = f"key {checkpoint.key_columns}" if checkpoint.key_columns else "no key"
+        print(f"  {checkpoint.partitions} partition(s), {keys}")
     print(
         f"  rows committed {checkpoint.total_sent:,}, last line {checkpoint.last_line:,}, "
         f"byte {checkpoint.byte_offset:,} of {checkpoint.total_bytes:,}, Kafka offset "

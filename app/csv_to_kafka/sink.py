@@ -102,6 +102,9 @@ class Sink(Protocol):
     def committed_records(self) -> Iterator[tuple[int, bytes, list[tuple[str, bytes]]]]:
         """Every committed record of the partition, from the first: (offset, value, headers)."""
 
+    def keyed_records(self, partition: int) -> Iterator[tuple[int, bytes | None, bytes]]:
+        """Every committed record of ``partition``, from the first: (offset, key, value)."""
+
 
 def open_sink(config: Config) -> Sink:
     """The sink for ``config.kafka_client``."""
@@ -719,5 +722,14 @@ class ConfluentSink:
             low, end = self._stable_range(consumer)
             for message in self._read(consumer, low, end):
                 yield message.offset(), message.value(), message.headers() or []
+        finally:
+            consumer.close()
+
+    def keyed_records(self, partition: int) -> Iterator[tuple[int, bytes | None, bytes]]:
+        consumer = self._consumer()
+        try:
+            low, end = self._stable_range(consumer, partition)
+            for message in self._read(consumer, low, end, partition):
+                yield message.offset(), message.key(), message.value()
         finally:
             consumer.close()

@@ -13,6 +13,8 @@ import io
 import random
 import signal
 import struct
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -166,6 +168,36 @@ def test_keyed_copy_into_six_partitions(job: Job) -> None:
     assert cp is not None
     assert cp["partitions"] == "6"
     assert cp["key_columns"] == "customer,region"
+    shown = subprocess.run(
+        [sys.executable, "-m", "csv_to_kafka.cli", "status", "--job-id", job.job_id,
+         "--checkpoint-table", job.table],
+        env=job.process_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "6 partition(s), key customer,region" in shown.stdout
+    keyed = ("--key-column", "customer", "--key-column", "region", "--key-separator", "/")
+    verified = verify(job, *keyed)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "verify OK: rows in CSV 5000, records in topic 5000" in verified.stdout
+    # Another separator: every key differs from what run gives, and verify says so.
+    wrong = verify(job, "--key-column", "customer", "--key-column", "region")
+    assert wrong.returncode == 1, wrong.stdout + wrong.stderr
+    assert "wrong key or partition 5000" in wrong.stdout
+
+
+def verify(job: Job, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "csv_to_kafka.cli", "verify", "--source", job.source,
+         "--topic", job.topic, "--bootstrap-servers", job.bootstrap,
+         "--kafka-client", job.client, *extra],
+        env=job.process_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )  # fmt: skip
 
 
 def test_key_columns_from_the_environment(job: Job) -> None:
@@ -257,3 +289,5 @@ def test_keyed_copy_killed_9_at_random_instants(job: Job, kills: int) -> None:
     assert final.returncode == 0, final.stderr
     assert landed >= 1, f"no kill landed before the end (seed {seed})"
     assert_keyed_exact(job, 6, ["customer"], "|")
+    verified = verify(job, "--key-column", "customer")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
