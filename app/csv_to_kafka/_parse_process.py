@@ -43,9 +43,16 @@ from ._ahead import ahead
 from ._retry import RetryPolicy
 from .config import Config
 from .decompress import AUTO, NO_COMPRESSION, Restarts, open_decoded, skip_bytes
-from .errors import BadInputError, ConfigError, CsvToKafkaError, InfrastructureError
+from .errors import (
+    BadInputError,
+    ConfigError,
+    CsvToKafkaError,
+    InfrastructureError,
+    TypeMisfitError,
+)
 from .keys import Keyer
 from .record import RecordEncoder
+from .schema import read_schema
 from .source import (
     Header,
     ObjectInfo,
@@ -111,15 +118,15 @@ def ready_batches(
     gives each value its key and partition.
     """
     for batch in batches:
-        values, bad = encoder.check(
+        encoded = (
             batch.values
             if batch.values is not None
-            else encoder.encode_rows(batch.rows, batch.lines),
-            batch.lines,
-            batch.row_offset,
-            batch.max_value,
+            else encoder.encode_rows(batch.rows, batch.lines)
         )
+        values, bad = encoder.check(encoded, batch.lines, batch.row_offset, batch.max_value)
         n = len(values)
+        if bad is None and n < len(batch.lines):  # --schema: a field that does not fit
+            bad = _misfit(encoder, batch, n)
         if n:
             whole = n == len(batch.lines)
             next_offset = batch.end_offset if whole else batch.row_offset(n)
@@ -141,6 +148,20 @@ def ready_batches(
             )
         if bad is not None:
             raise bad
+
+
+def _misfit(encoder: RecordEncoder, batch: RowBatch, index: int) -> TypeMisfitError:
+    """The error of row ``index`` of ``batch``, whose field ``encoder.misfit`` did not fit."""
+    misfit = encoder.misfit
+    return TypeMisfitError(
+        f"{misfit} (--schema); the rows before it are copied"
+        if misfit is not None
+        else "a field does not fit its column's type (--schema)",
+        line=batch.lines[index],
+        byte_offset=batch.row_offset(index),
+        source=encoder.source,
+        column=misfit.column if misfit is not None else None,
+    )
 
 
 def source_object(config: Config) -> S3Object:
@@ -177,6 +198,9 @@ class ParseJob:
     key_columns: tuple[str, ...] = ()
     key_separator: str = "|"
     partitions: int = 1
+    # --schema (a file or s3:// URL, read where the rows are parsed) and --null-value
+    schema: str | None = None
+    null_values: tuple[str, ...] = ()
 
     @classmethod
     def whole_object(cls, config: Config, info: ObjectInfo, max_bytes: int) -> ParseJob:
@@ -194,6 +218,10 @@ class ParseJob:
             max_bytes=max_bytes,
             batch_rows=_WHOLE_OBJECT_BATCH_ROWS,
             compression=config.input_compression,
+            key_columns=config.key_columns,
+            key_separator=config.key_separator,
+            schema=config.schema,
+            null_values=config.null_values,
         )
 
     def ready_batches(self, s3: S3Object) -> Iterator[ReadyBatch]:
@@ -324,7 +352,14 @@ class ParseJob:
         start_line: int,
         dialect: dict[str, Any],
     ) -> tuple[Header, RecordEncoder, Iterator[RowBatch]]:
-        encoder = RecordEncoder(header.names, self.info.uri, self.max_bytes, self.delimiter)
+        types = (
+            None
+            if self.schema is None
+            else read_schema(self.schema).bind(header.names, self.null_values)
+        )
+        encoder = RecordEncoder(
+            header.names, self.info.uri, self.max_bytes, self.delimiter, types=types
+        )
         batches = parse_rows(
             chunks,
             start_offset=start_offset,
@@ -345,6 +380,7 @@ class ParseJob:
         fields["info"] = ObjectInfo(**fields["info"])
         fields["retry"] = RetryPolicy(**fields["retry"])
         fields["key_columns"] = tuple(fields.get("key_columns", ()))
+        fields["null_values"] = tuple(fields.get("null_values", ()))
         return cls(**fields)
 
 
@@ -456,6 +492,7 @@ def _error_to_json(err: BaseException) -> bytes:
                 "line": err.line,
                 "byte_offset": err.byte_offset,
                 "source": err.source,
+                **({"column": err.column} if isinstance(err, TypeMisfitError) else {}),
             }
         ).encode()
     name = type(err).__name__ if isinstance(err, CsvToKafkaError) else "CsvToKafkaError"
@@ -466,6 +503,14 @@ def _error_to_json(err: BaseException) -> bytes:
 def _error_from_json(body: bytes) -> CsvToKafkaError:
     fields = json.loads(body)
     cls = getattr(errors, fields.pop("type"), None)
+    if isinstance(cls, type) and issubclass(cls, TypeMisfitError):
+        return cls(
+            fields["reason"],
+            line=fields["line"],
+            byte_offset=fields["byte_offset"],
+            source=fields["source"],
+            column=fields.get("column"),
+        )
     if isinstance(cls, type) and issubclass(cls, BadInputError):
         return cls(
             fields["reason"],

@@ -215,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
         "quota; on one CPU it only adds overhead)",
     )
     _key_options(run)
+    _schema_options(run)
     run.add_argument("--metrics-namespace", help="CloudWatch namespace (default CsvToKafka)")
     run.add_argument(
         "--metrics-interval",
@@ -250,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--kafka-client", choices=KAFKA_CLIENTS, help="the client of the run to come (its limits)"
     )
     _s3_retry_option(check)
+    _schema_options(check)
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     _progress_option(check)
     check.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS)
@@ -288,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common_kafka(verify)
     _key_options(verify)
+    _schema_options(verify)
 
     status = commands.add_parser(
         "status",
@@ -327,6 +330,29 @@ def _key_options(parser: argparse.ArgumentParser) -> None:
         help="partitions of the topic when it is created (default 1); an existing topic with "
         "another count is exit 2. A job keeps the count it started with (exit 3 if the topic's "
         "changes)",
+    )
+
+
+def _schema_options(parser: argparse.ArgumentParser) -> None:
+    """--schema, --null-value (issue 15)."""
+    parser.add_argument(
+        "--schema",
+        metavar="FILE|s3://BUCKET/KEY",
+        help="a JSON Schema (draft 2020-12) of the row object, such as infer-schema prints: "
+        "the columns it types as integer, number or boolean become JSON numbers and booleans, "
+        'nullable ones ("type": [..., "null"]) null for an empty field or a --null-value; '
+        "others stay strings. A field that does not fit is a bad row naming the column "
+        "(exit 3, the rows before it copied); a schema that is not valid JSON, uses a keyword "
+        "or type it does not support, requires a column the header lacks, or forbids one it "
+        "has (additionalProperties false) is exit 2",
+    )
+    parser.add_argument(
+        "--null-value",
+        dest="null_values",
+        action="append",
+        metavar="TEXT",
+        help="a field text that means null in a nullable column (repeatable; the empty field "
+        "always does)",
     )
 
 
@@ -399,6 +425,8 @@ def _typed(values: dict[str, Any]) -> dict[str, Any]:
             value = _bool_env(name, raw)
         elif name == "source":
             value = parse_source_uri(raw)
+        elif name == "null_values":
+            value = tuple(raw.split(",") if isinstance(raw, str) else raw)
         elif name == "key_columns":
             items = raw.split(",") if isinstance(raw, str) else raw
             value = tuple(item.strip() for item in items)

@@ -68,6 +68,8 @@ ENV: Mapping[str, str] = MappingProxyType(
         "key_columns": "CSV_TO_KAFKA_KEY_COLUMNS",
         "key_separator": "CSV_TO_KAFKA_KEY_SEPARATOR",
         "partitions": "CSV_TO_KAFKA_PARTITIONS",
+        "schema": "CSV_TO_KAFKA_SCHEMA",
+        "null_values": "CSV_TO_KAFKA_NULL_VALUES",
     }
 )
 
@@ -165,6 +167,9 @@ class Config:
     key_columns: tuple[str, ...] = ()
     key_separator: str = DEFAULT_KEY_SEPARATOR
     partitions: int | None = None  # a created topic's partitions (None: 1); checked if it exists
+    # Typed values (schema.py): a JSON Schema file or s3:// URL, and the null tokens
+    schema: str | None = None
+    null_values: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.checkpoint_every < 1:

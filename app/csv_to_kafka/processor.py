@@ -413,6 +413,8 @@ class _Run:
             key_columns=config.key_columns,
             key_separator=config.key_separator,
             partitions=self.sink.partitions,
+            schema=config.schema,
+            null_values=config.null_values,
         )
         if parser is not None:
             return parser.batches(job, on_retry=lambda: self.p._metrics.count(m.RETRIES))
