@@ -228,16 +228,22 @@ class ParseJob:
         """This job's batches, read with ``s3``, in this process."""
         restarts = Restarts(max(self.member_offset, 0), self.member_text_offset)
         header, encoder, batches = self.rows(s3, restarts)
-        return ready_batches(batches, encoder, restarts, self.keyer(header))
+        keyer = self.keyer(header, typed=encoder.typed_args is not None)
+        return ready_batches(batches, encoder, restarts, keyer)
 
     @staticmethod
     def keyer_for(config: Config, header: Header, partitions: int, source: str) -> Keyer:
         """The keys ``run`` gives ``config``'s records (verify)."""
         return Keyer(
-            header.names, config.key_columns, config.key_separator, partitions, source=source
+            header.names,
+            config.key_columns,
+            config.key_separator,
+            partitions,
+            source=source,
+            typed=config.schema is not None,
         )
 
-    def keyer(self, header: Header) -> Keyer | None:
+    def keyer(self, header: Header, *, typed: bool = False) -> Keyer | None:
         """The keys of this job's records (None without --key-column); exit 3 for a key column
         the header does not have."""
         if not self.key_columns:
@@ -248,6 +254,7 @@ class ParseJob:
             self.key_separator,
             self.partitions,
             source=self.info.uri,
+            typed=typed,
         )
 
     def rows(

@@ -264,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(draft 2020-12) of the row object: each column the narrowest of integer, number, "
         "boolean (true/false) and string that fits every sampled field, nullable where a "
         "sampled field is empty; every column required, no other allowed: a starting point to "
-        "edit. Sends nothing anywhere. (run does not type values yet: records carry strings.)",
+        "edit, then give to run --schema. Sends nothing anywhere.",
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

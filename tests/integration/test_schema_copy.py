@@ -84,3 +84,19 @@ def test_schema_mistakes_are_exit_2(job: Job, tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert "column 'note'" in result.stderr
     assert job.records() == []
+
+
+def test_a_typed_key_column_keys_by_the_records_json_text(job: Job, tmp_path: Path) -> None:
+    from .test_keys import java_partition, read_all, verify
+
+    path = tmp_path / "schema.json"
+    path.write_text(json.dumps(SCHEMA))
+    job.put(b"id,amount,active,note\n+007,12.50,yes,a\n8,1,no,b\n9,,t,c\n")
+    keyed = ("--schema", str(path), "--key-column", "id", "--key-column", "amount")
+    result = job.run(*keyed, "--partitions", "3")
+    assert result.returncode == 0, result.stderr
+    got = sorted((v["_source_line"], k, p) for p, _o, k, v in read_all(job, 3))
+    want_keys = [b"7|12.50", b"8|1", b"9|"]
+    assert got == [(line, key, java_partition(key, 3)) for line, key in zip([2, 3, 4], want_keys, strict=True)]  # noqa: E501
+    verified = verify(job, *keyed)
+    assert verified.returncode == 0, verified.stdout + verified.stderr

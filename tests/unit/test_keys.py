@@ -126,3 +126,9 @@ def test_an_existing_topic_must_have_the_partitions_asked_for() -> None:
     assert topic_partitions(config(["--key-column", "a"]), 9) == 9
     with pytest.raises(ConfigError, match="--key-column"):
         topic_partitions(config([]), 2)
+
+
+def test_a_typed_key_is_its_json_text_as_written() -> None:
+    keyer = Keyer(["n", "x", "b", "s"], ["n", "x", "b", "s"], "|", 3, source="s3://b/k", typed=True)
+    value = b'{"n":123456789012345678901234567890,"x":12.50,"b":true,"s":null,"_source_line":2}'
+    assert keyer.key(value) == b"123456789012345678901234567890|12.50|true|"
