@@ -285,8 +285,19 @@ class Processor:
         )
 
     def _check_partitions(self, stored: Checkpoint | None, partitions: int) -> None:
-        """A job keeps its topic's partition count: a key's partition depends on it."""
-        if stored is None or stored.partitions <= 0 or stored.partitions == partitions:
+        """A job keeps its key columns and its topic's partition count: a key's partition
+        depends on both."""
+        if stored is None or stored.partitions <= 0:  # none, or from before keys
+            return
+        keys = ",".join(self.config.key_columns)
+        if stored.key_columns != keys:
+            raise ConfigError(
+                f"job {self.config.job_id} started with "
+                f"{'--key-column ' + stored.key_columns if stored.key_columns else 'no key'}, "
+                f"not {'--key-column ' + keys if keys else 'no key'}: a job keeps its key "
+                "columns (its records' partitions depend on them). Use a new --job-id"
+            )
+        if stored.partitions == partitions:
             return
         raise BadInputError(
             f"topic {self.config.topic} has {partitions} partitions, but job "

@@ -258,6 +258,9 @@ def test_a_changed_partition_count_is_exit_3(job: Job) -> None:
         proc.communicate()
         pytest.fail("the copy ended before the kill")
     assert kill(proc) == -signal.SIGKILL
+    other = job.run("--key-column", "region")
+    assert other.returncode == 2, other.stderr
+    assert "started with --key-column customer, not --key-column region" in other.stderr
     admin = AdminClient({"bootstrap.servers": job.bootstrap})
     admin.create_partitions([NewPartitions(job.topic, 5)])[job.topic].result()
     result = job.run("--key-column", "customer")
