@@ -309,6 +309,7 @@ class KafkaPythonSink:
         self._last: Any = None
         self._epoch: tuple[int, int] | None = None
         self._login_checked = security["security_protocol"] == "PLAINTEXT"
+        self.partitions = 1
         logger.debug("producer settings: %s", _auth.redact(settings))
 
     # -- topic ------------------------------------------------------------------------------
@@ -329,9 +330,7 @@ class KafkaPythonSink:
         if topic is not None:
             error = kafka_errors.for_code(topic["error_code"])
             if error is kafka_errors.NoError:
-                _sink.check_partitions(
-                    self._topic, len(topic["partitions"]), self._config.allow_multiple_partitions
-                )
+                self.partitions = _sink.topic_partitions(self._config, len(topic["partitions"]))
                 return
             if error is not kafka_errors.UnknownTopicOrPartitionError:
                 self._raise(error(), f"topic {self._topic}", unknown=False)
@@ -340,11 +339,16 @@ class KafkaPythonSink:
                 f"topic {self._topic} does not exist; create it with one partition, or drop "
                 "--no-create-topic to let csv-to-kafka create it"
             )
+        count = _sink.created_partitions(self._config)
         try:
-            admin.create_topics({self._topic: {"num_partitions": 1}}, timeout_ms=_CREATE_TIMEOUT_MS)
-            logger.info("created topic %s with one partition", self._topic)
+            admin.create_topics(
+                {self._topic: {"num_partitions": count}}, timeout_ms=_CREATE_TIMEOUT_MS
+            )
+            logger.info("created topic %s with %d partition(s)", self._topic, count)
+            self.partitions = count
         except kafka_errors.TopicAlreadyExistsError:
-            pass
+            self._ensure_topic(admin)  # created meanwhile: check it as an existing one
+            return
         except kafka_errors.KafkaError as err:
             if isinstance(err, kafka_errors.AuthorizationError):
                 self._raise(err, f"creating topic {self._topic}", unknown=False)
@@ -377,8 +381,17 @@ class KafkaPythonSink:
         self._call(self._producer.begin_transaction, "begin_transaction", producer=True)
         self._epoch = _epoch(self._producer)
 
-    def send(self, values: list[bytes], headers: list[tuple[str, bytes]]) -> None:
+    def send(
+        self,
+        values: list[bytes],
+        headers: list[tuple[str, bytes]],
+        keys: list[bytes] | None = None,
+        partitions: list[int] | None = None,
+    ) -> None:
         if not values:
+            return
+        if keys is not None and partitions is not None:
+            self._send_keyed(values, headers, keys, partitions)
             return
         send = self._producer.send
         topic = self._topic
@@ -401,6 +414,30 @@ class KafkaPythonSink:
                     futures.append(send(topic, values[index], partition=PARTITION))
                     index = append(values, index + 1, stop)
             last = send(topic, values[-1], headers=headers, partition=PARTITION)
+        except kafka_errors.KafkaError as err:
+            self._raise(err, "send", unknown=False, producer=True)
+        futures.append(last)
+        self._last = last
+
+    def _send_keyed(
+        self,
+        values: list[bytes],
+        headers: list[tuple[str, bytes]],
+        keys: list[bytes],
+        partitions: list[int],
+    ) -> None:
+        """``send`` with a key and an explicit partition per record (keys.Keyer's): every
+        record through send(), the first future of each run of one producer batch kept."""
+        send = self._producer.send
+        topic = self._topic
+        futures = self._futures
+        try:
+            sent = [
+                send(topic, value, key, partition=partition)
+                for value, key, partition in zip(values[:-1], keys, partitions, strict=False)
+            ]
+            futures.extend(map(next, map(_group, itertools.groupby(sent, key=_batch_of))))
+            last = send(topic, values[-1], keys[-1], headers=headers, partition=partitions[-1])
         except kafka_errors.KafkaError as err:
             self._raise(err, "send", unknown=False, producer=True)
         futures.append(last)
@@ -569,9 +606,11 @@ class KafkaPythonSink:
             ),
         )
 
-    def _read(self, consumer: Any, start: int, end: int) -> Iterator[Any]:
+    def _read(
+        self, consumer: Any, start: int, end: int, partition: int = PARTITION
+    ) -> Iterator[Any]:
         """Committed records with offsets in [start, end), end being the last stable offset."""
-        tp = TopicPartition(self._topic, PARTITION)
+        tp = TopicPartition(self._topic, partition)
         consumer.assign([tp])
         consumer.seek(tp, start)
         deadline = time.monotonic() + _READ_STALL_S
@@ -593,13 +632,13 @@ class KafkaPythonSink:
                 deadline = time.monotonic() + _READ_STALL_S
             elif time.monotonic() > deadline:
                 raise InfrastructureError(
-                    f"reading {self._topic}[{PARTITION}] stalled at offset {position} of {end}"
+                    f"reading {self._topic}[{partition}] stalled at offset {position} of {end}"
                 )
 
-    def _stable_range(self, consumer: Any) -> tuple[int, int]:
+    def _stable_range(self, consumer: Any, partition: int = PARTITION) -> tuple[int, int]:
         """(log start offset, last stable offset): with read_committed, kafka-python's
         end_offsets asks ListOffsets for the last stable offset."""
-        tp = TopicPartition(self._topic, PARTITION)
+        tp = TopicPartition(self._topic, partition)
         low = self._call(lambda: consumer.beginning_offsets([tp], _METADATA_TIMEOUT_MS), "offsets")
         high = self._call(lambda: consumer.end_offsets([tp], _METADATA_TIMEOUT_MS), "offsets")
         return int(low[tp]), int(high[tp])
@@ -607,27 +646,40 @@ class KafkaPythonSink:
     def last_committed(self, job_id: str, hint: int | None) -> ResumePoint | None:
         consumer = self._consumer()
         try:
-            low, end = self._stable_range(consumer)
-            if hint is not None and low <= hint < end:
-                found = self._last_of_job(consumer, job_id, hint, end)
-                if found is not None:
-                    return found
-            # Scan backwards in growing windows: the job's last record is normally near the end.
-            window = _sink.SCAN_WINDOW
-            while end > low:
-                start = max(low, end - window)
-                found = self._last_of_job(consumer, job_id, start, end)
-                if found is not None:
-                    return found
-                end = start
-                window *= 2
-            return None
+            if self._config.key_columns and self.partitions > 1:
+                return _sink.last_of_partitions(
+                    self._last_in(consumer, job_id, None, partition)
+                    for partition in range(self.partitions)
+                )
+            return self._last_in(consumer, job_id, hint, PARTITION)
         finally:
             _close_consumer(consumer)
 
-    def _last_of_job(self, consumer: Any, job_id: str, start: int, end: int) -> ResumePoint | None:
+    def _last_in(
+        self, consumer: Any, job_id: str, hint: int | None, partition: int
+    ) -> ResumePoint | None:
+        """The job's last point in one partition."""
+        low, end = self._stable_range(consumer, partition)
+        if hint is not None and low <= hint < end:
+            found = self._last_of_job(consumer, job_id, hint, end, partition)
+            if found is not None:
+                return found
+        # Scan backwards in growing windows: the job's last record is normally near the end.
+        window = _sink.SCAN_WINDOW
+        while end > low:
+            start = max(low, end - window)
+            found = self._last_of_job(consumer, job_id, start, end, partition)
+            if found is not None:
+                return found
+            end = start
+            window *= 2
+        return None
+
+    def _last_of_job(
+        self, consumer: Any, job_id: str, start: int, end: int, partition: int = PARTITION
+    ) -> ResumePoint | None:
         found = None
-        for record in self._read(consumer, start, end):
+        for record in self._read(consumer, start, end, partition):
             headers = record.headers
             if headers:
                 point = ResumePoint.from_headers(headers, record.offset)
@@ -641,6 +693,15 @@ class KafkaPythonSink:
             low, end = self._stable_range(consumer)
             for record in self._read(consumer, low, end):
                 yield record.offset, record.value, list(record.headers or [])
+        finally:
+            _close_consumer(consumer)
+
+    def keyed_records(self, partition: int) -> Iterator[tuple[int, bytes | None, bytes]]:
+        consumer = self._consumer()
+        try:
+            low, end = self._stable_range(consumer, partition)
+            for record in self._read(consumer, low, end, partition):
+                yield record.offset, record.key, record.value
         finally:
             _close_consumer(consumer)
 

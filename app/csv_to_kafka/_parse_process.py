@@ -35,13 +35,24 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import orjson
+from orjson import loads
+
 from . import errors
 from ._ahead import ahead
 from ._retry import RetryPolicy
 from .config import Config
 from .decompress import AUTO, NO_COMPRESSION, Restarts, open_decoded, skip_bytes
-from .errors import BadInputError, ConfigError, CsvToKafkaError, InfrastructureError
+from .errors import (
+    BadInputError,
+    ConfigError,
+    CsvToKafkaError,
+    InfrastructureError,
+    TypeMisfitError,
+)
+from .keys import Keyer
 from .record import RecordEncoder
+from .schema import read_schema
 from .source import (
     Header,
     ObjectInfo,
@@ -89,26 +100,33 @@ class ReadyBatch:
     member_text_offset: int = 0
     # How far into the stored object the reader was (progress): next_offset if plain.
     stored_offset: int = -1
+    # With --key-column: each value's key and partition (keys.Keyer); None without.
+    keys: list[bytes] | None = None
+    partitions: list[int] | None = None
 
 
 def ready_batches(
-    batches: Iterable[RowBatch], encoder: RecordEncoder, restarts: Restarts | None = None
+    batches: Iterable[RowBatch],
+    encoder: RecordEncoder,
+    restarts: Restarts | None = None,
+    keyer: Keyer | None = None,
 ) -> Iterator[ReadyBatch]:
     """``batches`` (from ``parse_rows``) as values, up to the first row too large for Kafka.
 
     Raises that row's BadInputError after yielding the values before it. ``restarts`` (of a
-    compressed object) gives each batch the member or frame that holds its end.
+    compressed object) gives each batch the member or frame that holds its end; ``keyer``
+    gives each value its key and partition.
     """
     for batch in batches:
-        values, bad = encoder.check(
+        encoded = (
             batch.values
             if batch.values is not None
-            else encoder.encode_rows(batch.rows, batch.lines),
-            batch.lines,
-            batch.row_offset,
-            batch.max_value,
+            else encoder.encode_rows(batch.rows, batch.lines)
         )
+        values, bad = encoder.check(encoded, batch.lines, batch.row_offset, batch.max_value)
         n = len(values)
+        if bad is None and n < len(batch.lines):  # --schema: a field that does not fit
+            bad = _misfit(encoder, batch, n)
         if n:
             whole = n == len(batch.lines)
             next_offset = batch.end_offset if whole else batch.row_offset(n)
@@ -116,6 +134,7 @@ def ready_batches(
             if restarts is not None and restarts.compressed:
                 member, member_text = restarts.at(next_offset)
                 stored = restarts.stored_at(next_offset)
+            keys, partitions = keyer.keys(values) if keyer is not None else (None, None)
             yield ReadyBatch(
                 values,
                 last_line=batch.lines[n - 1],
@@ -124,9 +143,25 @@ def ready_batches(
                 member_offset=member,
                 member_text_offset=member_text,
                 stored_offset=stored,
+                keys=keys,
+                partitions=partitions,
             )
         if bad is not None:
             raise bad
+
+
+def _misfit(encoder: RecordEncoder, batch: RowBatch, index: int) -> TypeMisfitError:
+    """The error of row ``index`` of ``batch``, whose field ``encoder.misfit`` did not fit."""
+    misfit = encoder.misfit
+    return TypeMisfitError(
+        f"{misfit} (--schema); the rows before it are copied"
+        if misfit is not None
+        else "a field does not fit its column's type (--schema)",
+        line=batch.lines[index],
+        byte_offset=batch.row_offset(index),
+        source=encoder.source,
+        column=misfit.column if misfit is not None else None,
+    )
 
 
 def source_object(config: Config) -> S3Object:
@@ -159,6 +194,13 @@ class ParseJob:
     compression: str = AUTO
     member_offset: int = -1  # -1: a plain object (resuming), or from the start
     member_text_offset: int = 0
+    # --key-column, --key-separator and the topic's partitions (keys.Keyer); () for no keys
+    key_columns: tuple[str, ...] = ()
+    key_separator: str = "|"
+    partitions: int = 1
+    # --schema (a file or s3:// URL, read where the rows are parsed) and --null-value
+    schema: str | None = None
+    null_values: tuple[str, ...] = ()
 
     @classmethod
     def whole_object(cls, config: Config, info: ObjectInfo, max_bytes: int) -> ParseJob:
@@ -176,13 +218,44 @@ class ParseJob:
             max_bytes=max_bytes,
             batch_rows=_WHOLE_OBJECT_BATCH_ROWS,
             compression=config.input_compression,
+            key_columns=config.key_columns,
+            key_separator=config.key_separator,
+            schema=config.schema,
+            null_values=config.null_values,
         )
 
     def ready_batches(self, s3: S3Object) -> Iterator[ReadyBatch]:
         """This job's batches, read with ``s3``, in this process."""
         restarts = Restarts(max(self.member_offset, 0), self.member_text_offset)
-        _header, encoder, batches = self.rows(s3, restarts)
-        return ready_batches(batches, encoder, restarts)
+        header, encoder, batches = self.rows(s3, restarts)
+        keyer = self.keyer(header, typed=encoder.typed_args is not None)
+        return ready_batches(batches, encoder, restarts, keyer)
+
+    @staticmethod
+    def keyer_for(config: Config, header: Header, partitions: int, source: str) -> Keyer:
+        """The keys ``run`` gives ``config``'s records (verify)."""
+        return Keyer(
+            header.names,
+            config.key_columns,
+            config.key_separator,
+            partitions,
+            source=source,
+            typed=config.schema is not None,
+        )
+
+    def keyer(self, header: Header, *, typed: bool = False) -> Keyer | None:
+        """The keys of this job's records (None without --key-column); exit 3 for a key column
+        the header does not have."""
+        if not self.key_columns:
+            return None
+        return Keyer(
+            header.names,
+            self.key_columns,
+            self.key_separator,
+            self.partitions,
+            source=self.info.uri,
+            typed=typed,
+        )
 
     def rows(
         self, s3: S3Object, restarts: Restarts | None = None
@@ -286,7 +359,14 @@ class ParseJob:
         start_line: int,
         dialect: dict[str, Any],
     ) -> tuple[Header, RecordEncoder, Iterator[RowBatch]]:
-        encoder = RecordEncoder(header.names, self.info.uri, self.max_bytes, self.delimiter)
+        types = (
+            None
+            if self.schema is None
+            else read_schema(self.schema).bind(header.names, self.null_values)
+        )
+        encoder = RecordEncoder(
+            header.names, self.info.uri, self.max_bytes, self.delimiter, types=types
+        )
         batches = parse_rows(
             chunks,
             start_offset=start_offset,
@@ -306,6 +386,8 @@ class ParseJob:
         fields: dict[str, Any] = json.loads(data)
         fields["info"] = ObjectInfo(**fields["info"])
         fields["retry"] = RetryPolicy(**fields["retry"])
+        fields["key_columns"] = tuple(fields.get("key_columns", ()))
+        fields["null_values"] = tuple(fields.get("null_values", ()))
         return cls(**fields)
 
 
@@ -357,14 +439,27 @@ class ParseProcess:
             if kind == _BATCH:
                 # One split, no copy of the buffer: the head is a line of digits before the values.
                 values = frame.split(b"\n")
-                rows, last_line, next_line, next_offset, member, member_text, stored = map(
+                rows, last_line, next_line, next_offset, member, member_text, stored, keyed = map(
                     int, values[0][1:].split(b" ")
                 )
                 del values[0]
+                keys = partitions = None
+                if keyed:  # then a line of partitions and a line per key (a JSON string)
+                    partitions = list(map(int, values[rows].split()))
+                    keys = [loads(key).encode() for key in values[rows + 1 :]]
+                    del values[rows:]
                 if len(values) != rows:  # pragma: no cover (a value holds no raw newline)
                     raise CsvToKafkaError(f"the parser sent {len(values)} values for {rows} rows")
                 yield ReadyBatch(
-                    values, last_line, next_line, next_offset, member, member_text, stored
+                    values,
+                    last_line,
+                    next_line,
+                    next_offset,
+                    member,
+                    member_text,
+                    stored,
+                    keys,
+                    partitions,
                 )
                 continue
             body = frame[1:]
@@ -404,6 +499,7 @@ def _error_to_json(err: BaseException) -> bytes:
                 "line": err.line,
                 "byte_offset": err.byte_offset,
                 "source": err.source,
+                **({"column": err.column} if isinstance(err, TypeMisfitError) else {}),
             }
         ).encode()
     name = type(err).__name__ if isinstance(err, CsvToKafkaError) else "CsvToKafkaError"
@@ -414,6 +510,14 @@ def _error_to_json(err: BaseException) -> bytes:
 def _error_from_json(body: bytes) -> CsvToKafkaError:
     fields = json.loads(body)
     cls = getattr(errors, fields.pop("type"), None)
+    if isinstance(cls, type) and issubclass(cls, TypeMisfitError):
+        return cls(
+            fields["reason"],
+            line=fields["line"],
+            byte_offset=fields["byte_offset"],
+            source=fields["source"],
+            column=fields.get("column"),
+        )
     if isinstance(cls, type) and issubclass(cls, BadInputError):
         return cls(
             fields["reason"],
@@ -568,7 +672,7 @@ def _child(argv: list[str]) -> None:
             on_retry=lambda _err: sender.send(_RETRY),
         )
         for ready in job.ready_batches(s3):
-            head = b"B%d %d %d %d %d %d %d" % (
+            head = b"B%d %d %d %d %d %d %d %d" % (
                 len(ready.values),
                 ready.last_line,
                 ready.next_line,
@@ -576,8 +680,13 @@ def _child(argv: list[str]) -> None:
                 ready.member_offset,
                 ready.member_text_offset,
                 ready.stored_offset,
+                ready.keys is not None,
             )
-            sender.send(b"\n".join([head, *ready.values]))
+            lines = [head, *ready.values]
+            if ready.keys is not None and ready.partitions is not None:
+                lines.append(b" ".join(b"%d" % p for p in ready.partitions))
+                lines.extend(orjson.dumps(key.decode()) for key in ready.keys)
+            sender.send(b"\n".join(lines))
         sender.send(_DONE)
     except BaseException as err:  # every error goes to the parent, which raises it
         if not isinstance(err, CsvToKafkaError):

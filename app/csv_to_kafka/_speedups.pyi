@@ -8,5 +8,7 @@ def encode_block(
     quote: bytes,
     pieces: tuple[bytes, ...],
     tail: bytes,
+    kinds: bytes = ...,
+    nulls: tuple[bytes, ...] = ...,
     /,
 ) -> tuple[list[bytes], list[int], int, int, int]: ...

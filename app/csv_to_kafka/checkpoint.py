@@ -85,6 +85,8 @@ class Checkpoint:
     started_at: str  # ISO-8601 UTC of the job's first start
     updated_at: str  # ISO-8601 UTC of this write
     error: str | None = None  # last error message when FAILED/INTERRUPTED (never secrets)
+    partitions: int = 0  # the topic's partitions when the job started (0: not recorded)
+    key_columns: str = ""  # --key-column, comma-separated ("" for no keys)
 
     @property
     def percent_done(self) -> float:
@@ -120,9 +122,25 @@ class Checkpoint:
 
 
 # Attribute name -> how it is stored. The item's attribute names are the dataclass field names.
-_INT_FIELDS = ("last_line", "total_sent", "byte_offset", "kafka_offset", "total_bytes")
+_INT_FIELDS = (
+    "last_line",
+    "total_sent",
+    "byte_offset",
+    "kafka_offset",
+    "total_bytes",
+    "partitions",
+)
 _FLOAT_FIELDS = ("rows_per_second", "bytes_per_second")
-_STR_FIELDS = ("job_id", "status", "source", "topic", "etag", "started_at", "updated_at")
+_STR_FIELDS = (
+    "job_id",
+    "status",
+    "source",
+    "topic",
+    "etag",
+    "started_at",
+    "updated_at",
+    "key_columns",
+)
 _OPTIONAL_STR_FIELDS = ("version_id", "error")
 # What a field missing from a stored item loads as (items written by older versions).
 _DEFAULTS: Mapping[str, Any] = {
@@ -138,6 +156,8 @@ _DEFAULTS: Mapping[str, Any] = {
     "started_at": "",
     "updated_at": "",
     "etag": "",
+    "partitions": 0,
+    "key_columns": "",
 }
 
 

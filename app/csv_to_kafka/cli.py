@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from . import __version__
 from .config import (
     AUTH_MODES,
+    DEFAULT_KEY_SEPARATOR,
     ENV,
     KAFKA_CLIENTS,
     Config,
@@ -79,7 +80,10 @@ class _Parser(argparse.ArgumentParser):
 
 def _common_kafka(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", metavar="s3://BUCKET/KEY", help="the CSV object")
-    parser.add_argument("--topic", help="the Kafka topic (records go to partition 0)")
+    parser.add_argument(
+        "--topic",
+        help="the Kafka topic (records go to partition 0; with --key-column, to their key's)",
+    )
     parser.add_argument(
         "--bootstrap-servers", metavar="HOST:PORT[,HOST:PORT]", help="Kafka brokers"
     )
@@ -148,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="copy the CSV into the topic (resumes where the job left off)",
         description="Copy the CSV into the topic, resuming where the job left off. Each row "
         "becomes a JSON object of the header's names plus _source_line and "
-        "_source_file, written to partition 0 in file order, in Kafka transactions "
+        "_source_file, written to partition 0 (with --key-column: to the key's partition) in "
+        "file order, in Kafka transactions "
         "of --checkpoint-every rows.",
         epilog="Every option can also be set with its environment variable (a flag wins):\n  "
         + "\n  ".join(
@@ -186,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--create-topic",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="create the topic with one partition if it is absent (default yes)",
+        help="create the topic if it is absent, with --partitions (default one) (default yes)",
     )
     run.add_argument(
         "--allow-multiple-partitions",
@@ -209,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Kafka (default yes when at least 2 CPUs are available, counting a container's CPU "
         "quota; on one CPU it only adds overhead)",
     )
+    _key_options(run)
+    _schema_options(run)
     run.add_argument("--metrics-namespace", help="CloudWatch namespace (default CsvToKafka)")
     run.add_argument(
         "--metrics-interval",
@@ -244,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--kafka-client", choices=KAFKA_CLIENTS, help="the client of the run to come (its limits)"
     )
     _s3_retry_option(check)
+    _schema_options(check)
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     _progress_option(check)
     check.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS)
@@ -256,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(draft 2020-12) of the row object: each column the narrowest of integer, number, "
         "boolean (true/false) and string that fits every sampled field, nullable where a "
         "sampled field is empty; every column required, no other allowed: a starting point to "
-        "edit. Sends nothing anywhere. (run does not type values yet: records carry strings.)",
+        "edit, then give to run --schema. Sends nothing anywhere.",
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -281,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common_kafka(verify)
+    _key_options(verify)
+    _schema_options(verify)
 
     status = commands.add_parser(
         "status",
@@ -292,6 +302,58 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the checkpoint as JSON")
     status.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS)
     return parser
+
+
+def _key_options(parser: argparse.ArgumentParser) -> None:
+    """--key-column, --key-separator, --partitions (issue 15)."""
+    parser.add_argument(
+        "--key-column",
+        dest="key_columns",
+        action="append",
+        metavar="NAME",
+        help="give each record a key: this column's field (repeat for a compound key, joined "
+        "by --key-separator; an empty field is an empty part, an all-empty key is the empty "
+        "key, which has a partition like any other). The record goes to partition "
+        "murmur2(key) %% partitions, as the Java client's default partitioner puts it, in file "
+        "order within each partition; one transaction spans all partitions. A column missing "
+        "from the header is exit 3",
+    )
+    parser.add_argument(
+        "--key-separator",
+        metavar="TEXT",
+        help=f"joins the fields of a compound key (default {DEFAULT_KEY_SEPARATOR!r})",
+    )
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        metavar="N",
+        help="partitions of the topic when it is created (default 1); an existing topic with "
+        "another count is exit 2. A job keeps the count it started with (exit 3 if the topic's "
+        "changes)",
+    )
+
+
+def _schema_options(parser: argparse.ArgumentParser) -> None:
+    """--schema, --null-value (issue 15)."""
+    parser.add_argument(
+        "--schema",
+        metavar="FILE|s3://BUCKET/KEY",
+        help="a JSON Schema (draft 2020-12) of the row object, such as infer-schema prints: "
+        "the columns it types as integer, number or boolean become JSON numbers and booleans, "
+        'nullable ones ("type": [..., "null"]) null for an empty field or a --null-value; '
+        "others stay strings. A field that does not fit is a bad row naming the column "
+        "(exit 3, the rows before it copied); a schema that is not valid JSON, uses a keyword "
+        "or type it does not support, requires a column the header lacks, or forbids one it "
+        "has (additionalProperties false) is exit 2",
+    )
+    parser.add_argument(
+        "--null-value",
+        dest="null_values",
+        action="append",
+        metavar="TEXT",
+        help="a field text that means null in a nullable column (repeatable; the empty field "
+        "always does)",
+    )
 
 
 def _s3_retry_option(parser: argparse.ArgumentParser) -> None:
@@ -348,6 +410,7 @@ def _typed(values: dict[str, Any]) -> dict[str, Any]:
         "checkpoint_seconds": float,
         "metrics_interval": float,
         "retry_seconds": float,
+        "partitions": int,
     }
     out: dict[str, Any] = {}
     flags = {"create_topic", "allow_multiple_partitions", "create_table", "parse_process"}
@@ -362,6 +425,11 @@ def _typed(values: dict[str, Any]) -> dict[str, Any]:
             value = _bool_env(name, raw)
         elif name == "source":
             value = parse_source_uri(raw)
+        elif name == "null_values":
+            value = tuple(raw.split(",") if isinstance(raw, str) else raw)
+        elif name == "key_columns":
+            items = raw.split(",") if isinstance(raw, str) else raw
+            value = tuple(item.strip() for item in items)
         out[name] = value
     return out
 
@@ -620,6 +688,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
         f"done, ETA {_duration(checkpoint.eta_seconds)}"
     )
     print(f"  {checkpoint.source} -> topic {checkpoint.topic}")
+    if checkpoint.partitions:
+        keys = f"key {checkpoint.key_columns}" if checkpoint.key_columns else "no key"
+        print(f"  {checkpoint.partitions} partition(s), {keys}")
     print(
         f"  rows committed {checkpoint.total_sent:,}, last line {checkpoint.last_line:,}, "
         f"byte {checkpoint.byte_offset:,} of {checkpoint.total_bytes:,}, Kafka offset "

@@ -17,6 +17,7 @@ from .errors import ConfigError
 
 __all__ = [
     "AUTH_MODES",
+    "DEFAULT_KEY_SEPARATOR",
     "ENV",
     "KAFKA_CLIENTS",
     "Config",
@@ -25,6 +26,9 @@ __all__ = [
     "parse_kafka_properties",
     "parse_source_uri",
 ]
+
+DEFAULT_KEY_SEPARATOR = "|"
+MAX_PARTITIONS = 10_000
 
 KafkaClient = Literal["confluent", "kafka-python"]
 KAFKA_CLIENTS: tuple[KafkaClient, ...] = ("confluent", "kafka-python")
@@ -61,6 +65,11 @@ ENV: Mapping[str, str] = MappingProxyType(
         "ssl_ca_location": "CSV_TO_KAFKA_SSL_CA_LOCATION",
         "progress": "CSV_TO_KAFKA_PROGRESS",
         "log_level": "CSV_TO_KAFKA_LOG_LEVEL",
+        "key_columns": "CSV_TO_KAFKA_KEY_COLUMNS",
+        "key_separator": "CSV_TO_KAFKA_KEY_SEPARATOR",
+        "partitions": "CSV_TO_KAFKA_PARTITIONS",
+        "schema": "CSV_TO_KAFKA_SCHEMA",
+        "null_values": "CSV_TO_KAFKA_NULL_VALUES",
     }
 )
 
@@ -153,6 +162,14 @@ class Config:
     ssl_ca_location: str | None = None
     progress: Literal["auto", "bar", "json", "none"] = "auto"
     log_level: str = "INFO"
+    # Message keys (partitioning.py): the key is these columns' fields joined by key_separator,
+    # and its partition murmur2(key) % the topic's partitions, as the Java client picks it.
+    key_columns: tuple[str, ...] = ()
+    key_separator: str = DEFAULT_KEY_SEPARATOR
+    partitions: int | None = None  # a created topic's partitions (None: 1); checked if it exists
+    # Typed values (schema.py): a JSON Schema file or s3:// URL, and the null tokens
+    schema: str | None = None
+    null_values: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.checkpoint_every < 1:
@@ -180,6 +197,20 @@ class Config:
             )
         if self.retry_seconds < 0:
             raise ConfigError("--retry-seconds must not be negative")
+        if self.partitions is not None and not 1 <= self.partitions <= MAX_PARTITIONS:
+            raise ConfigError(
+                f"--partitions must be 1 to {MAX_PARTITIONS}, got {self.partitions}"
+            )
+        if len(set(self.key_columns)) != len(self.key_columns) or "" in self.key_columns:
+            raise ConfigError(
+                f"--key-column names must be distinct and not empty, got {list(self.key_columns)}"
+            )
+        multiple = self.partitions is not None and self.partitions > 1
+        if multiple and not self.key_columns and not self.allow_multiple_partitions:
+            raise ConfigError(
+                f"--partitions {self.partitions} without --key-column: records without a "
+                "key all go to partition 0. Name the key with --key-column"
+            )
 
     @property
     def transactional_id(self) -> str:

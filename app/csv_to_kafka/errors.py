@@ -5,7 +5,8 @@ The tree::
     CsvToKafkaError              exit 1    unexpected
     ├── ConfigError              exit 2    usage or configuration; not retryable
     ├── BadInputError            exit 3    the CSV cannot be copied as it is; not retryable
-    │   └── ObjectChangedError             the object is not the version the job started on
+    │   ├── ObjectChangedError             the object is not the version the job started on
+    │   └── TypeMisfitError                a field does not fit its column's type (--schema)
     ├── InfrastructureError      exit 4    Kafka, S3 or DynamoDB failed after retries; retryable
     │   ├── FencedError                    another instance of the job took its transactional id
     │   └── CommitUnknownError             a commit timed out: re-read its outcome from Kafka
@@ -38,6 +39,7 @@ __all__ = [
     "InfrastructureError",
     "ObjectChangedError",
     "StoppedError",
+    "TypeMisfitError",
     "exit_code_for",
 ]
 
@@ -97,6 +99,25 @@ class BadInputError(CsvToKafkaError):
 
 class ObjectChangedError(BadInputError):
     """The S3 object's ETag or version differs from the one the job started on."""
+
+
+class TypeMisfitError(BadInputError):
+    """A field that does not fit its column's type in ``--schema`` (kind ``type``): the row's
+    line and byte offset, and ``column``, the column it is in."""
+
+    kind = "type"
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        line: int | None = None,
+        byte_offset: int | None = None,
+        source: str | None = None,
+        column: str | None = None,
+    ) -> None:
+        self.column = column
+        super().__init__(reason, line=line, byte_offset=byte_offset, source=source)
 
 
 class InfrastructureError(CsvToKafkaError):

@@ -4,8 +4,8 @@ It reads the header and up to ``sample_rows`` data rows with the parser ``run`` 
 dialect, the same decoding of a compressed object) and gives ``schema.infer_schema``'s verdict:
 each column the narrowest of integer, number, boolean and string that fits every sampled field,
 nullable where a sampled field is empty: a starting point to edit, in the form schema.py reads
-(``run`` does not type values yet). Reading stops after the sample, so a large object costs one
-partial GET.
+(``run --schema`` types the values with it). Reading stops after the sample, so a large
+object costs one partial GET.
 """
 
 from __future__ import annotations

@@ -270,6 +270,7 @@ class Processor:
                 is_transient=_retryable_kafka_error,
                 on_retry=self._count_retry,
             )
+            self._check_partitions(stored, sink.partitions)
             run = _Run(self, sink, info=info, stored=stored)
             rows_total = run.copy_with_retries()
         finally:
@@ -281,6 +282,29 @@ class Processor:
             run.bytes_this_run,
             time.monotonic() - started,
             already_complete=False,
+        )
+
+    def _check_partitions(self, stored: Checkpoint | None, partitions: int) -> None:
+        """A job keeps its key columns and its topic's partition count: a key's partition
+        depends on both."""
+        if stored is None or stored.partitions <= 0:  # none, or from before keys
+            return
+        keys = ",".join(self.config.key_columns)
+        if stored.key_columns != keys:
+            raise ConfigError(
+                f"job {self.config.job_id} started with "
+                f"{'--key-column ' + stored.key_columns if stored.key_columns else 'no key'}, "
+                f"not {'--key-column ' + keys if keys else 'no key'}: a job keeps its key "
+                "columns (its records' partitions depend on them). Use a new --job-id"
+            )
+        if stored.partitions == partitions:
+            return
+        raise BadInputError(
+            f"topic {self.config.topic} has {partitions} partitions, but job "
+            f"{self.config.job_id} started with {stored.partitions}: the keys copied so far are "
+            "in the partitions of the old count, so copying on would put a key in two "
+            "partitions. Start a new --job-id on a topic of the count you want",
+            source=str(self.config.source),
         )
 
     def _check_stored(self, stored: Checkpoint | None, info: ObjectInfo) -> None:
@@ -397,6 +421,11 @@ class _Run:
             compression=config.input_compression,
             member_offset=point.member_offset,
             member_text_offset=point.member_text_offset,
+            key_columns=config.key_columns,
+            key_separator=config.key_separator,
+            partitions=self.sink.partitions,
+            schema=config.schema,
+            null_values=config.null_values,
         )
         if parser is not None:
             return parser.batches(job, on_retry=lambda: self.p._metrics.count(m.RETRIES))
@@ -462,7 +491,10 @@ class _Run:
                     member_text_offset=ready.member_text_offset,
                     stored_offset=ready.stored_offset,
                 )
-                self.sink.send(values, sent.to_headers())
+                if ready.keys is None:
+                    self.sink.send(values, sent.to_headers())
+                else:
+                    self.sink.send(values, sent.to_headers(), ready.keys, ready.partitions)
                 txn_rows += n
                 self.p._progress.advanced(sent.rows, sent.stored_position, committed=False)
                 failpoint("in-transaction")
@@ -552,6 +584,8 @@ class _Run:
             started_at=self.started_at,
             updated_at=utc_now_iso(),
             error=error,
+            partitions=self.sink.partitions,
+            key_columns=",".join(self.config.key_columns),
         )
         self.writer.submit(checkpoint)
         if sync:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import orjson
 
 from .errors import BadInputError
+from .schema import FieldTypeError, RowTypes
 
 __all__ = [
     "HEADER_PREFIX",
@@ -109,7 +110,12 @@ class RecordEncoder:
     """Turns rows into record values for one source object and header."""
 
     def __init__(
-        self, header: Sequence[str], source: str, max_bytes: int, delimiter: str = ","
+        self,
+        header: Sequence[str],
+        source: str,
+        max_bytes: int,
+        delimiter: str = ",",
+        types: RowTypes | None = None,
     ) -> None:
         clash = [name for name in header if name in METADATA_FIELDS]
         if clash:
@@ -120,7 +126,7 @@ class RecordEncoder:
                 byte_offset=0,
             )
         self._header = tuple(header)
-        self._source = source
+        self._source = self.source = source
         self._max_bytes = max_bytes
         self._delimiter = delimiter.encode()
         self.encode_rows = _compile_encoder(self._header, source)
@@ -128,6 +134,44 @@ class RecordEncoder:
         self.pieces, self.tail = _pieces(self._header, source)
         # encode_lines's value is its line's bytes plus at most this many (keys, line number).
         self.line_overhead = len(self._template) - 2 * len(self._header) - 2 + 20
+        # --schema: typed values (schema.RowTypes). The C loop gets the kinds and null tokens;
+        # the Python path writes the same bytes; a field that does not fit stops the batch
+        # before its row and is kept in ``misfit`` (ready_batches raises it, placed).
+        self.typed_args: tuple[bytes, tuple[bytes, ...]] | None = None
+        self.misfit: FieldTypeError | None = None
+        if types is not None and types.typed:
+            self._types = types
+            self.pieces, self.tail = typed_pieces(self._header, source)
+            self.typed_args = (
+                types.kinds,
+                tuple(token.encode() for token in sorted(types.null_values)),
+            )
+            self.encode_rows = self._encode_typed
+            self.encode_lines = self._no_lines  # type: ignore[method-assign]
+            # A typed value is at most its line's bytes plus the names, the line number, and
+            # per field the difference of a JSON keyword or number from its text (<= 5).
+            self.line_overhead += 5 * len(self._header)
+
+    def _no_lines(self, lines: list[bytes], first_line: int) -> list[bytes] | None:
+        return None  # typed rows go through the C loop or _encode_typed
+
+    def _encode_typed(self, rows: Sequence[Sequence[str]], lines: Sequence[int]) -> list[bytes]:
+        """Typed values of ``rows``, up to the first field that does not fit (``misfit``)."""
+        pieces, tail, types = self.pieces, self.tail, self._types
+        out: list[bytes] = []
+        for row, line in zip(rows, lines, strict=True):
+            try:
+                fields = types.values(row)
+            except FieldTypeError as err:
+                self.misfit = err
+                return out
+            out.append(
+                b"".join(piece + field for piece, field in zip(pieces, fields, strict=False))
+                + pieces[-1]
+                + b"%d" % line
+                + tail
+            )
+        return out
 
     def encode_lines(self, lines: list[bytes], first_line: int) -> list[bytes] | None:
         """The values of plain lines, one row each, or None if one has the wrong field count.

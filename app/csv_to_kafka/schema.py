@@ -57,6 +57,7 @@ __all__ = [
     "Schema",
     "infer_schema",
     "parse_schema",
+    "read_schema",
 ]
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -233,6 +234,33 @@ def _json_number(text: str) -> bytes | None:
 
 
 # -- reading a schema ------------------------------------------------------------------------------
+
+
+def read_schema(location: str) -> Schema:
+    """The schema at ``location``: a file, or ``s3://BUCKET/KEY`` read with the standard AWS
+    configuration; ConfigError (exit 2) naming the location if it cannot be read or parsed."""
+    origin = f"--schema {location}"
+    if location.startswith("s3://"):
+        import botocore.exceptions  # noqa: PLC0415 (only for a schema in S3)
+
+        from .source import _s3_client  # noqa: PLC0415
+
+        bucket, _, key = location[len("s3://") :].partition("/")
+        try:
+            body = _s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
+            raise ConfigError(f"{origin}: cannot read it: {err}") from err
+    else:
+        try:
+            with open(location, "rb") as file:
+                body = file.read()
+        except OSError as err:
+            raise ConfigError(f"{origin}: cannot read it: {err.strerror}") from err
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{origin} is not UTF-8 text") from err
+    return parse_schema(text, origin)
 
 
 def parse_schema(text: str, origin: str = "the schema") -> Schema:

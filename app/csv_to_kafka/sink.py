@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, NoReturn, Protocol
 
 from . import _auth
@@ -38,7 +38,7 @@ from .record import ResumePoint
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PARTITION", "Sink", "open_sink"]
+__all__ = ["PARTITION", "Sink", "open_sink", "topic_partitions"]
 
 PARTITION = 0
 DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
@@ -62,20 +62,31 @@ class Sink(Protocol):
     """What the processor needs from a Kafka client."""
 
     max_message_bytes: int
+    partitions: int  # the topic's, known after ensure_topic (1 before)
 
     def ensure_topic(self) -> None:
-        """Create the topic (one partition) if absent and allowed; refuse a multi-partition one."""
+        """Create the topic (``--partitions``, default one) if absent and allowed; refuse a
+        multi-partition one without keys, and one whose count is not ``--partitions``. Sets
+        ``partitions``."""
 
     def start(self) -> None:
         """Create the transactional producer and fence older instances of the job."""
 
     def last_committed(self, job_id: str, hint: int | None) -> ResumePoint | None:
-        """The last committed record of ``job_id`` (the scan starts at offset ``hint`` if known)."""
+        """The last committed record of ``job_id`` in any partition (the one with the most rows;
+        in partition 0 the scan starts at offset ``hint`` if known)."""
 
     def begin(self) -> None: ...
 
-    def send(self, values: list[bytes], headers: list[tuple[str, bytes]]) -> None:
-        """Queue ``values`` in order; the last one carries ``headers``."""
+    def send(
+        self,
+        values: list[bytes],
+        headers: list[tuple[str, bytes]],
+        keys: list[bytes] | None = None,
+        partitions: list[int] | None = None,
+    ) -> None:
+        """Queue ``values`` in order; the last one carries ``headers``. With ``keys``, each
+        value has that key and goes to that one of ``partitions``; without, to partition 0."""
 
     def commit(self) -> int:
         """Commit the transaction; returns the offset of the last record sent with headers."""
@@ -90,6 +101,9 @@ class Sink(Protocol):
 
     def committed_records(self) -> Iterator[tuple[int, bytes, list[tuple[str, bytes]]]]:
         """Every committed record of the partition, from the first: (offset, value, headers)."""
+
+    def keyed_records(self, partition: int) -> Iterator[tuple[int, bytes | None, bytes]]:
+        """Every committed record of ``partition``, from the first: (offset, key, value)."""
 
 
 def open_sink(config: Config) -> Sink:
@@ -200,11 +214,37 @@ def login_refusal(what: str, detail: str, *, auth: bool, tls: bool) -> ConfigErr
     return None
 
 
+def topic_partitions(config: Config, partitions: int) -> int:
+    """An existing topic's partition count, if the job may write to it (else ConfigError)."""
+    if config.partitions is not None and partitions != config.partitions:
+        raise ConfigError(
+            f"topic {config.topic} has {partitions} partitions, not --partitions "
+            f"{config.partitions}: a key's partition depends on the count. Use another topic, "
+            "or drop --partitions to use the topic's count"
+        )
+    if not config.key_columns:
+        check_partitions(config.topic, partitions, config.allow_multiple_partitions)
+    return partitions
+
+
+def created_partitions(config: Config) -> int:
+    """The partitions of a topic the job creates."""
+    return config.partitions if config.partitions is not None else 1
+
+
+def last_of_partitions(points: Iterable[ResumePoint | None]) -> ResumePoint | None:
+    """The latest of each partition's last point of a job: the one with the most rows (every
+    transaction ends with one record with headers, in one of the partitions)."""
+    found = [point for point in points if point is not None]
+    return max(found, key=lambda point: point.rows) if found else None
+
+
 def check_partitions(topic: str, partitions: int, allow_multiple: bool) -> None:
     if partitions > 1 and not allow_multiple:
         raise ConfigError(
             f"topic {topic} has {partitions} partitions; csv-to-kafka writes to partition 0 and "
-            "order holds only within one partition. Use a one-partition topic, or pass "
+            "order holds only within one partition. Use a one-partition topic, name a key with "
+            "--key-column (each key's records in order in its partition), or pass "
             "--allow-multiple-partitions to write to partition 0 anyway"
         )
 
@@ -260,6 +300,7 @@ class ConfluentSink:
         self._refusal: ConfigError | None = None  # a refused login or untrusted certificate
         self._last_offset = -1
         self._delivery_error: Any = None
+        self.partitions = 1
         logger.debug("producer settings: %s", _auth.redact(props))
 
     # -- topic ------------------------------------------------------------------------------
@@ -278,24 +319,25 @@ class ConfluentSink:
         if not missing:
             if topic.error is not None:
                 raise InfrastructureError(f"topic {self._topic}: {topic.error.str()}")
-            check_partitions(
-                self._topic, len(topic.partitions), self._config.allow_multiple_partitions
-            )
+            self.partitions = topic_partitions(self._config, len(topic.partitions))
             return
         if not self._config.create_topic:
             raise ConfigError(
                 f"topic {self._topic} does not exist; create it with one partition, or drop "
                 "--no-create-topic to let csv-to-kafka create it"
             )
+        count = created_partitions(self._config)
         futures = admin.create_topics(
-            [NewTopic(self._topic, num_partitions=1)], operation_timeout=30, request_timeout=30
+            [NewTopic(self._topic, num_partitions=count)], operation_timeout=30, request_timeout=30
         )
         try:
             futures[self._topic].result()
-            logger.info("created topic %s with one partition", self._topic)
+            logger.info("created topic %s with %d partition(s)", self._topic, count)
+            self.partitions = count
         except self._ck.KafkaException as err:
             if err.args[0].code() != self._ck.KafkaError.TOPIC_ALREADY_EXISTS:
                 raise InfrastructureError(f"could not create topic {self._topic}: {err}") from err
+            self.ensure_topic()  # created meanwhile: check it as an existing one
 
     # -- producing --------------------------------------------------------------------------
 
@@ -361,7 +403,16 @@ class ConfluentSink:
         else:
             self._last_offset = msg.offset()
 
-    def send(self, values: list[bytes], headers: list[tuple[str, bytes]]) -> None:
+    def send(
+        self,
+        values: list[bytes],
+        headers: list[tuple[str, bytes]],
+        keys: list[bytes] | None = None,
+        partitions: list[int] | None = None,
+    ) -> None:
+        if keys is not None and partitions is not None:
+            self._send_keyed(values, headers, keys, partitions)
+            return
         producer = self._producer
         produce = producer.produce
         topic = self._topic
@@ -379,6 +430,45 @@ class ConfluentSink:
                         topic,
                         last,
                         partition=PARTITION,
+                        headers=headers,
+                        on_delivery=self._on_delivery,
+                    )
+
+                try:
+                    produce_last()
+                except BufferError:
+                    self._wait_for_room(produce_last)
+            producer.poll(0)
+        except self._ck.KafkaException as err:
+            self._raise(err, "produce", unknown=False)
+
+    def _send_keyed(
+        self,
+        values: list[bytes],
+        headers: list[tuple[str, bytes]],
+        keys: list[bytes],
+        partitions: list[int],
+    ) -> None:
+        """``send`` with a key and an explicit partition per record (keys.Keyer's)."""
+        producer = self._producer
+        produce = producer.produce
+        topic = self._topic
+        try:
+            for value, key, partition in zip(values[:-1], keys, partitions, strict=False):
+                try:
+                    produce(topic, value, key, partition)
+                except BufferError:
+                    self._wait_for_room(
+                        lambda v=value, k=key, p=partition: produce(topic, v, k, p)
+                    )
+            if values:
+
+                def produce_last() -> None:
+                    produce(
+                        topic,
+                        values[-1],
+                        keys[-1],
+                        partitions[-1],
                         headers=headers,
                         on_delivery=self._on_delivery,
                     )
@@ -548,9 +638,11 @@ class ConfluentSink:
             }
         )
 
-    def _read(self, consumer: Any, start: int, end: int) -> Iterator[Any]:
+    def _read(
+        self, consumer: Any, start: int, end: int, partition: int = PARTITION
+    ) -> Iterator[Any]:
         """Committed records with offsets in [start, end), end being the last stable offset."""
-        tp = self._ck.TopicPartition(self._topic, PARTITION, start)
+        tp = self._ck.TopicPartition(self._topic, partition, start)
         consumer.assign([tp])
         deadline = time.monotonic() + 60
         position = start
@@ -558,7 +650,7 @@ class ConfluentSink:
             messages = consumer.consume(num_messages=10_000, timeout=0.1)
             if not messages and time.monotonic() > deadline:
                 raise InfrastructureError(
-                    f"reading {self._topic}[{PARTITION}] stalled at offset {position} of {end}"
+                    f"reading {self._topic}[{partition}] stalled at offset {position} of {end}"
                 )
             for message in messages:
                 error = message.error()
@@ -575,35 +667,48 @@ class ConfluentSink:
                 position = message.offset() + 1
                 yield message
 
-    def _stable_range(self, consumer: Any) -> tuple[int, int]:
-        tp = self._ck.TopicPartition(self._topic, PARTITION)
+    def _stable_range(self, consumer: Any, partition: int = PARTITION) -> tuple[int, int]:
+        tp = self._ck.TopicPartition(self._topic, partition)
         low, high = self._call(lambda: consumer.get_watermark_offsets(tp, timeout=15), "offsets")
         return int(low), int(high)
 
     def last_committed(self, job_id: str, hint: int | None) -> ResumePoint | None:
         consumer = self._consumer()
         try:
-            low, end = self._stable_range(consumer)
-            if hint is not None and low <= hint < end:
-                found = self._last_of_job(consumer, job_id, hint, end)
-                if found is not None:
-                    return found
-            # Scan backwards in growing windows: the job's last record is normally near the end.
-            window = SCAN_WINDOW
-            while end > low:
-                start = max(low, end - window)
-                found = self._last_of_job(consumer, job_id, start, end)
-                if found is not None:
-                    return found
-                end = start
-                window *= 2
-            return None
+            if self._config.key_columns and self.partitions > 1:
+                return last_of_partitions(
+                    self._last_in(consumer, job_id, None, partition)
+                    for partition in range(self.partitions)
+                )
+            return self._last_in(consumer, job_id, hint, PARTITION)
         finally:
             consumer.close()
 
-    def _last_of_job(self, consumer: Any, job_id: str, start: int, end: int) -> ResumePoint | None:
+    def _last_in(
+        self, consumer: Any, job_id: str, hint: int | None, partition: int
+    ) -> ResumePoint | None:
+        """The job's last point in one partition."""
+        low, end = self._stable_range(consumer, partition)
+        if hint is not None and low <= hint < end:
+            found = self._last_of_job(consumer, job_id, hint, end, partition)
+            if found is not None:
+                return found
+        # Scan backwards in growing windows: the job's last record is normally near the end.
+        window = SCAN_WINDOW
+        while end > low:
+            start = max(low, end - window)
+            found = self._last_of_job(consumer, job_id, start, end, partition)
+            if found is not None:
+                return found
+            end = start
+            window *= 2
+        return None
+
+    def _last_of_job(
+        self, consumer: Any, job_id: str, start: int, end: int, partition: int = PARTITION
+    ) -> ResumePoint | None:
         found = None
-        for message in self._read(consumer, start, end):
+        for message in self._read(consumer, start, end, partition):
             headers = message.headers()
             if headers:
                 point = ResumePoint.from_headers(headers, message.offset())
@@ -617,5 +722,14 @@ class ConfluentSink:
             low, end = self._stable_range(consumer)
             for message in self._read(consumer, low, end):
                 yield message.offset(), message.value(), message.headers() or []
+        finally:
+            consumer.close()
+
+    def keyed_records(self, partition: int) -> Iterator[tuple[int, bytes | None, bytes]]:
+        consumer = self._consumer()
+        try:
+            low, end = self._stable_range(consumer, partition)
+            for message in self._read(consumer, low, end, partition):
+                yield message.offset(), message.key(), message.value()
         finally:
             consumer.close()

@@ -88,6 +88,8 @@ class BatchEncoder(Protocol):
     line_overhead: int  # a value of encode_lines is at most its line's size plus this
     pieces: tuple[bytes, ...]  # the JSON around the fields, for _speedups.encode_block
     tail: bytes  # the JSON after the line number
+    # With --schema: the kinds and null tokens for _speedups.encode_block (None: untyped)
+    typed_args: tuple[bytes, tuple[bytes, ...]] | None
 
     def encode_lines(self, lines: list[bytes], first_line: int) -> list[bytes] | None:
         """Values of plain UTF-8 lines, one row each; None when one has the wrong field count."""
@@ -717,7 +719,10 @@ def _fast_block(  # noqa: PLR0912, PLR0915 (one loop over the block keeps the ro
         row = _one_row(block[pos:end].decode(), dialect, width)
         if row is None:
             return None
-        value = encode_rows([row], [line + 1])[0]
+        encoded = encode_rows([row], [line + 1])
+        if not encoded:  # a field that does not fit its type: the general parser places it
+            return None
+        value = encoded[0]
         largest = max(largest, len(value))
         values.append(value)
         lines.append(line + 1)
@@ -729,10 +734,19 @@ def _fast_block(  # noqa: PLR0912, PLR0915 (one loop over the block keeps the ro
 
     if _encode_block is not None:
         # The loop in C: every row it is sure of; a row it leaves is read here, then on.
-        pieces, tail = encoder.pieces, encoder.tail
+        pieces, tail, typed = encoder.pieces, encoder.tail, encoder.typed_args or ()
         while pos < size:
             got, got_lines, pos, line, longest = _encode_block(
-                block, pos, size, line, batch_rows - len(values), delimiter, quote, pieces, tail
+                block,
+                pos,
+                size,
+                line,
+                batch_rows - len(values),
+                delimiter,
+                quote,
+                pieces,
+                tail,
+                *typed,
             )
             values += got
             lines += got_lines

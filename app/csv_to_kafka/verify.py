@@ -7,16 +7,19 @@ for 100M lines), to count what is missing or repeated once the two have parted.
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 
 from ._parse_process import ParseJob, source_object
 from .config import Config
+from .keys import Keyer
+from .partitioning import partition_for
 from .sink import Sink, open_sink
-from .source import S3Object
+from .source import Header, S3Object
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +35,7 @@ class VerifyReport:
     out_of_order: int = 0
     content_mismatch: int = 0
     foreign: int = 0  # records that are not rows of this object
+    misplaced: int = 0  # with --key-column: a record with another key or in another partition
     first_difference: str | None = None
 
     @property
@@ -45,19 +49,22 @@ class VerifyReport:
             f"{self.records_in_topic}, missing {self.missing}, duplicated {self.duplicated}, "
             f"out of order {self.out_of_order}, content differs {self.content_mismatch}, "
             f"not from this file {self.foreign}"
+            + (f", wrong key or partition {self.misplaced}" if self.misplaced else "")
         )
 
 
 def _expected_batches(
-    config: Config, s3: S3Object, max_bytes: int
+    config: Config, s3: S3Object, max_bytes: int, header: list[Header] | None = None
 ) -> Iterator[tuple[list[int], list[bytes]]]:
     """The object's rows as ``run`` writes them, a batch at a time: (lines, record values).
 
     The same parser and encoder as ``run`` (the C loop where it applies), so a record that was
-    copied right is byte for byte its row's value.
+    copied right is byte for byte its row's value. ``header``, if given, receives the header.
     """
     job = ParseJob.whole_object(config, s3.head(), max_bytes)
-    _header, encoder, batches = job.rows(s3)
+    found, encoder, batches = job.rows(s3)
+    if header is not None:
+        header.append(found)
     for batch in batches:
         values = batch.values
         if values is None:
@@ -192,8 +199,12 @@ class _Comparison:
 
 def verify(config: Config, *, sink: Sink | None = None, s3: S3Object | None = None) -> VerifyReport:
     """Compare the object's rows with the partition's committed records."""
-    sink = sink if sink is not None else open_sink(config)
     s3 = s3 if s3 is not None else source_object(config)
+    if config.key_columns:
+        # verify never creates the topic: a missing one is exit 2.
+        sink = sink if sink is not None else open_sink(replace(config, create_topic=False))
+        return _verify_keyed(config, sink, s3)
+    sink = sink if sink is not None else open_sink(config)
     # No limit on a row's size: verify compares what is there, whatever the broker accepts.
     comparison = _Comparison(_expected_batches(config, s3, 1 << 30), str(config.source))
     try:
@@ -202,6 +213,49 @@ def verify(config: Config, *, sink: Sink | None = None, s3: S3Object | None = No
         return comparison.finish()
     finally:
         sink.close()
+
+
+def _verify_keyed(config: Config, sink: Sink, s3: S3Object) -> VerifyReport:
+    """With --key-column: every partition read, each record's key and partition checked against
+    what ``run`` gives its value, and the partitions merged by line (each holds its rows in file
+    order, so the merge is the file's order when the copy is right) into the one-pass
+    comparison, which counts what is missing, repeated or out of order."""
+    source = str(config.source)
+    header: list[Header] = []
+    comparison = _Comparison(_expected_batches(config, s3, 1 << 30, header), source)
+    try:
+        sink.ensure_topic()  # the partition count (a missing topic: exit 2, never created)
+        partitions = sink.partitions
+
+        def placed(partition: int) -> Iterator[tuple[int, int, int, bytes | None, bytes]]:
+            for offset, key, value in sink.keyed_records(partition):
+                line, _record = _decode(value, source)
+                yield line, partition, offset, key, value
+
+        keyer: Keyer | None = None
+        for _line, partition, offset, key, value in heapq.merge(
+            *(placed(p) for p in range(partitions))
+        ):
+            comparison.record(offset, value)
+            if keyer is None:
+                keyer = ParseJob.keyer_for(config, header[0], partitions, source)
+            if _misplaced(keyer, key, value, partition):
+                comparison.report.misplaced += 1
+                comparison._first(
+                    f"the record at offset {offset} of partition {partition} has key {key!r}, "
+                    "not the key and partition run gives its row"
+                )
+        return comparison.finish()
+    finally:
+        sink.close()
+
+
+def _misplaced(keyer: Keyer, key: bytes | None, value: bytes, partition: int) -> bool:
+    try:
+        want = keyer.key(value)
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return False  # not a row of this object: counted as foreign
+    return key != want or partition_for(want, keyer.partitions) != partition
 
 
 def _decode(value: bytes | None, source: str) -> tuple[int, dict[str, object] | None]:

@@ -88,6 +88,7 @@ class MemorySink:
     """The ``Sink`` protocol over a ``Partition``: sent records are seen only once committed."""
 
     max_message_bytes = 1_000_000
+    partitions = 1
 
     def __init__(self, partition: Partition, fault: Fault | None = None) -> None:
         self.partition = partition

@@ -1,0 +1,82 @@
+"""Message keys and their partitions: what ``--key-column`` makes of a record.
+
+A record's key is the UTF-8 text of its key columns' fields joined by ``--key-separator``
+(default ``|``); an empty field is an empty part, and a row whose key fields are all empty has
+the empty key (a key like any other, not a missing one: Java's partitioner hashes an empty array
+too). Its partition is ``partitioning.partition_for(key, partitions)``, the Java client's
+choice, computed here and given to the client explicitly, so both clients agree with Java.
+
+The keys are computed where the values are made (the parser process), from the values
+themselves: a value is a JSON object whose fields are the row's fields, so the key reads the
+same whichever path (the C loop or the Python encoder) made the value. With ``--schema``, a
+typed key column's part is its JSON text as the record holds it: ``12.50`` stays ``12.50``,
+``+007`` is ``7`` (the record's canonical integer), ``yes`` is ``true``, and null an empty part.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from .errors import BadInputError
+from .partitioning import partition_for
+
+__all__ = ["Keyer"]
+
+
+class Keyer:
+    """Keys and partitions of record values, for one header."""
+
+    def __init__(
+        self,
+        header: Sequence[str],
+        columns: Sequence[str],
+        separator: str,
+        partitions: int,
+        *,
+        source: str,
+        typed: bool = False,
+    ) -> None:
+        missing = [name for name in columns if name not in header]
+        if missing:
+            raise BadInputError(
+                f"key column {missing[0]!r} is not in the header (its columns: "
+                f"{', '.join(map(repr, header))}); check --key-column",
+                source=source,
+                line=1,
+                byte_offset=0,
+            )
+        if partitions < 1:
+            raise ValueError(f"a topic has at least one partition, got {partitions}")
+        self.columns = tuple(columns)
+        self.separator = separator
+        self.partitions = partitions
+        self._loads = _typed_loads if typed else orjson.loads
+
+    def key(self, value: bytes) -> bytes:
+        """The key of one record value."""
+        fields = self._loads(value)
+        return self.separator.join(_text(fields[name]) for name in self.columns).encode()
+
+    def keys(self, values: Sequence[bytes]) -> tuple[list[bytes], list[int]]:
+        """The keys of ``values`` and their partitions."""
+        keys = [self.key(value) for value in values]
+        n = self.partitions
+        return keys, [partition_for(key, n) for key in keys]
+
+
+def _typed_loads(value: bytes) -> Any:
+    """A typed value with each number as its own text (no float or big-int round trip)."""
+    return json.loads(value, parse_float=str, parse_int=str)
+
+
+def _text(field: object) -> str:
+    """A field's text: the string itself (untyped values carry strings)."""
+    if isinstance(field, str):
+        return field
+    if field is None:
+        return ""
+    return orjson.dumps(field).decode()
