@@ -7,7 +7,8 @@ process the parser runs beside the producer and keeps working through the commit
 
 The child reads the object with its own S3 client, from the position the parent gives it, and
 sends back frames on a private pipe (each its size, then its bytes), in order: batches of ready
-values with where they end, retries (for the metric), log records, then ``done`` or the error
+values with where they end (each after a ``J`` frame of the bad rows among them, if any, with
+``tolerate``), retries (for the metric), log records, then ``done`` or the error
 that stopped it. A batch travels as one buffer of lines: a head (``B rows last-line next-line
 next-byte member member-text stored-byte``), then one value per line (a JSON value never holds
 a raw newline), so the parent splits it with one call. Frames carry JSON and bytes, never
@@ -20,6 +21,7 @@ dies with its parent (``PR_SET_PDEATHSIG``), so a ``kill -9`` of the copy leaves
 
 from __future__ import annotations
 
+import base64
 import ctypes
 import fcntl
 import json
@@ -45,6 +47,7 @@ from .record import RecordEncoder
 from .source import (
     Header,
     ObjectInfo,
+    Reject,
     RowBatch,
     S3Object,
     _s3_client,
@@ -59,6 +62,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["ParseJob", "ParseProcess", "ReadyBatch", "ready_batches", "source_object"]
 
 _BATCH = b"B"
+_REJECTS = b"J"  # the bad rows of the next batch, as JSON
 _RETRY = b"R"
 _LOG = b"L"
 _ERROR = b"E"
@@ -89,6 +93,8 @@ class ReadyBatch:
     member_text_offset: int = 0
     # How far into the stored object the reader was (progress): next_offset if plain.
     stored_offset: int = -1
+    # The bad rows among them (``ParseJob.tolerate``), in order; a batch may hold only these.
+    rejects: tuple[Reject, ...] = ()
 
 
 def ready_batches(
@@ -109,8 +115,9 @@ def ready_batches(
             batch.max_value,
         )
         n = len(values)
-        if n:
-            whole = n == len(batch.lines)
+        whole = n == len(batch.lines)
+        rejects = tuple(batch.rejects if whole else (r for r in batch.rejects if r.index <= n))
+        if n or rejects:
             next_offset = batch.end_offset if whole else batch.row_offset(n)
             member, member_text, stored = -1, 0, next_offset
             if restarts is not None and restarts.compressed:
@@ -118,12 +125,13 @@ def ready_batches(
                 stored = restarts.stored_at(next_offset)
             yield ReadyBatch(
                 values,
-                last_line=batch.lines[n - 1],
+                last_line=max(batch.lines[n - 1] if n else 0, rejects[-1].line if rejects else 0),
                 next_line=batch.end_line + 1 if whole else batch.lines[n],
                 next_offset=next_offset,
                 member_offset=member,
                 member_text_offset=member_text,
                 stored_offset=stored,
+                rejects=rejects,
             )
         if bad is not None:
             raise bad
@@ -159,6 +167,7 @@ class ParseJob:
     compression: str = AUTO
     member_offset: int = -1  # -1: a plain object (resuming), or from the start
     member_text_offset: int = 0
+    tolerate: bool = False  # bad rows travel as Rejects (--errors-tolerance all)
 
     @classmethod
     def whole_object(cls, config: Config, info: ObjectInfo, max_bytes: int) -> ParseJob:
@@ -294,6 +303,7 @@ class ParseJob:
             expected_fields=len(header.names),
             batch_rows=self.batch_rows,
             encoder=encoder,
+            tolerate=self.tolerate,
             **dialect,
         )
         return header, encoder, batches
@@ -348,6 +358,7 @@ class ParseProcess:
         except OSError as err:
             raise self._lost(err) from err
         frames = self._frames
+        rejects: tuple[Reject, ...] = ()
         while True:
             try:
                 frame = frames.read()
@@ -364,11 +375,14 @@ class ParseProcess:
                 if len(values) != rows:  # pragma: no cover (a value holds no raw newline)
                     raise CsvToKafkaError(f"the parser sent {len(values)} values for {rows} rows")
                 yield ReadyBatch(
-                    values, last_line, next_line, next_offset, member, member_text, stored
+                    values, last_line, next_line, next_offset, member, member_text, stored, rejects
                 )
+                rejects = ()
                 continue
             body = frame[1:]
-            if kind == _RETRY:
+            if kind == _REJECTS:
+                rejects = _rejects_from_json(body)
+            elif kind == _RETRY:
                 on_retry()
             elif kind == _LOG:
                 record = json.loads(body)
@@ -393,6 +407,23 @@ class ParseProcess:
         if self._child.stdin is not None and not self._child.stdin.closed:
             self._child.stdin.close()
         self._frames.close()
+
+
+def _rejects_to_json(rejects: tuple[Reject, ...]) -> bytes:
+    return json.dumps(
+        [
+            (r.index, r.line, r.offset, r.next_line, r.end_offset, r.reason, r.message, raw)
+            for r in rejects
+            for raw in [base64.b64encode(r.raw).decode()]
+        ]
+    ).encode()
+
+
+def _rejects_from_json(body: bytes) -> tuple[Reject, ...]:
+    return tuple(
+        Reject(index, line, offset, next_line, end, reason, message, base64.b64decode(raw))
+        for index, line, offset, next_line, end, reason, message, raw in json.loads(body)
+    )
 
 
 def _error_to_json(err: BaseException) -> bytes:
@@ -568,6 +599,8 @@ def _child(argv: list[str]) -> None:
             on_retry=lambda _err: sender.send(_RETRY),
         )
         for ready in job.ready_batches(s3):
+            if ready.rejects:
+                sender.send(_REJECTS + _rejects_to_json(ready.rejects))
             head = b"B%d %d %d %d %d %d %d" % (
                 len(ready.values),
                 ready.last_line,
