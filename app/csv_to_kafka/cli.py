@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from . import __version__
 from .config import (
     AUTH_MODES,
+    DEFAULT_MAX_BAD_ROWS,
     ENV,
     KAFKA_CLIENTS,
     Config,
@@ -216,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds between CloudWatch sends (default 60)",
     )
+    _errors_options(run)
     _progress_option(run)
 
     check = commands.add_parser(
@@ -303,6 +305,37 @@ def _s3_retry_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _errors_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--errors-tolerance",
+        choices=["none", "all"],
+        help="none (default): the first bad row stops the copy (exit 3) after the rows before it "
+        "are committed; all: a bad row (wrong field count, bytes invalid in the encoding) goes "
+        "to --dlq-topic in the same transaction as the rows around it, and the copy goes on. "
+        "A quote never closed, a lone CR or a bad header still stop it",
+    )
+    parser.add_argument(
+        "--dlq-topic",
+        metavar="TOPIC",
+        help="with --errors-tolerance all: the dead-letter topic (created with one partition if "
+        "absent); each bad row's bytes, with headers saying where it was and why",
+    )
+    parser.add_argument(
+        "--skip-bad-rows",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with --errors-tolerance all and no --dlq-topic: drop bad rows (counted and logged)",
+    )
+    parser.add_argument(
+        "--max-bad-rows",
+        type=int,
+        metavar="N",
+        help=f"with --errors-tolerance all: past N bad rows in the job (resumed runs included) "
+        f"the copy stops, exit 3, after committing what came before (default "
+        f"{DEFAULT_MAX_BAD_ROWS}: a wrong file, every row bad, stops early)",
+    )
+
+
 def _progress_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--progress",
@@ -348,9 +381,16 @@ def _typed(values: dict[str, Any]) -> dict[str, Any]:
         "checkpoint_seconds": float,
         "metrics_interval": float,
         "retry_seconds": float,
+        "max_bad_rows": int,
     }
     out: dict[str, Any] = {}
-    flags = {"create_topic", "allow_multiple_partitions", "create_table", "parse_process"}
+    flags = {
+        "create_topic",
+        "allow_multiple_partitions",
+        "create_table",
+        "parse_process",
+        "skip_bad_rows",
+    }
     for name, raw in values.items():
         value = raw
         if name in converters and isinstance(raw, str):
@@ -551,6 +591,12 @@ def _cmd_run(config: Config) -> int:
             f"job {config.job_id} complete: {result.rows_total} rows in the topic, "
             f"{result.rows_this_run} sent in this run in {result.seconds:.1f}s "
             f"({result.rows_per_second:,.0f} rows/s)"
+            + (
+                f"; {result.bad_rows} BAD ROWS "
+                + (f"in {config.dlq_topic}" if config.dlq_topic else "dropped")
+                if result.bad_rows
+                else ""
+            )
         )
     return EXIT_OK
 

@@ -50,6 +50,7 @@ class ResumePoint:
     # Not in the headers: how far into the stored object the reader was (progress, metrics,
     # checkpoint); -1: unknown (read from Kafka), see ``stored_position``.
     stored_offset: int = -1
+    bad_rows: int = 0  # bad rows of the job so far (--errors-tolerance all), in all runs
 
     @property
     def stored_position(self) -> int:
@@ -75,6 +76,8 @@ class ResumePoint:
                 (HEADER_PREFIX + "member-offset", b"%d" % self.member_offset),
                 (HEADER_PREFIX + "member-text-offset", b"%d" % self.member_text_offset),
             ]
+        if self.bad_rows:
+            headers.append((HEADER_PREFIX + "bad-rows", b"%d" % self.bad_rows))
         return headers
 
     @classmethod
@@ -95,11 +98,13 @@ class ResumePoint:
                 rows=int(found["rows"]),
                 line=int(found["line"]),
                 next_line=int(found["next-line"]),
-                byte_offset=int(found["offset"]),
+                # a dead letter's own offset is its row's; its position's is next-offset
+                byte_offset=int(found.get("next-offset", found["offset"])),
                 etag=found["etag"],
                 kafka_offset=kafka_offset,
                 member_offset=int(found.get("member-offset", -1)),
                 member_text_offset=int(found.get("member-text-offset", 0)),
+                bad_rows=int(found.get("bad-rows", 0)),
             )
         except (KeyError, ValueError):
             return None

@@ -134,7 +134,7 @@ def test_random_damage_matches_the_csv_module(fast_loop: str) -> None:
     for row in reader:
         (expected_good if len(row) == 3 else expected_bad).append(row)
     for size in (4096, 65536):
-        _header, encoder, batches = parse(data, size)
+        _header, _encoder, batches = parse(data, size)
         values = [v for b in batches for v in (b.values or [])]
         assert len(values) == len(expected_good)
         bad = rejects_of(batches)

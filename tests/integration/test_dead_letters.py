@@ -1,0 +1,212 @@
+"""--errors-tolerance all: bad rows go to the dead-letter topic in the transaction of the rows
+around them; the main topic holds exactly the good rows, the DLQ exactly the bad ones, in order,
+once each, across crashes (issue 14)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from .conftest import Job, kill, wait_for_progress
+
+HEADER = b"id,name\n"
+
+
+def dead_letters(job: Job, topic: str) -> list[tuple[bytes, dict[str, str]]]:
+    """The DLQ's committed records: (value, headers)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": job.bootstrap,
+            "group.id": f"dlq-test-{uuid.uuid4()}",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=30)
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None:
+            return []
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        out: list[tuple[bytes, dict[str, str]]] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for message in consumer.consume(1000, timeout=0.1):
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        return out
+                    raise RuntimeError(error.str())
+                headers = {k: (v or b"").decode() for k, v in message.headers() or []}
+                out.append((message.value() or b"", headers))
+        raise TimeoutError(f"reading {topic}")
+    finally:
+        consumer.close()
+
+
+def split_rows(data: bytes) -> tuple[list[str], list[tuple[int, bytes]]]:
+    """The oracle: (ids of the good rows, (line, raw bytes) of the bad ones), by the csv module."""
+    good, bad = [], []
+    lines = data.split(b"\n")
+    reader = csv.reader(io.StringIO(data.decode("utf-8", "surrogateescape"), newline="\n"))
+    width = len(next(reader))
+    start = reader.line_num + 1
+    for row in reader:
+        end = reader.line_num
+        if row:
+            ok = len(row) == width and not any(
+                "\udc80" <= ch <= "\udcff" for field in row for ch in field
+            )
+            if ok:
+                good.append(row[0])
+            else:
+                bad.append((start, b"\n".join(lines[start - 1 : end]).removesuffix(b"\r")))
+        start = end + 1
+    return good, bad
+
+
+def assert_exact(job: Job, dlq: str) -> None:
+    good, bad = split_rows(job.data)
+    ids = [r["id"] for r in job.records()]
+    assert ids == good, f"{len(ids)} good rows committed, {len(good)} in the object"
+    letters = dead_letters(job, dlq)
+    assert [(int(h["csv-to-kafka.line"]), v) for v, h in letters] == bad
+
+
+DATA = (
+    HEADER
+    + b"1,a\n"
+    + b"2,b,extra\n"  # field-count
+    + b"3,c\n"
+    + b'"4\nfour",d,e\r\n'  # field-count, two lines, CRLF
+    + b"5,\xff\xfe\n"  # encoding
+    + b"6,f\n"
+    + b"7\n"  # field-count, the last row
+)
+
+
+def test_bad_rows_go_to_the_dead_letter_topic_with_their_headers(job: Job) -> None:
+    job.put(DATA)
+    dlq = f"{job.topic}-dlq"
+    result = job.run("--errors-tolerance", "all", "--dlq-topic", dlq, "--checkpoint-every", "2")
+    assert result.returncode == 0, result.stderr
+    assert [r["id"] for r in job.records()] == ["1", "3", "6"]
+    letters = dead_letters(job, dlq)
+    assert [v for v, _h in letters] == [b"2,b,extra", b'"4\nfour",d,e', b"5,\xff\xfe", b"7"]
+    _value, headers = letters[1]
+    assert headers["csv-to-kafka.line"] == "5"
+    assert headers["csv-to-kafka.offset"] == str(DATA.index(b'"4'))
+    assert headers["csv-to-kafka.source-file"] == job.source
+    assert headers["csv-to-kafka.job"] == job.job_id
+    assert headers["csv-to-kafka.error"] == "field-count"
+    assert headers["__connect.errors.exception.class.name"].endswith("BadInputError")
+    assert "3 fields but the header has 2" in headers["__connect.errors.exception.message"]
+    assert letters[2][1]["csv-to-kafka.error"] == "encoding"
+    assert "4 BAD ROWS" in result.stdout + result.stderr
+    assert_exact(job, dlq)
+
+
+def test_skip_bad_rows_drops_them_counted(job: Job) -> None:
+    job.put(DATA)
+    result = job.run("--errors-tolerance", "all", "--skip-bad-rows")
+    assert result.returncode == 0, result.stderr
+    assert [r["id"] for r in job.records()] == ["1", "3", "6"]
+    assert "4 BAD ROWS dropped" in result.stdout
+
+
+@pytest.mark.parametrize("client", ["confluent"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--errors-tolerance", "all"),
+        ("--dlq-topic", "x"),
+        ("--errors-tolerance", "all", "--dlq-topic", "x", "--skip-bad-rows"),
+        ("--errors-tolerance", "some"),
+    ],
+)
+def test_inconsistent_options_are_a_config_error(job: Job, args: tuple[str, ...]) -> None:
+    job.put(DATA)
+    result = job.run(*args)
+    assert result.returncode == 2, result.stderr
+    assert job.records() == []
+
+
+def test_past_max_bad_rows_stops_after_what_came_before_and_a_rerun_goes_on(job: Job) -> None:
+    job.put(DATA)
+    dlq = f"{job.topic}-dlq"
+    common = ("--errors-tolerance", "all", "--dlq-topic", dlq, "--checkpoint-every", "1")
+    result = job.run(*common, "--max-bad-rows", "2")
+    assert result.returncode == 3, result.stderr
+    assert "more than 2 bad rows" in result.stderr
+    assert "line 7" in result.stderr  # the third bad row
+    # Its batch (the bad row at line 5, then it, then row 6) is not sent.
+    assert [r["id"] for r in job.records()] == ["1", "3"]
+    assert [int(h["csv-to-kafka.line"]) for _v, h in dead_letters(job, dlq)] == [3]
+    again = job.run(*common, "--max-bad-rows", "2")
+    assert again.returncode == 3
+    done = job.run(*common, "--max-bad-rows", "10")
+    assert done.returncode == 0, done.stderr
+    assert_exact(job, dlq)
+
+
+def test_a_transaction_that_ends_with_bad_rows_resumes_after_them(job: Job) -> None:
+    # Batches of one row: the last transaction holds only dead letters, and the crash comes
+    # after its commit: the position is on the dead letters, not in the main topic.
+    job.put(HEADER + b"1,a\n2,b\n3\n4\n")
+    dlq = f"{job.topic}-dlq"
+    common = ("--errors-tolerance", "all", "--dlq-topic", dlq, "--checkpoint-every", "1")
+    crashed = job.run(*common, env={"CSV_TO_KAFKA_FAILPOINTS": "after-commit=3"})
+    assert crashed.returncode == -9, crashed.stderr
+    assert len(dead_letters(job, dlq)) == 2
+    result = job.run(*common)
+    assert result.returncode == 0, result.stderr
+    assert "2 BAD ROWS" in result.stdout
+    assert_exact(job, dlq)
+
+
+def make_damaged(rows: int, seed: int) -> bytes:
+    rng = random.Random(seed)
+    out = [HEADER]
+    for i in range(1, rows + 1):
+        roll = rng.random()
+        if roll < 0.01:
+            out.append(b"%d,bad,row\n" % i)
+        elif roll < 0.012:
+            out.append(b"%d,\xff\n" % i)
+        else:
+            out.append(b"%d,name %d\n" % (i, rng.randrange(10**6)))
+    return b"".join(out)
+
+
+def test_kill_9_at_random_instants_keeps_both_topics_exact(job: Job) -> None:
+    job.put(make_damaged(60_000, seed=14))
+    dlq = f"{job.topic}-dlq"
+    common = (
+        "--errors-tolerance",
+        "all",
+        "--dlq-topic",
+        dlq,
+        "--checkpoint-every",
+        "2000",
+        "--max-bad-rows",
+        "100000",
+    )
+    rng = random.Random(14)
+    for _ in range(2):
+        proc = job.start(*common)
+        try:
+            wait_for_progress(proc, job, 1)
+        except AssertionError:
+            break  # finished before a commit was seen: nothing to kill
+        time.sleep(rng.uniform(0, 0.5))
+        kill(proc)
+    result = job.run(*common)
+    assert result.returncode == 0, result.stderr
+    assert_exact(job, dlq)
