@@ -7,11 +7,14 @@ from __future__ import annotations
 import csv
 import io
 import random
+import signal
 import time
 import uuid
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from tests.reliability.oracle import end_offset
 
 from .conftest import Job, kill, wait_for_progress
 
@@ -185,21 +188,21 @@ def make_damaged(rows: int, seed: int) -> bytes:
     return b"".join(out)
 
 
+def damaged_args(dlq: str) -> tuple[str, ...]:
+    return ("--errors-tolerance", "all", "--dlq-topic", dlq, "--checkpoint-every", "2000")
+
+
 def test_kill_9_at_random_instants_keeps_both_topics_exact(job: Job) -> None:
-    job.put(make_damaged(60_000, seed=14))
+    kill_loop(job, kills=2, rows=60_000, seed=14)
+
+
+def kill_loop(job: Job, *, kills: int, rows: int, seed: int) -> None:
+    """kill -9 at ``kills`` random instants after a first commit, then a run to the end."""
+    job.put(make_damaged(rows, seed=seed))
     dlq = f"{job.topic}-dlq"
-    common = (
-        "--errors-tolerance",
-        "all",
-        "--dlq-topic",
-        dlq,
-        "--checkpoint-every",
-        "2000",
-        "--max-bad-rows",
-        "100000",
-    )
-    rng = random.Random(14)
-    for _ in range(2):
+    common = (*damaged_args(dlq), "--max-bad-rows", str(rows))
+    rng = random.Random(seed)
+    for _ in range(kills):
         proc = job.start(*common)
         try:
             wait_for_progress(proc, job, 1)
@@ -209,4 +212,28 @@ def test_kill_9_at_random_instants_keeps_both_topics_exact(job: Job) -> None:
         kill(proc)
     result = job.run(*common)
     assert result.returncode == 0, result.stderr
+    assert_exact(job, dlq)
+
+
+@pytest.mark.parametrize("client", ["confluent"])
+def test_a_zombie_cannot_write_dead_letters(job: Job) -> None:
+    """SIGSTOP a run, run a second instance of the job to the end, SIGCONT the first: it is
+    fenced (exit 4) and neither topic gains a record."""
+    job.put(make_damaged(200_000, seed=9))
+    dlq = f"{job.topic}-dlq"
+    common = (*damaged_args(dlq), "--max-bad-rows", "10000")
+    first = job.start(*common)
+    try:
+        wait_for_progress(first, job, 2000)
+        first.send_signal(signal.SIGSTOP)
+        second = job.run(*common)
+        assert second.returncode == 0, second.stderr
+        ends = end_offset(job.bootstrap, job.topic), end_offset(job.bootstrap, dlq)
+        first.send_signal(signal.SIGCONT)
+        _out, err = first.communicate(timeout=300)
+    finally:
+        if first.poll() is None:
+            kill(first)
+    assert first.returncode == 4, err[-3000:]
+    assert (end_offset(job.bootstrap, job.topic), end_offset(job.bootstrap, dlq)) == ends
     assert_exact(job, dlq)
