@@ -85,6 +85,7 @@ class Checkpoint:
     started_at: str  # ISO-8601 UTC of the job's first start
     updated_at: str  # ISO-8601 UTC of this write
     error: str | None = None  # last error message when FAILED/INTERRUPTED (never secrets)
+    bad_rows: int = 0  # bad rows committed to the dead-letter topic or dropped (issue 14)
 
     @property
     def percent_done(self) -> float:
@@ -158,6 +159,8 @@ def _to_item(cp: Checkpoint) -> dict[str, AttributeValueTypeDef]:
         item["version_id"] = {"S": cp.version_id}
     if cp.error is not None:
         item["error"] = {"S": cp.error[:_MAX_ERROR_CHARS]}
+    if cp.bad_rows:  # (absent: none, as in items of jobs without --errors-tolerance all)
+        item["bad_rows"] = {"N": str(cp.bad_rows)}
     return item
 
 
@@ -173,6 +176,8 @@ def _from_item(item: Mapping[str, Any], table: str) -> Checkpoint:
         for name in _FLOAT_FIELDS:
             if name in item:
                 values[name] = float(item[name]["N"])
+        if "bad_rows" in item:
+            values["bad_rows"] = int(item["bad_rows"]["N"])
         values["status"] = Status(values["status"])
         return Checkpoint(**values)
     except (KeyError, TypeError, ValueError) as err:

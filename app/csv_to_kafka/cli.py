@@ -675,6 +675,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         f"  rate {checkpoint.rows_per_second:,.0f} rows/s; started {checkpoint.started_at}, "
         f"updated {checkpoint.updated_at}"
     )
+    if checkpoint.bad_rows:
+        print(f"  BAD ROWS {checkpoint.bad_rows:,} (dead-letter topic or dropped)")
     if checkpoint.error:
         print(f"  last error: {checkpoint.error}")
     return EXIT_OK

@@ -610,6 +610,7 @@ class _Run:
             started_at=self.started_at,
             updated_at=utc_now_iso(),
             error=error,
+            bad_rows=point.bad_rows,
         )
         self.writer.submit(checkpoint)
         if sync:

@@ -8,6 +8,8 @@ import csv
 import io
 import random
 import signal
+import subprocess
+import sys
 import time
 import uuid
 
@@ -114,6 +116,18 @@ def test_bad_rows_go_to_the_dead_letter_topic_with_their_headers(job: Job) -> No
     assert letters[2][1]["csv-to-kafka.error"] == "encoding"
     assert "4 BAD ROWS" in result.stdout + result.stderr
     assert_exact(job, dlq)
+    cp = job.checkpoint()
+    assert cp is not None
+    assert (cp["status"], cp["total_sent"], cp["bad_rows"]) == ("COMPLETED", "3", "4")
+    table = ("--checkpoint-table", job.table)
+    status = subprocess.run(
+        [sys.executable, "-m", "csv_to_kafka.cli", "status", "--job-id", job.job_id, *table],
+        env=job.process_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "BAD ROWS 4" in status.stdout, status.stderr
 
 
 def test_skip_bad_rows_drops_them_counted(job: Job) -> None:
