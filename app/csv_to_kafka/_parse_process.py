@@ -185,6 +185,7 @@ class ParseJob:
             max_bytes=max_bytes,
             batch_rows=_WHOLE_OBJECT_BATCH_ROWS,
             compression=config.input_compression,
+            tolerate=config.errors_tolerance == "all",
         )
 
     def ready_batches(self, s3: S3Object) -> Iterator[ReadyBatch]:

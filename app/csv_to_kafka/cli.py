@@ -245,6 +245,18 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--kafka-client", choices=KAFKA_CLIENTS, help="the client of the run to come (its limits)"
     )
+    check.add_argument(
+        "--errors-tolerance",
+        choices=["none", "all"],
+        help="all: list every bad row (line, byte offset, reason) as run --errors-tolerance all "
+        "would send them to its dead-letter topic; exit 3 only past --max-bad-rows",
+    )
+    check.add_argument(
+        "--max-bad-rows",
+        type=int,
+        metavar="N",
+        help=f"with --errors-tolerance all: the run's limit (default {DEFAULT_MAX_BAD_ROWS})",
+    )
     _s3_retry_option(check)
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     _progress_option(check)
@@ -422,6 +434,8 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
     values.setdefault("bootstrap_servers", "-")
     values.setdefault("job_id", args.command)
     values.setdefault("checkpoint_table", "-")
+    if values.get("errors_tolerance") == "all" and not values.get("dlq_topic"):
+        values["skip_bad_rows"] = True  # check lists the bad rows; nothing is sent anywhere
     return Config(**values)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import random
 import signal
 import subprocess
@@ -251,3 +252,28 @@ def test_a_zombie_cannot_write_dead_letters(job: Job) -> None:
     assert first.returncode == 4, err[-3000:]
     assert (end_offset(job.bootstrap, job.topic), end_offset(job.bootstrap, dlq)) == ends
     assert_exact(job, dlq)
+
+
+@pytest.mark.parametrize("client", ["confluent"])
+def test_check_lists_every_bad_row(job: Job) -> None:
+    job.put(DATA)
+    result = job.command("check", "--errors-tolerance", "all")
+    assert result.returncode == 0, result.stderr
+    assert "4 BAD ROWS" in result.stdout
+    for line in (3, 5, 7, 9):
+        assert f"bad row at line {line}, byte " in result.stdout
+    as_json = job.command("check", "--errors-tolerance", "all", "--json")
+    report = json.loads(as_json.stdout)
+    assert [(r["line"], r["reason"]) for r in report["bad_rows"]] == [
+        (3, "field-count"),
+        (5, "field-count"),
+        (7, "encoding"),
+        (9, "field-count"),
+    ]
+    assert report["bad_rows"][0]["byte_offset"] == DATA.index(b"2,b,extra")
+    assert report["rows"] == 3
+    over = job.command("check", "--errors-tolerance", "all", "--max-bad-rows", "3")
+    assert over.returncode == 3
+    assert "more than 3 bad rows" in over.stdout
+    plain = job.command("check")
+    assert plain.returncode == 3
