@@ -295,6 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common_kafka(verify)
+    verify.add_argument(
+        "--dlq-topic",
+        metavar="TOPIC",
+        help="the run's dead-letter topic (--errors-tolerance all): the topic must then hold "
+        "exactly the good rows, and TOPIC exactly the bad rows, in order, once each",
+    )
 
     status = commands.add_parser(
         "status",
@@ -434,6 +440,8 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
     values.setdefault("bootstrap_servers", "-")
     values.setdefault("job_id", args.command)
     values.setdefault("checkpoint_table", "-")
+    if args.command == "verify" and values.get("dlq_topic"):
+        values["errors_tolerance"] = "all"  # the bad rows are expected in the DLQ
     if values.get("errors_tolerance") == "all" and not values.get("dlq_topic"):
         values["skip_bad_rows"] = True  # check lists the bad rows; nothing is sent anywhere
     return Config(**values)

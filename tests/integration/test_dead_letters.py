@@ -16,6 +16,7 @@ import uuid
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.reliability.oracle import end_offset
 
@@ -277,3 +278,43 @@ def test_check_lists_every_bad_row(job: Job) -> None:
     assert "more than 3 bad rows" in over.stdout
     plain = job.command("check")
     assert plain.returncode == 3
+
+
+def verify_args(job: Job, dlq: str) -> list[str]:
+    return [
+        *job.args()[:3],
+        "verify",
+        *("--source", job.source, "--topic", job.topic, "--bootstrap-servers", job.bootstrap),
+        *("--kafka-client", job.client, "--dlq-topic", dlq),
+    ]
+
+
+def test_verify_checks_the_topic_and_the_dead_letter_topic(job: Job) -> None:
+    job.put(DATA)
+    dlq = f"{job.topic}-dlq"
+    result = job.run("--errors-tolerance", "all", "--dlq-topic", dlq)
+    assert result.returncode == 0, result.stderr
+    verified = subprocess.run(
+        verify_args(job, dlq),
+        env=job.process_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert f"bad rows in CSV 4, dead letters in {dlq} 4" in verified.stdout
+    # Without the DLQ, verify stops at the first bad row, as run --errors-tolerance none would.
+    assert job.verify().returncode == 3
+    # A DLQ that lacks the bad rows is a mismatch.
+    empty = f"{dlq}-empty"
+    admin = AdminClient({"bootstrap.servers": job.bootstrap})
+    admin.create_topics([NewTopic(empty, num_partitions=1)])[empty].result(30)
+    other = subprocess.run(
+        verify_args(job, empty),
+        env=job.process_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert other.returncode == 1, other.stdout + other.stderr
+    assert "0 dead letters of this object, the CSV has 4 bad rows" in other.stdout
