@@ -62,11 +62,12 @@ def _chunks(path: Path, start: int) -> Iterator[bytes]:
 
 
 def parse_rate(path: Path, *, tolerate: bool) -> tuple[float, int, int]:
-    """(seconds, good rows, bad rows) of the parse stage over the whole file."""
+    """(CPU seconds, good rows, bad rows) of the parse stage over the whole file (CPU time: the
+    machine is shared, and wall time measured others' work as much as ours)."""
     source = "s3://bench/data.csv"
     header = parse_header(_chunks(path, 0), source=source)
     encoder = RecordEncoder(header.names, source, 1_000_000)
-    started = time.perf_counter()
+    started = time.process_time()
     batches = parse_rows(
         _chunks(path, header.data_offset),
         source=source,
@@ -81,7 +82,7 @@ def parse_rate(path: Path, *, tolerate: bool) -> tuple[float, int, int]:
     for ready in ready_batches(batches, encoder):
         good += len(ready.values)
         bad += len(ready.rejects)
-    return time.perf_counter() - started, good, bad
+    return time.process_time() - started, good, bad
 
 
 def copy_rate(path: Path, *extra: str) -> float:

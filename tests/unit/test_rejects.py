@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -144,3 +146,45 @@ def test_random_damage_matches_the_csv_module(fast_loop: str) -> None:
         assert len(bad) == len(expected_bad)
         for r in bad:
             assert data[r.offset : r.end_offset].rstrip(b"\n") == r.raw
+
+
+CORPUS = Path(__file__).parents[1] / "data" / "hostile"
+MANIFEST = json.loads((CORPUS / "manifest.json").read_text())
+# The documented outcome under --errors-tolerance all of every case that is bad input without
+# it (README "Bad rows"): a row-level error becomes a dead letter and the copy goes on; an error
+# that loses the parser's place, or the header's, still stops it (exit 3) as without it. The
+# compressed cases fail in the decoder, before the parser: exit 3, as without it.
+ROW_LEVEL = {
+    "ragged_more_fields.csv": (22, 322, FIELD_COUNT),
+    "ragged_fewer_fields.csv": (22, 322, FIELD_COUNT),
+    "invalid_utf8_row.csv": (22, 322, ENCODING),
+    "invalid_utf8_in_quoted_multiline.csv": (3, 13, ENCODING),
+    # the truncated character ends the row one field short: that is found first
+    "truncated_utf8_at_end.csv": (22, 322, FIELD_COUNT),
+}
+# Fatal under all with another message: read past its bad bytes, the garbage holds a lone CR,
+# which loses the parser's place.
+OTHER_FATAL = {"garbage_after_good_rows.csv": ("carriage return", 22, 322)}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [n for n, case in MANIFEST.items() if case["outcome"] == "bad" and not case.get("compressed")],
+)
+def test_the_hostile_corpus_under_errors_tolerance_all(name: str) -> None:
+    case = MANIFEST[name]
+    data = (CORPUS / name).read_bytes()
+    if name not in ROW_LEVEL:
+        message, line, offset = OTHER_FATAL.get(
+            name, (case["message"], case["line"], case["offset"])
+        )
+        with pytest.raises(BadInputError) as caught:
+            parse(data, 4096)
+        assert message in str(caught.value)
+        assert (caught.value.line, caught.value.byte_offset) == (line, offset)
+        return
+    _header, _encoder, batches = parse(data, 4096)
+    (reject,) = rejects_of(batches)
+    assert (reject.line, reject.offset, reject.reason) == ROW_LEVEL[name]
+    assert data[reject.offset :].startswith(reject.raw)
+    assert reject.line not in good_lines(batches)
