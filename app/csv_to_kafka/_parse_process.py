@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import ctypes
+import dataclasses
 import fcntl
 import json
 import logging
@@ -45,6 +46,7 @@ from .decompress import AUTO, NO_COMPRESSION, Restarts, open_decoded, skip_bytes
 from .errors import BadInputError, ConfigError, CsvToKafkaError, InfrastructureError
 from .record import RecordEncoder
 from .source import (
+    RECORD_TOO_LARGE,
     Header,
     ObjectInfo,
     Reject,
@@ -102,21 +104,23 @@ def ready_batches(
 ) -> Iterator[ReadyBatch]:
     """``batches`` (from ``parse_rows``) as values, up to the first row too large for Kafka.
 
-    Raises that row's BadInputError after yielding the values before it. ``restarts`` (of a
-    compressed object) gives each batch the member or frame that holds its end.
+    Raises that row's BadInputError after yielding the values before it; with ``parse_rows``'
+    ``tolerate``, such rows are Rejects instead. ``restarts`` (of a compressed object) gives
+    each batch the member or frame that holds its end.
     """
     for batch in batches:
-        values, bad = encoder.check(
+        encoded = (
             batch.values
             if batch.values is not None
-            else encoder.encode_rows(batch.rows, batch.lines),
-            batch.lines,
-            batch.row_offset,
-            batch.max_value,
+            else encoder.encode_rows(batch.rows, batch.lines)
         )
+        values, bad = encoder.check(encoded, batch.lines, batch.row_offset, batch.max_value)
+        batch_rejects = batch.rejects
+        if bad is not None and batch.keeps_text:  # tolerate: such rows are dead letters
+            (values, batch_rejects), bad = _set_aside(batch, encoded, encoder), None
         n = len(values)
-        whole = n == len(batch.lines)
-        rejects = tuple(batch.rejects if whole else (r for r in batch.rejects if r.index <= n))
+        whole = bad is None
+        rejects = tuple(batch_rejects if whole else (r for r in batch_rejects if r.index <= n))
         if n or rejects:
             next_offset = batch.end_offset if whole else batch.row_offset(n)
             member, member_text, stored = -1, 0, next_offset
@@ -125,7 +129,10 @@ def ready_batches(
                 stored = restarts.stored_at(next_offset)
             yield ReadyBatch(
                 values,
-                last_line=max(batch.lines[n - 1] if n else 0, rejects[-1].line if rejects else 0),
+                last_line=max(
+                    batch.lines[-1] if whole and batch.lines else batch.lines[n - 1] if n else 0,
+                    rejects[-1].line if rejects else 0,
+                ),
                 next_line=batch.end_line + 1 if whole else batch.lines[n],
                 next_offset=next_offset,
                 member_offset=member,
@@ -135,6 +142,37 @@ def ready_batches(
             )
         if bad is not None:
             raise bad
+
+
+def _set_aside(
+    batch: RowBatch, encoded: list[bytes], encoder: RecordEncoder
+) -> tuple[list[bytes], list[Reject]]:
+    """The batch's values without those too large for Kafka, which join its Rejects (each
+    Reject's index counts the values kept before it)."""
+    limit = encoder.max_bytes
+    kept: list[bytes] = []
+    rejects: list[Reject] = []
+    pending = list(batch.rejects)  # in order; index: the batch's values before each
+    for index, value in enumerate(encoded):
+        while pending and pending[0].index <= index:
+            rejects.append(dataclasses.replace(pending.pop(0), index=len(kept)))
+        if len(value) <= limit:
+            kept.append(value)
+            continue
+        found = batch.raw_row(index)
+        if found is None:  # pragma: no cover (the caller checked that the batch has its text)
+            raise CsvToKafkaError("a batch without its text")
+        offset, end, next_line, raw = found
+        message = (
+            f"the row's record is {len(value)} bytes, larger than {limit}, the largest Kafka "
+            "message allowed (raise message.max.bytes with -X if the broker accepts more)"
+        )
+        line = batch.lines[index]
+        rejects.append(
+            Reject(len(kept), line, offset, next_line, end, RECORD_TOO_LARGE, message, raw)
+        )
+    rejects += (dataclasses.replace(r, index=len(kept)) for r in pending)
+    return kept, rejects
 
 
 def source_object(config: Config) -> S3Object:

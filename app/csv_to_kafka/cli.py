@@ -328,9 +328,10 @@ def _errors_options(parser: argparse.ArgumentParser) -> None:
         "--errors-tolerance",
         choices=["none", "all"],
         help="none (default): the first bad row stops the copy (exit 3) after the rows before it "
-        "are committed; all: a bad row (wrong field count, bytes invalid in the encoding) goes "
-        "to --dlq-topic in the same transaction as the rows around it, and the copy goes on. "
-        "A quote never closed, a lone CR or a bad header still stop it",
+        "are committed; all: a bad row (wrong field count, bytes invalid in the encoding, a "
+        "record over the producer's limit) goes to --dlq-topic in the same transaction as the "
+        "rows around it, and the copy goes on. A quote never closed, a lone CR or a bad header "
+        "still stop it",
     )
     parser.add_argument(
         "--dlq-topic",

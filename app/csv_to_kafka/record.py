@@ -127,6 +127,7 @@ class RecordEncoder:
         self._header = tuple(header)
         self._source = source
         self._max_bytes = max_bytes
+        self.max_bytes = max_bytes  # the largest record value Kafka takes
         self._delimiter = delimiter.encode()
         self.encode_rows = _compile_encoder(self._header, source)
         self._template = _line_template(self._header, source)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 import itertools
 import logging
@@ -148,6 +149,7 @@ class RowBatch:
 
     __slots__ = (
         "_locate",
+        "_raw_row",
         "end_line",
         "end_offset",
         "lines",
@@ -170,8 +172,10 @@ class RowBatch:
         values: list[bytes] | None = None,
         max_value: int | None = None,
         rejects: list[Reject] | None = None,
+        raw_row: Callable[[int], tuple[int, int, int, bytes]] | None = None,
     ) -> None:
         self.rejects = rejects or []  # bad rows among them (parse_rows' ``tolerate``)
+        self._raw_row = raw_row
         self.rows = rows  # the fields of each row; empty when the rows came as values only
         self.values = values  # each row's record value, when parse_rows was given an encoder
         self.max_value = max_value  # if known: no value is larger (spares measuring each)
@@ -180,6 +184,16 @@ class RowBatch:
         self.end_offset = end_offset  # byte just after the last row
         self.end_line = end_line  # last line consumed; the next row starts on end_line + 1
         self._locate = locate
+
+    @property
+    def keeps_text(self) -> bool:
+        """Whether ``raw_row`` can read a row again (parse_rows' ``tolerate``)."""
+        return self._raw_row is not None
+
+    def raw_row(self, index: int) -> tuple[int, int, int, bytes] | None:
+        """Row ``index``'s start and end bytes, the line after it, and its bytes without its
+        line terminator (read again on demand: a record too large becomes a dead letter)."""
+        return None if self._raw_row is None else self._raw_row(self.lines[index])
 
     def row_offset(self, index: int) -> int:
         """The byte where row ``index`` starts (found on demand: error messages need it)."""
@@ -626,6 +640,9 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
         reader = csv.reader(buffer, **dialect)
         block_line = line
         consumed = -1
+        raw_row = (
+            functools.partial(_text_row, text, position, dialect, encoding) if tolerate else None
+        )
         rows: list[list[str]] = []
         lines: list[int] = []
         keep, mark = rows.append, lines.append
@@ -649,6 +666,7 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
                             locate=position.line,
                             values=None if encoder is None else encoder.encode_rows(rows, lines),
                             rejects=rejects,
+                            raw_row=raw_row,
                         )
                         rows, lines, rejects = [], [], []
                         keep, mark = rows.append, lines.append
@@ -715,6 +733,7 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
                 locate=position.line,
                 values=None if encoder is None else encoder.encode_rows(rows, lines),
                 rejects=rejects,
+                raw_row=raw_row,
             )
         if error is None and decode_error is not None:
             error = bad(decode_error.reason, at=decode_error.byte_offset)
@@ -730,6 +749,19 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
             break
     if error is not None:
         raise error
+
+
+def _text_row(
+    text: str, position: _Position, dialect: dict[str, Any], encoding: str, line: int
+) -> tuple[int, int, int, bytes]:
+    """The row at ``line`` of ``text``: its start and end bytes, the line after it, its bytes."""
+    begin = position.char_of_line(line)
+    buffer = io.StringIO(text[begin:], newline="\n")
+    reader = csv.reader(buffer, **dialect)
+    next(reader, None)
+    end = begin + buffer.tell()
+    raw = _row_raw(text, begin, end, encoding)
+    return position.byte_at(begin), position.byte_at(end), line + reader.line_num, raw
 
 
 def _escaped_row(row: list[str]) -> bool:
@@ -796,6 +828,13 @@ def _fast_block(  # noqa: PLR0912, PLR0915 (one loop over the block keeps the ro
             at = find(b"\n", at) + 1
         return offset + at
 
+    def raw_row(wanted: int) -> tuple[int, int, int, bytes]:  # a record too large: rare
+        start = locate(wanted) - offset
+        text = block[start:].decode()
+        here = _Position(text, 0, "utf-8", 0)
+        begin, end, next_line, raw = _text_row(text, here, dialect, "utf-8", 1)
+        return offset + start + begin, offset + start + end, wanted + next_line - 1, raw
+
     def close_batch() -> None:
         nonlocal values, lines, rejects, batch_start
         batches.append(
@@ -809,6 +848,7 @@ def _fast_block(  # noqa: PLR0912, PLR0915 (one loop over the block keeps the ro
                 values=values,
                 max_value=largest,
                 rejects=rejects,
+                raw_row=raw_row if tolerate else None,
             )
         )
         values, lines, rejects, batch_start = [], [], [], pos

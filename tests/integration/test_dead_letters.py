@@ -318,3 +318,18 @@ def test_verify_checks_the_topic_and_the_dead_letter_topic(job: Job) -> None:
     )
     assert other.returncode == 1, other.stdout + other.stderr
     assert "0 dead letters of this object, the CSV has 4 bad rows" in other.stdout
+
+
+def test_a_record_too_large_for_kafka_is_a_dead_letter(job: Job) -> None:
+    # 300 KB of a byte JSON escapes as 6: the row fits, its record (1.8 MB) does not.
+    row = b"2," + b"\x01" * 300_000
+    job.put(HEADER + b"1,a\n" + row + b"\r\n3,c\n")
+    dlq = f"{job.topic}-dlq"
+    result = job.run("--errors-tolerance", "all", "--dlq-topic", dlq)
+    assert result.returncode == 0, result.stderr
+    assert [r["id"] for r in job.records()] == ["1", "3"]
+    ((value, headers),) = dead_letters(job, dlq)
+    assert value == row
+    assert headers["csv-to-kafka.error"] == "record-too-large"
+    assert headers["csv-to-kafka.line"] == "3"
+    assert headers["csv-to-kafka.offset"] == str(len(HEADER) + 4)

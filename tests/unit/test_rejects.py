@@ -12,6 +12,7 @@ import json
 import random
 from pathlib import Path
 
+import orjson
 import pytest
 
 from csv_to_kafka import source
@@ -188,3 +189,44 @@ def test_the_hostile_corpus_under_errors_tolerance_all(name: str) -> None:
     assert (reject.line, reject.offset, reject.reason) == ROW_LEVEL[name]
     assert data[reject.offset :].startswith(reject.raw)
     assert reject.line not in good_lines(batches)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_record_too_large_is_a_reject_with_its_row_bytes(fast_loop: str, fast: bool) -> None:
+    long = b"y" * 200
+    data = b"a,b\n1,2\n3," + long + b'\nbad\n"4\n",' + long + b"\n5,6\n" + b"7,8\n" * 300
+    for size in (9, 4096):
+        header = parse_header(iter(chunked(data, size)), source="s3://b/k")
+        encoder = RecordEncoder(header.names, "s3://b/k", 120)
+        batches = parse_rows(
+            iter(chunked(data[header.data_offset :], size)),
+            source="s3://b/k",
+            start_offset=header.data_offset,
+            start_line=header.data_line,
+            expected_fields=2,
+            batch_rows=4,
+            encoder=encoder if fast else None,
+            tolerate=True,
+        )
+        ready = list(ready_batches(batches, encoder))
+        values = [v for r in ready for v in r.values]
+        assert len(values) == 302
+        rejects = [r for b in ready for r in b.rejects]
+        assert [(r.line, r.reason) for r in rejects] == [
+            (3, "record-too-large"),
+            (4, "field-count"),
+            (5, "record-too-large"),
+        ]
+        assert [r.raw for r in rejects] == [b"3," + long, b"bad", b'"4\n",' + long]
+        for r in rejects:
+            assert data[r.offset : r.end_offset] == r.raw + b"\n"
+        assert rejects[2].next_line == 7
+        # Each Reject's index places it among its batch's values: merged, the lines run in order.
+        order: list[int] = []
+        for batch in ready:
+            value_lines = [orjson.loads(v)["_source_line"] for v in batch.values]
+            for i in range(len(value_lines) + 1):
+                order += [r.line for r in batch.rejects if r.index == i]
+                order += value_lines[i : i + 1]
+        assert order == sorted(order)
+        assert order[:6] == [2, 3, 4, 5, 7, 8]
