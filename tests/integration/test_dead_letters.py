@@ -219,9 +219,11 @@ def kill_loop(job: Job, *, kills: int, rows: int, seed: int) -> None:
     common = (*damaged_args(dlq), "--max-bad-rows", str(rows))
     rng = random.Random(seed)
     for _ in range(kills):
+        cp = job.checkpoint()
+        done = int(cp["total_sent"]) if cp is not None else 0
         proc = job.start(*common)
         try:
-            wait_for_progress(proc, job, 1)
+            wait_for_progress(proc, job, done + 1)  # a new commit, then a random instant
         except AssertionError:
             break  # finished before a commit was seen: nothing to kill
         time.sleep(rng.uniform(0, 0.5))
