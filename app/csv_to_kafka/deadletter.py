@@ -126,6 +126,13 @@ class DeadLetters:
                     reject.reason,
                     reject.message,
                     "dropped" if self.topic is None else f"sent to {self.topic}",
+                    extra={
+                        "bad_row": {
+                            "line": reject.line,
+                            "byte_offset": reject.offset,
+                            "reason": reject.reason,
+                        }
+                    },
                 )
                 if self._logged == LOGGED_BAD_ROWS:
                     logger.warning(

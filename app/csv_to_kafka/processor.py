@@ -536,6 +536,7 @@ class _Run:
                 committed.rows,
                 committed.bad_rows,
                 f"in dead-letter topic {config.dlq_topic}" if config.dlq_topic else "dropped",
+                extra={"bad_rows": committed.bad_rows, "rows": committed.rows},
             )
         else:
             logger.info("job %s: complete, %d rows", config.job_id, committed.rows)

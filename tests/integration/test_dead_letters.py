@@ -117,6 +117,15 @@ def test_bad_rows_go_to_the_dead_letter_topic_with_their_headers(job: Job) -> No
     assert "3 fields but the header has 2" in headers["__connect.errors.exception.message"]
     assert letters[2][1]["csv-to-kafka.error"] == "encoding"
     assert "4 BAD ROWS" in result.stdout + result.stderr
+    logged = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    named = [entry["bad_row"] for entry in logged if "bad_row" in entry]
+    assert [(b["line"], b["reason"]) for b in named] == [
+        (3, "field-count"),
+        (5, "field-count"),
+        (7, "encoding"),
+        (9, "field-count"),
+    ]
+    assert any(entry.get("bad_rows") == 4 for entry in logged)
     assert_exact(job, dlq)
     cp = job.checkpoint()
     assert cp is not None
