@@ -230,3 +230,13 @@ def test_a_record_too_large_is_a_reject_with_its_row_bytes(fast_loop: str, fast:
                 order += value_lines[i : i + 1]
         assert order == sorted(order)
         assert order[:6] == [2, 3, 4, 5, 7, 8]
+
+
+def test_rejects_cross_the_pipe_as_json_with_their_bytes() -> None:
+    from csv_to_kafka._parse_process import _rejects_from_json, _rejects_to_json
+
+    sent = (
+        Reject(0, 3, 8, 4, 10, FIELD_COUNT, "row has 1 fields", b"3"),
+        Reject(2, 7, 90, 9, 120, ENCODING, "not valid", b'"q\n\xff",\r3'),
+    )
+    assert _rejects_from_json(_rejects_to_json(sent)) == sent
