@@ -442,6 +442,15 @@ class KafkaPythonSink:
             self._raise(err, "send", unknown=False, producer=True)
         futures.append(last)
         self._last = last
+    def send_dead_letters(
+        self, topic: str, records: list[tuple[bytes, list[tuple[str, bytes]]]]
+    ) -> None:
+        send = self._producer.send
+        try:
+            for value, headers in records:
+                self._futures.append(send(topic, value, headers=headers, partition=PARTITION))
+        except kafka_errors.KafkaError as err:
+            self._raise(err, "send (dead letters)", unknown=False, producer=True)
 
     def commit(self) -> int:
         producer = self._producer

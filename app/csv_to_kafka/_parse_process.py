@@ -7,7 +7,8 @@ process the parser runs beside the producer and keeps working through the commit
 
 The child reads the object with its own S3 client, from the position the parent gives it, and
 sends back frames on a private pipe (each its size, then its bytes), in order: batches of ready
-values with where they end, retries (for the metric), log records, then ``done`` or the error
+values with where they end (each after a ``J`` frame of the bad rows among them, if any, with
+``tolerate``), retries (for the metric), log records, then ``done`` or the error
 that stopped it. A batch travels as one buffer of lines: a head (``B rows last-line next-line
 next-byte member member-text stored-byte``), then one value per line (a JSON value never holds
 a raw newline), so the parent splits it with one call. Frames carry JSON and bytes, never
@@ -20,7 +21,9 @@ dies with its parent (``PR_SET_PDEATHSIG``), so a ``kill -9`` of the copy leaves
 
 from __future__ import annotations
 
+import base64
 import ctypes
+import dataclasses
 import fcntl
 import json
 import logging
@@ -54,8 +57,10 @@ from .keys import Keyer
 from .record import RecordEncoder
 from .schema import read_schema
 from .source import (
+    RECORD_TOO_LARGE,
     Header,
     ObjectInfo,
+    Reject,
     RowBatch,
     S3Object,
     _s3_client,
@@ -70,6 +75,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["ParseJob", "ParseProcess", "ReadyBatch", "ready_batches", "source_object"]
 
 _BATCH = b"B"
+_REJECTS = b"J"  # the bad rows of the next batch, as JSON
 _RETRY = b"R"
 _LOG = b"L"
 _ERROR = b"E"
@@ -103,6 +109,8 @@ class ReadyBatch:
     # With --key-column: each value's key and partition (keys.Keyer); None without.
     keys: list[bytes] | None = None
     partitions: list[int] | None = None
+    # The bad rows among them (``ParseJob.tolerate``), in order; a batch may hold only these.
+    rejects: tuple[Reject, ...] = ()
 
 
 def ready_batches(
@@ -113,9 +121,10 @@ def ready_batches(
 ) -> Iterator[ReadyBatch]:
     """``batches`` (from ``parse_rows``) as values, up to the first row too large for Kafka.
 
-    Raises that row's BadInputError after yielding the values before it. ``restarts`` (of a
-    compressed object) gives each batch the member or frame that holds its end; ``keyer``
-    gives each value its key and partition.
+    Raises that row's BadInputError after yielding the values before it; with ``parse_rows``'
+    ``tolerate``, such rows are Rejects instead. ``restarts`` (of a compressed object) gives
+    each batch the member or frame that holds its end; ``keyer`` gives each value its key and
+    partition. A field that does not fit its type (--schema) stops the stream at its row.
     """
     for batch in batches:
         encoded = (
@@ -124,12 +133,22 @@ def ready_batches(
             else encoder.encode_rows(batch.rows, batch.lines)
         )
         values, bad = encoder.check(encoded, batch.lines, batch.row_offset, batch.max_value)
+        rows = len(encoded)  # fewer than the batch's rows: a field that does not fit (--schema)
+        misfit = _misfit(encoder, batch, rows) if rows < len(batch.lines) else None
+        batch_rejects = batch.rejects
+        stop = len(values)  # the batch's rows before the one that stops the stream
+        if bad is not None and batch.keeps_text:  # tolerate: such rows are dead letters
+            (values, batch_rejects), bad = _set_aside(batch, encoded, encoder), None
+            stop = rows
+        if bad is None:
+            bad = misfit
         n = len(values)
-        if bad is None and n < len(batch.lines):  # --schema: a field that does not fit
-            bad = _misfit(encoder, batch, n)
-        if n:
-            whole = n == len(batch.lines)
-            next_offset = batch.end_offset if whole else batch.row_offset(n)
+        whole = bad is None
+        rejects = tuple(
+            batch_rejects if whole else (r for r in batch_rejects if r.line < batch.lines[stop])
+        )
+        if n or rejects:
+            next_offset = batch.end_offset if whole else batch.row_offset(stop)
             member, member_text, stored = -1, 0, next_offset
             if restarts is not None and restarts.compressed:
                 member, member_text = restarts.at(next_offset)
@@ -137,14 +156,17 @@ def ready_batches(
             keys, partitions = keyer.keys(values) if keyer is not None else (None, None)
             yield ReadyBatch(
                 values,
-                last_line=batch.lines[n - 1],
-                next_line=batch.end_line + 1 if whole else batch.lines[n],
+                last_line=max(
+                    batch.lines[stop - 1] if stop else 0, rejects[-1].line if rejects else 0
+                ),
+                next_line=batch.end_line + 1 if whole else batch.lines[stop],
                 next_offset=next_offset,
                 member_offset=member,
                 member_text_offset=member_text,
                 stored_offset=stored,
                 keys=keys,
                 partitions=partitions,
+                rejects=rejects,
             )
         if bad is not None:
             raise bad
@@ -162,6 +184,37 @@ def _misfit(encoder: RecordEncoder, batch: RowBatch, index: int) -> TypeMisfitEr
         source=encoder.source,
         column=misfit.column if misfit is not None else None,
     )
+
+
+def _set_aside(
+    batch: RowBatch, encoded: list[bytes], encoder: RecordEncoder
+) -> tuple[list[bytes], list[Reject]]:
+    """The batch's values without those too large for Kafka, which join its Rejects (each
+    Reject's index counts the values kept before it)."""
+    limit = encoder.max_bytes
+    kept: list[bytes] = []
+    rejects: list[Reject] = []
+    pending = list(batch.rejects)  # in order; index: the batch's values before each
+    for index, value in enumerate(encoded):
+        while pending and pending[0].index <= index:
+            rejects.append(dataclasses.replace(pending.pop(0), index=len(kept)))
+        if len(value) <= limit:
+            kept.append(value)
+            continue
+        found = batch.raw_row(index)
+        if found is None:  # pragma: no cover (the caller checked that the batch has its text)
+            raise CsvToKafkaError("a batch without its text")
+        offset, end, next_line, raw = found
+        message = (
+            f"the row's record is {len(value)} bytes, larger than {limit}, the largest Kafka "
+            "message allowed (raise message.max.bytes with -X if the broker accepts more)"
+        )
+        line = batch.lines[index]
+        rejects.append(
+            Reject(len(kept), line, offset, next_line, end, RECORD_TOO_LARGE, message, raw)
+        )
+    rejects += (dataclasses.replace(r, index=len(kept)) for r in pending)
+    return kept, rejects
 
 
 def source_object(config: Config) -> S3Object:
@@ -201,6 +254,7 @@ class ParseJob:
     # --schema (a file or s3:// URL, read where the rows are parsed) and --null-value
     schema: str | None = None
     null_values: tuple[str, ...] = ()
+    tolerate: bool = False  # bad rows travel as Rejects (--errors-tolerance all)
 
     @classmethod
     def whole_object(cls, config: Config, info: ObjectInfo, max_bytes: int) -> ParseJob:
@@ -222,6 +276,7 @@ class ParseJob:
             key_separator=config.key_separator,
             schema=config.schema,
             null_values=config.null_values,
+            tolerate=config.errors_tolerance == "all",
         )
 
     def ready_batches(self, s3: S3Object) -> Iterator[ReadyBatch]:
@@ -374,6 +429,7 @@ class ParseJob:
             expected_fields=len(header.names),
             batch_rows=self.batch_rows,
             encoder=encoder,
+            tolerate=self.tolerate,
             **dialect,
         )
         return header, encoder, batches
@@ -430,6 +486,7 @@ class ParseProcess:
         except OSError as err:
             raise self._lost(err) from err
         frames = self._frames
+        rejects: tuple[Reject, ...] = ()
         while True:
             try:
                 frame = frames.read()
@@ -460,10 +517,14 @@ class ParseProcess:
                     stored,
                     keys,
                     partitions,
+                    rejects,
                 )
+                rejects = ()
                 continue
             body = frame[1:]
-            if kind == _RETRY:
+            if kind == _REJECTS:
+                rejects = _rejects_from_json(body)
+            elif kind == _RETRY:
                 on_retry()
             elif kind == _LOG:
                 record = json.loads(body)
@@ -488,6 +549,23 @@ class ParseProcess:
         if self._child.stdin is not None and not self._child.stdin.closed:
             self._child.stdin.close()
         self._frames.close()
+
+
+def _rejects_to_json(rejects: tuple[Reject, ...]) -> bytes:
+    return json.dumps(
+        [
+            (r.index, r.line, r.offset, r.next_line, r.end_offset, r.reason, r.message, raw)
+            for r in rejects
+            for raw in [base64.b64encode(r.raw).decode()]
+        ]
+    ).encode()
+
+
+def _rejects_from_json(body: bytes) -> tuple[Reject, ...]:
+    return tuple(
+        Reject(index, line, offset, next_line, end, reason, message, base64.b64decode(raw))
+        for index, line, offset, next_line, end, reason, message, raw in json.loads(body)
+    )
 
 
 def _error_to_json(err: BaseException) -> bytes:
@@ -672,6 +750,8 @@ def _child(argv: list[str]) -> None:
             on_retry=lambda _err: sender.send(_RETRY),
         )
         for ready in job.ready_batches(s3):
+            if ready.rejects:
+                sender.send(_REJECTS + _rejects_to_json(ready.rejects))
             head = b"B%d %d %d %d %d %d %d %d" % (
                 len(ready.values),
                 ready.last_line,

@@ -2,9 +2,11 @@
 
 It reads and parses the whole object exactly as ``run`` does (the same parser, the same record
 encoder, the same limit on a record's size) and sends nothing anywhere: no Kafka, no DynamoDB,
-no CloudWatch. A bad row stops it with the same message ``run`` would give (line and byte
-offset), found before a copy commits half a file. It reads at the parser's speed, faster than a
-copy, with one GET.
+no CloudWatch. With ``--errors-tolerance all`` it lists every bad row (line, byte offset,
+reason) as ``run`` would send them to the dead-letter topic, and fails only past
+``--max-bad-rows``. Otherwise a bad row stops it with the same message ``run`` would give
+(line and byte offset), found before a copy commits half a file. It reads at the parser's
+speed, faster than a copy, with one GET.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from .config import Config
 from .decompress import Restarts
 from .errors import BadInputError
 from .sink import max_message_bytes
-from .source import S3Object
+from .source import Reject, S3Object
 
 if TYPE_CHECKING:
     from .processor import ProgressListener
@@ -38,19 +40,32 @@ class CheckReport:
     last_line: int = 0  # where the last good row ends
     largest_record: int = 0  # bytes of the largest record value
     error: str | None = None  # the bad input, as run would report it
+    # --errors-tolerance all: every bad row (line, byte_offset, reason, message), in order
+    bad_rows: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
     def summary(self) -> str:
+        bad = "".join(
+            f"\nbad row at line {r['line']}, byte {r['byte_offset']} ({r['reason']}): "
+            f"{r['message']}"
+            for r in self.bad_rows
+        )
         if self.ok:
             return (
                 f"check OK: {self.source}: {self.rows:,} rows of {len(self.columns)} columns "
                 f"({self.size:,} bytes, lines 1-{self.last_line:,}); largest record "
                 f"{self.largest_record:,} bytes (limit {self.limit:,})"
+                + (f"; {len(self.bad_rows):,} BAD ROWS (dead letters):" if self.bad_rows else "")
+                + bad
             )
-        return f"check FAILED: {self.source}: {self.rows:,} good rows, then: {self.error}"
+        return (
+            f"check FAILED: {self.source}: {self.rows:,} good rows, then: {self.error}"
+            + (f"\n{len(self.bad_rows):,} bad rows before it:" if self.bad_rows else "")
+            + bad
+        )
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +78,7 @@ class CheckReport:
             "largest_record_bytes": self.largest_record,
             "limit_bytes": self.limit,
             "error": self.error,
+            "bad_rows": self.bad_rows,
         }
 
 
@@ -85,11 +101,34 @@ def check(
         report.columns = list(header.names)
         report.last_line = header.data_line - 1
         for ready in ready_batches(batches, encoder, restarts):
+            if ready.rejects:
+                _bad_rows(report, config, ready.rejects)
             report.rows += len(ready.values)
             report.last_line = ready.next_line - 1
-            report.largest_record = max(report.largest_record, *map(len, ready.values))
+            report.largest_record = max(report.largest_record, 0, *map(len, ready.values))
             if progress is not None:
                 progress.advanced(report.rows, ready.stored_offset, committed=False)
     except BadInputError as bad:
         report.error = str(bad)
     return report
+
+
+def _bad_rows(report: CheckReport, config: Config, rejects: tuple[Reject, ...]) -> None:
+    """List ``rejects``; past ``--max-bad-rows``, raise what run would stop with."""
+    for reject in rejects:
+        if len(report.bad_rows) == config.max_bad_rows:
+            raise BadInputError(
+                f"more than {config.max_bad_rows} bad rows (--max-bad-rows): run would stop "
+                f"here; this one: {reject.reason}: {reject.message}",
+                source=report.source,
+                line=reject.line,
+                byte_offset=reject.offset,
+            )
+        report.bad_rows.append(
+            {
+                "line": reject.line,
+                "byte_offset": reject.offset,
+                "reason": reject.reason,
+                "message": reject.message,
+            }
+        )

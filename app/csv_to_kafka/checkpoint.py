@@ -87,6 +87,7 @@ class Checkpoint:
     error: str | None = None  # last error message when FAILED/INTERRUPTED (never secrets)
     partitions: int = 0  # the topic's partitions when the job started (0: not recorded)
     key_columns: str = ""  # --key-column, comma-separated ("" for no keys)
+    bad_rows: int = 0  # bad rows committed to the dead-letter topic or dropped (issue 14)
 
     @property
     def percent_done(self) -> float:
@@ -178,6 +179,8 @@ def _to_item(cp: Checkpoint) -> dict[str, AttributeValueTypeDef]:
         item["version_id"] = {"S": cp.version_id}
     if cp.error is not None:
         item["error"] = {"S": cp.error[:_MAX_ERROR_CHARS]}
+    if cp.bad_rows:  # (absent: none, as in items of jobs without --errors-tolerance all)
+        item["bad_rows"] = {"N": str(cp.bad_rows)}
     return item
 
 
@@ -193,6 +196,8 @@ def _from_item(item: Mapping[str, Any], table: str) -> Checkpoint:
         for name in _FLOAT_FIELDS:
             if name in item:
                 values[name] = float(item[name]["N"])
+        if "bad_rows" in item:
+            values["bad_rows"] = int(item["bad_rows"]["N"])
         values["status"] = Status(values["status"])
         return Checkpoint(**values)
     except (KeyError, TypeError, ValueError) as err:

@@ -22,6 +22,7 @@ from . import __version__
 from .config import (
     AUTH_MODES,
     DEFAULT_KEY_SEPARATOR,
+    DEFAULT_MAX_BAD_ROWS,
     ENV,
     KAFKA_CLIENTS,
     Config,
@@ -223,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds between CloudWatch sends (default 60)",
     )
+    _errors_options(run)
     _progress_option(run)
 
     check = commands.add_parser(
@@ -249,6 +251,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument(
         "--kafka-client", choices=KAFKA_CLIENTS, help="the client of the run to come (its limits)"
+    )
+    check.add_argument(
+        "--errors-tolerance",
+        choices=["none", "all"],
+        help="all: list every bad row (line, byte offset, reason) as run --errors-tolerance all "
+        "would send them to its dead-letter topic; exit 3 only past --max-bad-rows",
+    )
+    check.add_argument(
+        "--max-bad-rows",
+        type=int,
+        metavar="N",
+        help=f"with --errors-tolerance all: the run's limit (default {DEFAULT_MAX_BAD_ROWS})",
     )
     _s3_retry_option(check)
     _schema_options(check)
@@ -291,6 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common_kafka(verify)
     _key_options(verify)
     _schema_options(verify)
+    verify.add_argument(
+        "--dlq-topic",
+        metavar="TOPIC",
+        help="the run's dead-letter topic (--errors-tolerance all): the topic must then hold "
+        "exactly the good rows, and TOPIC exactly the bad rows, in order, once each",
+    )
 
     status = commands.add_parser(
         "status",
@@ -365,6 +385,38 @@ def _s3_retry_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _errors_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--errors-tolerance",
+        choices=["none", "all"],
+        help="none (default): the first bad row stops the copy (exit 3) after the rows before it "
+        "are committed; all: a bad row (wrong field count, bytes invalid in the encoding, a "
+        "record over the producer's limit) goes to --dlq-topic in the same transaction as the "
+        "rows around it, and the copy goes on. A quote never closed, a lone CR or a bad header "
+        "still stop it",
+    )
+    parser.add_argument(
+        "--dlq-topic",
+        metavar="TOPIC",
+        help="with --errors-tolerance all: the dead-letter topic (created with one partition if "
+        "absent); each bad row's bytes, with headers saying where it was and why",
+    )
+    parser.add_argument(
+        "--skip-bad-rows",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with --errors-tolerance all and no --dlq-topic: drop bad rows (counted and logged)",
+    )
+    parser.add_argument(
+        "--max-bad-rows",
+        type=int,
+        metavar="N",
+        help=f"with --errors-tolerance all: past N bad rows in the job (resumed runs included) "
+        f"the copy stops, exit 3, after committing what came before (default "
+        f"{DEFAULT_MAX_BAD_ROWS}: a wrong file, every row bad, stops early)",
+    )
+
+
 def _progress_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--progress",
@@ -411,9 +463,16 @@ def _typed(values: dict[str, Any]) -> dict[str, Any]:
         "metrics_interval": float,
         "retry_seconds": float,
         "partitions": int,
+        "max_bad_rows": int,
     }
     out: dict[str, Any] = {}
-    flags = {"create_topic", "allow_multiple_partitions", "create_table", "parse_process"}
+    flags = {
+        "create_topic",
+        "allow_multiple_partitions",
+        "create_table",
+        "parse_process",
+        "skip_bad_rows",
+    }
     for name, raw in values.items():
         value = raw
         if name in converters and isinstance(raw, str):
@@ -450,6 +509,10 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
     values.setdefault("bootstrap_servers", "-")
     values.setdefault("job_id", args.command)
     values.setdefault("checkpoint_table", "-")
+    if args.command == "verify" and values.get("dlq_topic"):
+        values["errors_tolerance"] = "all"  # the bad rows are expected in the DLQ
+    if values.get("errors_tolerance") == "all" and not values.get("dlq_topic"):
+        values["skip_bad_rows"] = True  # check lists the bad rows; nothing is sent anywhere
     return Config(**values)
 
 
@@ -619,6 +682,12 @@ def _cmd_run(config: Config) -> int:
             f"job {config.job_id} complete: {result.rows_total} rows in the topic, "
             f"{result.rows_this_run} sent in this run in {result.seconds:.1f}s "
             f"({result.rows_per_second:,.0f} rows/s)"
+            + (
+                f"; {result.bad_rows} BAD ROWS "
+                + (f"in {config.dlq_topic}" if config.dlq_topic else "dropped")
+                if result.bad_rows
+                else ""
+            )
         )
     return EXIT_OK
 
@@ -700,6 +769,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         f"  rate {checkpoint.rows_per_second:,.0f} rows/s; started {checkpoint.started_at}, "
         f"updated {checkpoint.updated_at}"
     )
+    if checkpoint.bad_rows:
+        print(f"  BAD ROWS {checkpoint.bad_rows:,} (dead-letter topic or dropped)")
     if checkpoint.error:
         print(f"  last error: {checkpoint.error}")
     return EXIT_OK

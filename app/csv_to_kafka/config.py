@@ -18,7 +18,9 @@ from .errors import ConfigError
 __all__ = [
     "AUTH_MODES",
     "DEFAULT_KEY_SEPARATOR",
+    "DEFAULT_MAX_BAD_ROWS",
     "ENV",
+    "ERRORS_TOLERANCES",
     "KAFKA_CLIENTS",
     "Config",
     "Secret",
@@ -34,6 +36,10 @@ KafkaClient = Literal["confluent", "kafka-python"]
 KAFKA_CLIENTS: tuple[KafkaClient, ...] = ("confluent", "kafka-python")
 AuthMode = Literal["none", "tls", "scram-sha-256", "scram-sha-512", "iam"]
 AUTH_MODES: tuple[AuthMode, ...] = ("none", "tls", "scram-sha-256", "scram-sha-512", "iam")
+ErrorsTolerance = Literal["none", "all"]  # Kafka Connect's errors.tolerance
+ERRORS_TOLERANCES: tuple[ErrorsTolerance, ...] = ("none", "all")
+# --max-bad-rows' default: sparse damage passes, a wrong file (every row bad) stops early.
+DEFAULT_MAX_BAD_ROWS = 1000
 
 # Option name (as in Config) -> environment variable. The one place these names are spelled.
 ENV: Mapping[str, str] = MappingProxyType(
@@ -70,6 +76,10 @@ ENV: Mapping[str, str] = MappingProxyType(
         "partitions": "CSV_TO_KAFKA_PARTITIONS",
         "schema": "CSV_TO_KAFKA_SCHEMA",
         "null_values": "CSV_TO_KAFKA_NULL_VALUES",
+        "errors_tolerance": "CSV_TO_KAFKA_ERRORS_TOLERANCE",
+        "dlq_topic": "CSV_TO_KAFKA_DLQ_TOPIC",
+        "skip_bad_rows": "CSV_TO_KAFKA_SKIP_BAD_ROWS",
+        "max_bad_rows": "CSV_TO_KAFKA_MAX_BAD_ROWS",
     }
 )
 
@@ -170,6 +180,10 @@ class Config:
     # Typed values (schema.py): a JSON Schema file or s3:// URL, and the null tokens
     schema: str | None = None
     null_values: tuple[str, ...] = ()
+    errors_tolerance: ErrorsTolerance = "none"  # all: bad rows go on (dead letters)
+    dlq_topic: str | None = None  # where bad rows go with errors_tolerance all
+    skip_bad_rows: bool = False  # all without a dead-letter topic: bad rows dropped
+    max_bad_rows: int = DEFAULT_MAX_BAD_ROWS  # past this in the job: exit 3
 
     def __post_init__(self) -> None:
         if self.checkpoint_every < 1:
@@ -211,6 +225,31 @@ class Config:
                 f"--partitions {self.partitions} without --key-column: records without a "
                 "key all go to partition 0. Name the key with --key-column"
             )
+        self._check_errors_tolerance()
+
+    def _check_errors_tolerance(self) -> None:
+        if self.errors_tolerance not in ERRORS_TOLERANCES:
+            raise ConfigError(
+                f"--errors-tolerance must be none or all, got {self.errors_tolerance!r}"
+            )
+        if self.max_bad_rows < 0:
+            raise ConfigError(f"--max-bad-rows must not be negative, got {self.max_bad_rows}")
+        if self.errors_tolerance == "none":
+            if self.dlq_topic or self.skip_bad_rows:
+                raise ConfigError(
+                    "--dlq-topic and --skip-bad-rows need --errors-tolerance all (with none, "
+                    "the first bad row stops the copy)"
+                )
+            return
+        if self.dlq_topic and self.skip_bad_rows:
+            raise ConfigError("--dlq-topic and --skip-bad-rows: choose one (send or drop)")
+        if not self.dlq_topic and not self.skip_bad_rows:
+            raise ConfigError(
+                "--errors-tolerance all needs --dlq-topic TOPIC for the bad rows, or "
+                "--skip-bad-rows to drop them (counted and logged)"
+            )
+        if self.dlq_topic == self.topic:
+            raise ConfigError("--dlq-topic must not be the --topic the good rows go to")
 
     @property
     def transactional_id(self) -> str:

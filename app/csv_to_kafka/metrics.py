@@ -62,6 +62,7 @@ ERRORS = "Errors"
 COMMIT_LATENCY = "CommitLatency"
 TRANSACTIONS_COMMITTED = "TransactionsCommitted"
 CHECKPOINT_LATENCY = "CheckpointLatency"
+BAD_ROWS = "BadRows"  # rows committed to the dead-letter topic or dropped (--errors-tolerance all)
 
 Kind = Literal["counter", "gauge", "statistic"]
 

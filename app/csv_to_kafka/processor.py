@@ -34,6 +34,7 @@ from ._parse_process import ParseJob, ParseProcess, ReadyBatch
 from ._retry import RetryPolicy, retry_call
 from .checkpoint import Checkpoint, CheckpointStore, Status, utc_now_iso
 from .config import Config
+from .deadletter import DeadLetters
 from .errors import (
     BadInputError,
     ConfigError,
@@ -67,6 +68,7 @@ class RunResult:
     bytes_this_run: int
     seconds: float
     already_complete: bool
+    bad_rows: int = 0  # bad rows of the job (dead letters or dropped), in all runs
 
     @property
     def rows_per_second(self) -> float:
@@ -262,19 +264,35 @@ class Processor:
             return RunResult(config.job_id, stored.total_sent, 0, 0, 0.0, already_complete=True)
 
         sink = self._sink_factory(config)
-        try:
-            retry_call(
-                sink.ensure_topic,
-                what=f"checking topic {config.topic}",
-                policy=self._retry,
-                is_transient=_retryable_kafka_error,
-                on_retry=self._count_retry,
+        # The dead-letter topic's own view: created like the topic, read back when resuming
+        # (its records are written by ``sink``'s producer, in the same transactions).
+        dlq = (
+            self._sink_factory(
+                dataclasses.replace(
+                    config, topic=config.dlq_topic, dlq_topic=None, errors_tolerance="none"
+                )
             )
+            if config.dlq_topic and config.errors_tolerance == "all"
+            else None
+        )
+        try:
+            for each in (sink, dlq):
+                if each is None:
+                    continue
+                retry_call(
+                    each.ensure_topic,
+                    what=f"checking topic {config.topic if each is sink else config.dlq_topic}",
+                    policy=self._retry,
+                    is_transient=_retryable_kafka_error,
+                    on_retry=self._count_retry,
+                )
             self._check_partitions(stored, sink.partitions)
-            run = _Run(self, sink, info=info, stored=stored)
+            run = _Run(self, sink, info=info, stored=stored, dlq=dlq)
             rows_total = run.copy_with_retries()
         finally:
             sink.close()
+            if dlq is not None:
+                dlq.close()
         return RunResult(
             config.job_id,
             rows_total,
@@ -282,6 +300,7 @@ class Processor:
             run.bytes_this_run,
             time.monotonic() - started,
             already_complete=False,
+            bad_rows=run.bad_rows,
         )
 
     def _check_partitions(self, stored: Checkpoint | None, partitions: int) -> None:
@@ -335,8 +354,11 @@ class _Run:
         *,
         info: ObjectInfo,
         stored: Checkpoint | None,
+        dlq: Sink | None = None,
     ) -> None:
         self.p = processor
+        self.dlq = dlq  # the dead-letter topic's reader (None: no dead letters are written)
+        self.bad_rows = 0  # the job's bad rows at the last commit
         self.config = processor.config
         self.sink = sink
         self.info = info
@@ -385,6 +407,11 @@ class _Run:
         self.sink.start()
         hint = self.stored.kafka_offset if self.stored and self.stored.kafka_offset >= 0 else None
         point = self.sink.last_committed(self.config.job_id, hint)
+        if self.dlq is not None:
+            # A transaction that ended with bad rows left its position on its dead letters.
+            dead = self.dlq.last_committed(self.config.job_id, None)
+            if dead is not None and (point is None or dead.byte_offset > point.byte_offset):
+                point = dataclasses.replace(dead, kafka_offset=-1)
         if point is None:
             if self.stored is not None and self.stored.total_sent > 0:
                 raise ConfigError(
@@ -426,6 +453,7 @@ class _Run:
             partitions=self.sink.partitions,
             schema=config.schema,
             null_values=config.null_values,
+            tolerate=config.errors_tolerance == "all",
         )
         if parser is not None:
             return parser.batches(job, on_retry=lambda: self.p._metrics.count(m.RETRIES))
@@ -440,6 +468,17 @@ class _Run:
             if parser is not None:
                 parser.close()
 
+    def _send(
+        self, ready: ReadyBatch, headers: list[tuple[str, bytes]], dead: DeadLetters
+    ) -> None:
+        """Queue a batch's records (keyed or not) and its dead letters, in the transaction."""
+        if ready.keys is None:
+            self.sink.send(ready.values, headers)
+        else:
+            self.sink.send(ready.values, headers, ready.keys, ready.partitions)
+        if ready.rejects:
+            self.sink.send_dead_letters(dead.topic or "", dead.take(ready.rejects, headers))
+
     def _copy_with(self, parser: ParseProcess | None) -> int:
         config = self.config
         point = self._position()
@@ -449,6 +488,14 @@ class _Run:
             # checkpoint how far into the stored bytes the reader had got (progress only).
             point = dataclasses.replace(point, stored_offset=stored.byte_offset)
         committed = self.committed = point
+        self.bad_rows = point.bad_rows
+        dead = DeadLetters(
+            topic=config.dlq_topic,
+            source=self.info.uri,
+            job_id=config.job_id,
+            max_bad_rows=config.max_bad_rows,
+            total=point.bad_rows,
+        )
         logger.info(
             "job %s: %s at row %d, line %d, byte %d of %d%s",
             config.job_id,
@@ -476,6 +523,8 @@ class _Run:
         try:
             for ready in self._batches(point, parser):
                 values = ready.values
+                rejects = ready.rejects
+                dead.check_limit(rejects)  # past --max-bad-rows: nothing of this batch is sent
                 if not in_txn:
                     self.sink.begin()
                     in_txn, txn_rows, txn_started = True, 0, time.monotonic()
@@ -490,11 +539,9 @@ class _Run:
                     member_offset=ready.member_offset,
                     member_text_offset=ready.member_text_offset,
                     stored_offset=ready.stored_offset,
+                    bad_rows=sent.bad_rows + len(rejects),
                 )
-                if ready.keys is None:
-                    self.sink.send(values, sent.to_headers())
-                else:
-                    self.sink.send(values, sent.to_headers(), ready.keys, ready.partitions)
+                self._send(ready, sent.to_headers(), dead)
                 txn_rows += n
                 self.p._progress.advanced(sent.rows, sent.stored_position, committed=False)
                 failpoint("in-transaction")
@@ -513,9 +560,23 @@ class _Run:
             raise
         if in_txn:
             committed = self._commit(committed, sent, txn_rows)
-        self._checkpoint(committed, Status.COMPLETED, sync=True)
-        logger.info("job %s: complete, %d rows", config.job_id, committed.rows)
+        self._complete(committed)
         return committed.rows
+
+    def _complete(self, committed: ResumePoint) -> None:
+        config = self.config
+        self._checkpoint(committed, Status.COMPLETED, sync=True)
+        if committed.bad_rows:  # exit 0, but not a clean-looking end
+            logger.warning(
+                "job %s: complete, %d rows, and %d BAD ROWS %s",
+                config.job_id,
+                committed.rows,
+                committed.bad_rows,
+                f"in dead-letter topic {config.dlq_topic}" if config.dlq_topic else "dropped",
+                extra={"bad_rows": committed.bad_rows, "rows": committed.rows},
+            )
+        else:
+            logger.info("job %s: complete, %d rows", config.job_id, committed.rows)
 
     def _commit(self, committed: ResumePoint, sent: ResumePoint, txn_rows: int) -> ResumePoint:
         metrics = self.p._metrics
@@ -530,6 +591,9 @@ class _Run:
         metrics.count(m.RECORDS_SENT, txn_rows)
         metrics.count(m.BYTES_READ, bytes_read, "Bytes")
         metrics.count(m.TRANSACTIONS_COMMITTED)
+        if now.bad_rows > self.bad_rows:
+            metrics.count(m.BAD_ROWS, now.bad_rows - self.bad_rows)
+            self.bad_rows = now.bad_rows
         self._update_rate(txn_rows, bytes_read)
         if self.info.size:
             percent = now.stored_position / self.info.size * 100
@@ -586,6 +650,7 @@ class _Run:
             error=error,
             partitions=self.sink.partitions,
             key_columns=",".join(self.config.key_columns),
+            bad_rows=point.bad_rows,
         )
         self.writer.submit(checkpoint)
         if sync:

@@ -51,6 +51,7 @@ class ResumePoint:
     # Not in the headers: how far into the stored object the reader was (progress, metrics,
     # checkpoint); -1: unknown (read from Kafka), see ``stored_position``.
     stored_offset: int = -1
+    bad_rows: int = 0  # bad rows of the job so far (--errors-tolerance all), in all runs
 
     @property
     def stored_position(self) -> int:
@@ -76,6 +77,8 @@ class ResumePoint:
                 (HEADER_PREFIX + "member-offset", b"%d" % self.member_offset),
                 (HEADER_PREFIX + "member-text-offset", b"%d" % self.member_text_offset),
             ]
+        if self.bad_rows:
+            headers.append((HEADER_PREFIX + "bad-rows", b"%d" % self.bad_rows))
         return headers
 
     @classmethod
@@ -96,11 +99,13 @@ class ResumePoint:
                 rows=int(found["rows"]),
                 line=int(found["line"]),
                 next_line=int(found["next-line"]),
-                byte_offset=int(found["offset"]),
+                # a dead letter's own offset is its row's; its position's is next-offset
+                byte_offset=int(found.get("next-offset", found["offset"])),
                 etag=found["etag"],
                 kafka_offset=kafka_offset,
                 member_offset=int(found.get("member-offset", -1)),
                 member_text_offset=int(found.get("member-text-offset", 0)),
+                bad_rows=int(found.get("bad-rows", 0)),
             )
         except (KeyError, ValueError):
             return None
@@ -128,6 +133,7 @@ class RecordEncoder:
         self._header = tuple(header)
         self._source = self.source = source
         self._max_bytes = max_bytes
+        self.max_bytes = max_bytes  # the largest record value Kafka takes
         self._delimiter = delimiter.encode()
         self.encode_rows = _compile_encoder(self._header, source)
         self._template = _line_template(self._header, source)

@@ -88,6 +88,11 @@ class Sink(Protocol):
         """Queue ``values`` in order; the last one carries ``headers``. With ``keys``, each
         value has that key and goes to that one of ``partitions``; without, to partition 0."""
 
+    def send_dead_letters(
+        self, topic: str, records: list[tuple[bytes, list[tuple[str, bytes]]]]
+    ) -> None:
+        """Queue ``records`` (value, headers) to partition 0 of ``topic``, in the transaction."""
+
     def commit(self) -> int:
         """Commit the transaction; returns the offset of the last record sent with headers."""
 
@@ -480,6 +485,32 @@ class ConfluentSink:
             producer.poll(0)
         except self._ck.KafkaException as err:
             self._raise(err, "produce", unknown=False)
+    def send_dead_letters(
+        self, topic: str, records: list[tuple[bytes, list[tuple[str, bytes]]]]
+    ) -> None:
+        produce = self._producer.produce
+        try:
+            for value, headers in records:
+
+                def one(value: bytes = value, headers: list[tuple[str, bytes]] = headers) -> None:
+                    produce(
+                        topic,
+                        value,
+                        partition=PARTITION,
+                        headers=headers,
+                        on_delivery=self._on_dead_letter,
+                    )
+
+                try:
+                    one()
+                except BufferError:
+                    self._wait_for_room(one)
+        except self._ck.KafkaException as err:
+            self._raise(err, "produce (dead letters)", unknown=False)
+
+    def _on_dead_letter(self, err: Any, _msg: Any) -> None:
+        if err is not None:
+            self._delivery_error = err
 
     def _wait_for_room(self, produce: Any) -> None:
         """The local queue is full: serve delivery reports until the record fits."""

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 import itertools
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -47,6 +49,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "Header",
     "ObjectInfo",
+    "Reject",
     "RowBatch",
     "S3Object",
     "parse_header",
@@ -80,6 +83,53 @@ class Header:
     data_line: int  # line where it starts
 
 
+# Row-level errors (a Reject's reason): the row is bad, the parser keeps its place.
+FIELD_COUNT = "field-count"
+ENCODING = "encoding"
+RECORD_TOO_LARGE = "record-too-large"
+TYPE = "type"  # a value that does not fit its column's type (typed values)
+# Characters that stand for undecodable bytes in text decoded with "surrogateescape".
+_ESCAPED = re.compile("[\udc80-\udcff]")
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A bad row as data: it travels with its batch, and the rows after it go on.
+
+    Only a row-level error becomes one; an error that loses the parser's place (a quote never
+    closed, a lone CR, a row over the size limit, the header) stays a BadInputError.
+    """
+
+    index: int  # the batch's good rows before it
+    line: int  # line where the row starts
+    offset: int  # byte where the row starts
+    next_line: int  # line just after it
+    end_offset: int  # byte just after it (its line terminator included)
+    reason: str  # FIELD_COUNT, ENCODING, RECORD_TOO_LARGE or TYPE
+    message: str
+    raw: bytes  # the row's bytes as in the object, without its line terminator
+
+    def error(self, source: str) -> BadInputError:
+        """The error the row would have stopped the copy with."""
+        return BadInputError(self.message, source=source, line=self.line, byte_offset=self.offset)
+
+
+def _row_raw(text: str, begin: int, end: int, encoding: str) -> bytes:
+    """The bytes of ``text[begin:end]`` (a row) without its line terminator."""
+    row = text[begin:end]
+    if row.endswith("\n"):
+        row = row[:-2] if row.endswith("\r\n") else row[:-1]
+    return row.encode(encoding, "surrogateescape")
+
+
+def _row_begin(text: str, end: int, lines: int) -> int:
+    """The character where a row of ``lines`` lines that ends at ``end`` starts."""
+    at = end - 1 if text[end - 1 : end] == "\n" else end
+    for _ in range(lines - 1):
+        at = text.rfind("\n", 0, at)
+    return text.rfind("\n", 0, at) + 1
+
+
 class BatchEncoder(Protocol):
     """Turns rows into record values (``record.RecordEncoder``)."""
 
@@ -101,10 +151,12 @@ class RowBatch:
 
     __slots__ = (
         "_locate",
+        "_raw_row",
         "end_line",
         "end_offset",
         "lines",
         "max_value",
+        "rejects",
         "rows",
         "start_offset",
         "values",
@@ -121,7 +173,11 @@ class RowBatch:
         locate: Callable[[int], int],
         values: list[bytes] | None = None,
         max_value: int | None = None,
+        rejects: list[Reject] | None = None,
+        raw_row: Callable[[int], tuple[int, int, int, bytes]] | None = None,
     ) -> None:
+        self.rejects = rejects or []  # bad rows among them (parse_rows' ``tolerate``)
+        self._raw_row = raw_row
         self.rows = rows  # the fields of each row; empty when the rows came as values only
         self.values = values  # each row's record value, when parse_rows was given an encoder
         self.max_value = max_value  # if known: no value is larger (spares measuring each)
@@ -130,6 +186,16 @@ class RowBatch:
         self.end_offset = end_offset  # byte just after the last row
         self.end_line = end_line  # last line consumed; the next row starts on end_line + 1
         self._locate = locate
+
+    @property
+    def keeps_text(self) -> bool:
+        """Whether ``raw_row`` can read a row again (parse_rows' ``tolerate``)."""
+        return self._raw_row is not None
+
+    def raw_row(self, index: int) -> tuple[int, int, int, bytes] | None:
+        """Row ``index``'s start and end bytes, the line after it, and its bytes without its
+        line terminator (read again on demand: a record too large becomes a dead letter)."""
+        return None if self._raw_row is None else self._raw_row(self.lines[index])
 
     def row_offset(self, index: int) -> int:
         """The byte where row ``index`` starts (found on demand: error messages need it)."""
@@ -409,10 +475,22 @@ def split_header(chunks: Iterable[bytes], **dialect: Any) -> tuple[Header, Itera
 class _Position:
     """Maps lines and character positions in one block of text to byte offsets in the object."""
 
-    __slots__ = ("_ascii", "_base", "_byte", "_char", "_encoding", "_first_line", "_text")
+    __slots__ = (
+        "_ascii",
+        "_base",
+        "_byte",
+        "_char",
+        "_encoding",
+        "_errors",
+        "_first_line",
+        "_text",
+    )
 
-    def __init__(self, text: str, base: int, encoding: str, line_before: int) -> None:
+    def __init__(
+        self, text: str, base: int, encoding: str, line_before: int, errors: str = "strict"
+    ) -> None:
         self._text = text
+        self._errors = errors  # "surrogateescape": the text holds undecodable bytes
         self._base = base  # byte offset of text[0]
         self._encoding = encoding
         self._first_line = line_before + 1  # the line text[0] is on
@@ -427,7 +505,7 @@ class _Position:
         if char < self._char:
             self._char = 0
             self._byte = 0
-        self._byte += len(self._text[self._char : char].encode(self._encoding))
+        self._byte += len(self._text[self._char : char].encode(self._encoding, self._errors))
         self._char = char
         return self._base + self._byte
 
@@ -460,6 +538,7 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
     max_row_bytes: int = 1_000_000,
     batch_rows: int = 1000,
     encoder: BatchEncoder | None = None,
+    tolerate: bool = False,
 ) -> Iterator[RowBatch]:
     """Batches of at most ``batch_rows`` rows from ``chunks``, the bytes from ``start_offset``.
 
@@ -471,6 +550,10 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
     With an ``encoder``, every batch carries the rows' record values instead of their fields,
     and the plain lines of a block (the common case: no quote, escape or control character)
     go from bytes to values without becoming Python strings and lists (``_fast_block``).
+
+    With ``tolerate``, a row with the wrong field count or bytes invalid in the encoding is a
+    ``Reject`` in its batch's ``rejects`` and the rows after it follow; errors that lose the
+    parser's place still raise.
     """
     encoding = _check_encoding(encoding)
     fast = (
@@ -522,6 +605,7 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
                 dialect=dialect,
                 encoder=encoder,  # type: ignore[arg-type]  # fast implies an encoder
                 batch_rows=batch_rows,
+                tolerate=tolerate,
             )
             if done is not None:
                 batches, consumed, line = done
@@ -539,28 +623,38 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
             block = block[len(_BOM) :]
             text_offset = end_offset = len(_BOM)
         decode_error: BadInputError | None = None
+        escaped = tolerate and _ESCAPED.search(carry) is not None  # bad bytes, kept as data
         try:
             decoded = block.decode(encoding)
         except UnicodeDecodeError as err:
-            # Parse the whole lines before the bad byte; the error is raised after them.
-            bad_at = text_offset + len(carry.encode(encoding)) + err.start
-            decoded = block[: block.rfind(b"\n", 0, err.start) + 1].decode(encoding)
-            decode_error = bad(f"the bytes are not valid {encoding} ({err.reason})", at=bad_at)
+            if tolerate:  # each row that holds such bytes is a Reject
+                decoded, escaped = block.decode(encoding, "surrogateescape"), True
+            else:
+                # Parse the whole lines before the bad byte; the error is raised after them.
+                bad_at = text_offset + len(carry.encode(encoding)) + err.start
+                decoded = block[: block.rfind(b"\n", 0, err.start) + 1].decode(encoding)
+                decode_error = bad(f"the bytes are not valid {encoding} ({err.reason})", at=bad_at)
         text = carry + decoded
-        position = _Position(text, text_offset, encoding, line)
+        position = _Position(
+            text, text_offset, encoding, line, "surrogateescape" if escaped else "strict"
+        )
         buffer = io.StringIO(text, newline="\n")
         reader = csv.reader(buffer, **dialect)
         block_line = line
         consumed = -1
+        raw_row = (
+            functools.partial(_text_row, text, position, dialect, encoding) if tolerate else None
+        )
         rows: list[list[str]] = []
         lines: list[int] = []
         keep, mark = rows.append, lines.append
+        rejects: list[Reject] = []
         batch_start = end_offset
         try:
             for row in reader:
                 start = line + 1
                 line = block_line + reader.line_num
-                if len(row) == width:
+                if len(row) == width and not (escaped and _escaped_row(row)):
                     keep(row)
                     mark(start)
                     if len(rows) == batch_rows:
@@ -573,12 +667,14 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
                             end_line=line,
                             locate=position.line,
                             values=None if encoder is None else encoder.encode_rows(rows, lines),
+                            rejects=rejects,
+                            raw_row=raw_row,
                         )
-                        rows, lines = [], []
+                        rows, lines, rejects = [], [], []
                         keep, mark = rows.append, lines.append
                         batch_start = end_offset
                 elif not row:  # a blank line: skipped
-                    if not rows:
+                    if not rows and not rejects:
                         batch_start = end_offset = position.byte_at(buffer.tell())
                 elif width == -1:  # the header
                     end_offset = position.byte_at(buffer.tell())
@@ -591,6 +687,26 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
                         locate=position.line,
                     )
                     return
+                elif tolerate:  # the row is data for the dead letters; the parser goes on
+                    end = buffer.tell()
+                    begin = _row_begin(text, end, line - start + 1)
+                    counted = len(row) != width
+                    rejects.append(
+                        Reject(
+                            index=len(rows),
+                            line=start,
+                            offset=position.byte_at(begin),
+                            next_line=line + 1,
+                            end_offset=position.byte_at(end),
+                            reason=FIELD_COUNT if counted else ENCODING,
+                            message=(
+                                f"row has {len(row)} fields but the header has {expected_fields}"
+                                if counted
+                                else f"the bytes are not valid {encoding}"
+                            ),
+                            raw=_row_raw(text, begin, end, encoding),
+                        )
+                    )
                 else:
                     line = start - 1
                     end_offset = position.line(start)
@@ -609,7 +725,7 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
         if consumed < 0:  # cut short: everything before line + 1 is consumed, the rest waits
             consumed = position.char_of_line(line + 1)
         end_offset = position.byte_at(consumed)
-        if rows:
+        if rows or rejects:
             yield RowBatch(
                 rows,
                 lines,
@@ -618,6 +734,8 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
                 end_line=line,
                 locate=position.line,
                 values=None if encoder is None else encoder.encode_rows(rows, lines),
+                rejects=rejects,
+                raw_row=raw_row,
             )
         if error is None and decode_error is not None:
             error = bad(decode_error.reason, at=decode_error.byte_offset)
@@ -633,6 +751,24 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
             break
     if error is not None:
         raise error
+
+
+def _text_row(
+    text: str, position: _Position, dialect: dict[str, Any], encoding: str, line: int
+) -> tuple[int, int, int, bytes]:
+    """The row at ``line`` of ``text``: its start and end bytes, the line after it, its bytes."""
+    begin = position.char_of_line(line)
+    buffer = io.StringIO(text[begin:], newline="\n")
+    reader = csv.reader(buffer, **dialect)
+    next(reader, None)
+    end = begin + buffer.tell()
+    raw = _row_raw(text, begin, end, encoding)
+    return position.byte_at(begin), position.byte_at(end), line + reader.line_num, raw
+
+
+def _escaped_row(row: list[str]) -> bool:
+    """Whether a field holds bytes that were not valid in the encoding."""
+    return any(_ESCAPED.search(field) for field in row)
 
 
 # Bytes that a JSON string must escape (and a backslash), except the newline that ends a line.
@@ -651,6 +787,7 @@ def _fast_block(  # noqa: PLR0912, PLR0915 (one loop over the block keeps the ro
     dialect: dict[str, Any],
     encoder: BatchEncoder,
     batch_rows: int,
+    tolerate: bool = False,
 ) -> tuple[list[RowBatch], int, int] | None:
     """The batches of a block of UTF-8 lines, or None when the general parser must read it.
 
@@ -668,7 +805,9 @@ def _fast_block(  # noqa: PLR0912, PLR0915 (one loop over the block keeps the ro
     where it is: a byte JSON must escape, a blank line, bytes that are not UTF-8, a line with
     the wrong number of fields, a quoted row the csv module refuses or reads as more than one
     row. Returns the batches, the bytes consumed (all but a row that goes on in the next
-    block) and the last line consumed.
+    block) and the last line consumed. With ``tolerate`` and the C loop, a plain line with the
+    wrong field count is a Reject, and the loop goes on after it (one bad row does not send
+    the block to the general parser).
     """
     if not _plain_text(block, unsafe, width):
         return None
@@ -678,6 +817,7 @@ def _fast_block(  # noqa: PLR0912, PLR0915 (one loop over the block keeps the ro
     batches: list[RowBatch] = []
     values: list[bytes] = []
     lines: list[int] = []
+    rejects: list[Reject] = []
     pos = batch_start = 0  # where the next row and the open batch start, in the block
     first_line = line
     # No line is longer than the block, so no value of a plain line is longer than this; the
@@ -690,8 +830,15 @@ def _fast_block(  # noqa: PLR0912, PLR0915 (one loop over the block keeps the ro
             at = find(b"\n", at) + 1
         return offset + at
 
+    def raw_row(wanted: int) -> tuple[int, int, int, bytes]:  # a record too large: rare
+        start = locate(wanted) - offset
+        text = block[start:].decode()
+        here = _Position(text, 0, "utf-8", 0)
+        begin, end, next_line, raw = _text_row(text, here, dialect, "utf-8", 1)
+        return offset + start + begin, offset + start + end, wanted + next_line - 1, raw
+
     def close_batch() -> None:
-        nonlocal values, lines, batch_start
+        nonlocal values, lines, rejects, batch_start
         batches.append(
             RowBatch(
                 [],
@@ -702,9 +849,11 @@ def _fast_block(  # noqa: PLR0912, PLR0915 (one loop over the block keeps the ro
                 locate=locate,
                 values=values,
                 max_value=largest,
+                rejects=rejects,
+                raw_row=raw_row if tolerate else None,
             )
         )
-        values, lines, batch_start = [], [], pos
+        values, lines, rejects, batch_start = [], [], [], pos
 
     def quoted_row() -> bool | None:
         """Read the row at ``pos``, which has a quote, with the csv module, up to the newline
@@ -756,8 +905,27 @@ def _fast_block(  # noqa: PLR0912, PLR0915 (one loop over the block keeps the ro
                 continue
             if pos == size:
                 break
-            if find(quote, pos, find(b"\n", pos)) < 0:  # a plain line, with the wrong field count
-                return None
+            end = find(b"\n", pos)
+            if find(quote, pos, end) < 0:  # a plain line, with the wrong field count
+                if not tolerate or end - pos <= 1:  # (a blank line is skipped, not a Reject)
+                    return None
+                raw = block[pos : end - 1 if block[end - 1 : end] == b"\r" else end]
+                rejects.append(
+                    Reject(
+                        index=len(values),
+                        line=line + 1,
+                        offset=offset + pos,
+                        next_line=line + 2,
+                        end_offset=offset + end + 1,
+                        reason=FIELD_COUNT,
+                        message=(
+                            f"row has {raw.count(delimiter) + 1} fields but the header has {width}"
+                        ),
+                        raw=raw,
+                    )
+                )
+                pos, line = end + 1, line + 1
+                continue
             read = quoted_row()  # a quote inside a field, or text after one
             if not read:
                 if read is None:
@@ -789,7 +957,7 @@ def _fast_block(  # noqa: PLR0912, PLR0915 (one loop over the block keeps the ro
                 if read is None:
                     return None
                 break
-    if values:
+    if values or rejects:
         close_batch()
     return batches, pos, line
 

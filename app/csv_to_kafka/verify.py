@@ -7,6 +7,7 @@ for 100M lines), to count what is missing or repeated once the two have parted.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import logging
 from collections.abc import Iterator
@@ -16,10 +17,11 @@ import orjson
 
 from ._parse_process import ParseJob, source_object
 from .config import Config
+from .deadletter import LINE, SOURCE_FILE
 from .keys import Keyer
 from .partitioning import partition_for
 from .sink import Sink, open_sink
-from .source import Header, S3Object
+from .source import Header, Reject, S3Object
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,10 @@ class VerifyReport:
     foreign: int = 0  # records that are not rows of this object
     misplaced: int = 0  # with --key-column: a record with another key or in another partition
     first_difference: str | None = None
+    # --dlq-topic: the object's bad rows, and the dead letters of this object in that topic
+    dlq_topic: str | None = None
+    bad_rows_in_csv: int = 0
+    dead_letters: int = 0
 
     @property
     def ok(self) -> bool:
@@ -50,11 +56,21 @@ class VerifyReport:
             f"out of order {self.out_of_order}, content differs {self.content_mismatch}, "
             f"not from this file {self.foreign}"
             + (f", wrong key or partition {self.misplaced}" if self.misplaced else "")
+            + (
+                f"; bad rows in CSV {self.bad_rows_in_csv}, dead letters in {self.dlq_topic} "
+                f"{self.dead_letters}"
+                if self.dlq_topic
+                else ""
+            )
         )
 
 
 def _expected_batches(
-    config: Config, s3: S3Object, max_bytes: int, header: list[Header] | None = None
+    config: Config,
+    s3: S3Object,
+    max_bytes: int,
+    header: list[Header] | None = None,
+    rejects: list[Reject] | None = None,
 ) -> Iterator[tuple[list[int], list[bytes]]]:
     """The object's rows as ``run`` writes them, a batch at a time: (lines, record values).
 
@@ -66,6 +82,8 @@ def _expected_batches(
     if header is not None:
         header.append(found)
     for batch in batches:
+        if rejects is not None:
+            rejects += batch.rejects  # (with --dlq-topic: the bad rows, for the dead letters)
         values = batch.values
         if values is None:
             values = encoder.encode_rows(batch.rows, batch.lines)
@@ -206,13 +224,58 @@ def verify(config: Config, *, sink: Sink | None = None, s3: S3Object | None = No
         return _verify_keyed(config, sink, s3)
     sink = sink if sink is not None else open_sink(config)
     # No limit on a row's size: verify compares what is there, whatever the broker accepts.
-    comparison = _Comparison(_expected_batches(config, s3, 1 << 30), str(config.source))
+    rejects: list[Reject] = []
+    comparison = _Comparison(
+        _expected_batches(config, s3, 1 << 30, rejects=rejects), str(config.source)
+    )
     try:
         for offset, value, _headers in sink.committed_records():
             comparison.record(offset, value)
-        return comparison.finish()
+        report = comparison.finish()
     finally:
         sink.close()
+    if config.dlq_topic:
+        _compare_dead_letters(report, config, config.dlq_topic, rejects)
+    return report
+
+
+def _compare_dead_letters(
+    report: VerifyReport, config: Config, topic: str, rejects: list[Reject]
+) -> None:
+    """The dead-letter ``topic``'s records of this object against its bad rows, in order."""
+    view = dataclasses.replace(config, topic=topic, dlq_topic=None, errors_tolerance="none")
+    dlq = open_sink(view)
+    source = str(config.source).encode()
+    report.dlq_topic = topic
+    report.bad_rows_in_csv = len(rejects)
+    got: list[tuple[int, bytes]] = []
+    try:
+        for _offset, value, headers in dlq.committed_records():
+            found = dict(headers)
+            if found.get(SOURCE_FILE) == source:
+                got.append((int(found.get(LINE) or b"-1"), value or b""))
+    finally:
+        dlq.close()
+    report.dead_letters = len(got)
+    want = [(r.line, r.raw) for r in rejects]
+    if got == want:
+        return
+    for index, (have, should) in enumerate(zip(got, want, strict=False)):
+        if have != should:
+            difference = (
+                f"dead letter {index + 1} in {topic} is line {have[0]}, expected "
+                f"line {should[0]}"
+                if have[0] != should[0]
+                else f"dead letter {index + 1} (line {have[0]}) differs from the row's bytes"
+            )
+            break
+    else:
+        difference = (
+            f"{topic} holds {len(got)} dead letters of this object, the CSV has "
+            f"{len(want)} bad rows"
+        )
+    if report.first_difference is None:
+        report.first_difference = difference
 
 
 def _verify_keyed(config: Config, sink: Sink, s3: S3Object) -> VerifyReport:

@@ -10,9 +10,13 @@ locals {
   job_metric = { for metric in [
     "RecordsSent", "BytesRead", "ProgressPercent", "RowsPerSecond", "EtaSeconds",
     "Retries", "Errors", "CommitLatency", "TransactionsCommitted", "CheckpointLatency",
+    "BadRows",
   ] : metric => [local.ns, metric, "JobId", var.job_id] }
 
-  alarm_arns = [aws_cloudwatch_metric_alarm.errors.arn, aws_cloudwatch_metric_alarm.no_progress.arn]
+  alarm_arns = concat(
+    [aws_cloudwatch_metric_alarm.errors.arn, aws_cloudwatch_metric_alarm.no_progress.arn],
+    aws_cloudwatch_metric_alarm.bad_rows[*].arn,
+  )
 
   widgets = [
     {
@@ -89,6 +93,8 @@ locals {
         metrics = [
           concat(local.job_metric["Retries"], [{ label = "retries" }]),
           concat(local.job_metric["Errors"], [{ label = "errors", color = "#d62728" }]),
+          # --errors-tolerance all: rows committed to the dead-letter topic or dropped
+          concat(local.job_metric["BadRows"], [{ label = "bad rows (dead letters)", color = "#ff7f0e" }]),
         ]
         yAxis = { left = { min = 0 } }
       }
@@ -189,6 +195,28 @@ resource "aws_cloudwatch_metric_alarm" "errors" {
   ok_actions          = var.alarm_actions
 
   tags = merge(var.tags, { Name = "${var.name}-errors" })
+}
+
+# Bad rows (--errors-tolerance all): the job goes on and exits 0, so only this says that rows
+# went to the dead-letter topic (or were dropped) instead of the topic.
+resource "aws_cloudwatch_metric_alarm" "bad_rows" {
+  count = var.bad_rows_alarm_threshold >= 0 ? 1 : 0
+
+  alarm_name          = "${var.name}-bad-rows"
+  alarm_description   = "csv-to-kafka job ${var.job_id} committed more than ${var.bad_rows_alarm_threshold} bad rows to its dead-letter topic (or dropped them) in a period: see the log group ${var.log_group_name}."
+  namespace           = local.ns
+  metric_name         = "BadRows"
+  dimensions          = { JobId = var.job_id }
+  statistic           = "Sum"
+  period              = local.period
+  evaluation_periods  = 1
+  threshold           = var.bad_rows_alarm_threshold
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+
+  tags = merge(var.tags, { Name = "${var.name}-bad-rows" })
 }
 
 # "No progress": no row committed for no_progress_minutes while the last progress seen is below

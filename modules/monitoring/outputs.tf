@@ -9,7 +9,7 @@ output "dashboard_url" {
 }
 
 output "alarm_arns" {
-  description = "ARNs of the errors and no-progress alarms."
+  description = "ARNs of the errors, no-progress and (unless disabled) bad-rows alarms."
   value       = local.alarm_arns
 }
 

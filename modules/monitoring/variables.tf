@@ -72,6 +72,17 @@ variable "no_progress_minutes" {
   }
 }
 
+variable "bad_rows_alarm_threshold" {
+  description = "Bad rows (BadRows, --errors-tolerance all) in one period above which the bad-rows alarm fires; -1: no such alarm."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.bad_rows_alarm_threshold >= -1
+    error_message = "bad_rows_alarm_threshold must be -1 (no alarm) or more."
+  }
+}
+
 variable "alarm_actions" {
   description = "ARNs notified when an alarm fires and clears (e.g. an SNS topic); empty for none."
   type        = list(string)

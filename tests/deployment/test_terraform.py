@@ -485,7 +485,7 @@ def test_the_dashboard_has_the_widgets_of_docs_metrics(modules: dict[str, Terraf
         assert topic in titles, f"no widget for {topic}: {titles}"
     text = str(widgets)
     metrics = documented_metrics()
-    assert len(metrics) == 10, metrics
+    assert len(metrics) == 11, metrics
     main = modules["monitoring"].text["main.tf"]
     for metric in metrics:
         assert f'"{metric}"' in main, f"{metric} (docs/metrics.md) is not on the dashboard"

@@ -205,6 +205,7 @@ def dashboard(tmp_path: Path) -> list[dict[str, Any]]:
     text = text.replace(
         "aws_cloudwatch_metric_alarm.no_progress.arn", '"arn:aws:cloudwatch:stalled"'
     )
+    text = text.replace("aws_cloudwatch_metric_alarm.bad_rows[*].arn", '["arn:aws:cloudwatch:bad"]')
     console = Console(
         scratch(tmp_path, MODULES / "monitoring" / "variables.tf", text),
         name="csv-to-kafka-orders-2024",
@@ -260,6 +261,7 @@ def test_the_dashboard_body_is_well_formed(dashboard: list[dict[str, Any]]) -> N
     assert alarms["properties"]["alarms"] == [
         "arn:aws:cloudwatch:errors",
         "arn:aws:cloudwatch:stalled",
+        "arn:aws:cloudwatch:bad",
     ]
     logs = next(w for w in dashboard if w["type"] == "log")
     assert logs["properties"]["query"].startswith("SOURCE '/csv-to-kafka/csv-to-kafka' |")

@@ -1,0 +1,346 @@
+"""--errors-tolerance all: bad rows go to the dead-letter topic in the transaction of the rows
+around them; the main topic holds exactly the good rows, the DLQ exactly the bad ones, in order,
+once each, across crashes (issue 14)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from tests.reliability.oracle import end_offset
+
+from .conftest import Job, kill, wait_for_progress
+
+HEADER = b"id,name\n"
+
+
+def dead_letters(job: Job, topic: str) -> list[tuple[bytes, dict[str, str]]]:
+    """The DLQ's committed records: (value, headers)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": job.bootstrap,
+            "group.id": f"dlq-test-{uuid.uuid4()}",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=30)
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None:
+            return []
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        out: list[tuple[bytes, dict[str, str]]] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for message in consumer.consume(1000, timeout=0.1):
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        return out
+                    raise RuntimeError(error.str())
+                headers = {k: (v or b"").decode() for k, v in message.headers() or []}
+                out.append((message.value() or b"", headers))
+        raise TimeoutError(f"reading {topic}")
+    finally:
+        consumer.close()
+
+
+def split_rows(data: bytes) -> tuple[list[str], list[tuple[int, bytes]]]:
+    """The oracle: (ids of the good rows, (line, raw bytes) of the bad ones), by the csv module."""
+    good, bad = [], []
+    lines = data.split(b"\n")
+    reader = csv.reader(io.StringIO(data.decode("utf-8", "surrogateescape"), newline="\n"))
+    width = len(next(reader))
+    start = reader.line_num + 1
+    for row in reader:
+        end = reader.line_num
+        if row:
+            ok = len(row) == width and not any(
+                "\udc80" <= ch <= "\udcff" for field in row for ch in field
+            )
+            if ok:
+                good.append(row[0])
+            else:
+                bad.append((start, b"\n".join(lines[start - 1 : end]).removesuffix(b"\r")))
+        start = end + 1
+    return good, bad
+
+
+def assert_exact(job: Job, dlq: str) -> None:
+    good, bad = split_rows(job.data)
+    ids = [r["id"] for r in job.records()]
+    assert ids == good, f"{len(ids)} good rows committed, {len(good)} in the object"
+    letters = dead_letters(job, dlq)
+    assert [(int(h["csv-to-kafka.line"]), v) for v, h in letters] == bad
+
+
+DATA = (
+    HEADER
+    + b"1,a\n"
+    + b"2,b,extra\n"  # field-count
+    + b"3,c\n"
+    + b'"4\nfour",d,e\r\n'  # field-count, two lines, CRLF
+    + b"5,\xff\xfe\n"  # encoding
+    + b"6,f\n"
+    + b"7\n"  # field-count, the last row
+)
+
+
+def test_bad_rows_go_to_the_dead_letter_topic_with_their_headers(job: Job) -> None:
+    job.put(DATA)
+    dlq = f"{job.topic}-dlq"
+    result = job.run("--errors-tolerance", "all", "--dlq-topic", dlq, "--checkpoint-every", "2")
+    assert result.returncode == 0, result.stderr
+    assert [r["id"] for r in job.records()] == ["1", "3", "6"]
+    letters = dead_letters(job, dlq)
+    assert [v for v, _h in letters] == [b"2,b,extra", b'"4\nfour",d,e', b"5,\xff\xfe", b"7"]
+    _value, headers = letters[1]
+    assert headers["csv-to-kafka.line"] == "5"
+    assert headers["csv-to-kafka.offset"] == str(DATA.index(b'"4'))
+    assert headers["csv-to-kafka.source-file"] == job.source
+    assert headers["csv-to-kafka.job"] == job.job_id
+    assert headers["csv-to-kafka.error"] == "field-count"
+    assert headers["__connect.errors.exception.class.name"].endswith("BadInputError")
+    assert "3 fields but the header has 2" in headers["__connect.errors.exception.message"]
+    assert letters[2][1]["csv-to-kafka.error"] == "encoding"
+    assert "4 BAD ROWS" in result.stdout + result.stderr
+    logged = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    named = [entry["bad_row"] for entry in logged if "bad_row" in entry]
+    assert [(b["line"], b["reason"]) for b in named] == [
+        (3, "field-count"),
+        (5, "field-count"),
+        (7, "encoding"),
+        (9, "field-count"),
+    ]
+    assert any(entry.get("bad_rows") == 4 for entry in logged)
+    assert_exact(job, dlq)
+    cp = job.checkpoint()
+    assert cp is not None
+    assert (cp["status"], cp["total_sent"], cp["bad_rows"]) == ("COMPLETED", "3", "4")
+    table = ("--checkpoint-table", job.table)
+    status = subprocess.run(
+        [sys.executable, "-m", "csv_to_kafka.cli", "status", "--job-id", job.job_id, *table],
+        env=job.process_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "BAD ROWS 4" in status.stdout, status.stderr
+
+
+def test_skip_bad_rows_drops_them_counted(job: Job) -> None:
+    job.put(DATA)
+    result = job.run("--errors-tolerance", "all", "--skip-bad-rows")
+    assert result.returncode == 0, result.stderr
+    assert [r["id"] for r in job.records()] == ["1", "3", "6"]
+    assert "4 BAD ROWS dropped" in result.stdout
+
+
+@pytest.mark.parametrize("client", ["confluent"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--errors-tolerance", "all"),
+        ("--dlq-topic", "x"),
+        ("--errors-tolerance", "all", "--dlq-topic", "x", "--skip-bad-rows"),
+        ("--errors-tolerance", "some"),
+    ],
+)
+def test_inconsistent_options_are_a_config_error(job: Job, args: tuple[str, ...]) -> None:
+    job.put(DATA)
+    result = job.run(*args)
+    assert result.returncode == 2, result.stderr
+    assert job.records() == []
+
+
+def test_past_max_bad_rows_stops_after_what_came_before_and_a_rerun_goes_on(job: Job) -> None:
+    job.put(DATA)
+    dlq = f"{job.topic}-dlq"
+    common = ("--errors-tolerance", "all", "--dlq-topic", dlq, "--checkpoint-every", "1")
+    result = job.run(*common, "--max-bad-rows", "2")
+    assert result.returncode == 3, result.stderr
+    assert "more than 2 bad rows" in result.stderr
+    assert "line 7" in result.stderr  # the third bad row
+    # Its batch (the bad row at line 5, then it, then row 6) is not sent.
+    assert [r["id"] for r in job.records()] == ["1", "3"]
+    assert [int(h["csv-to-kafka.line"]) for _v, h in dead_letters(job, dlq)] == [3]
+    again = job.run(*common, "--max-bad-rows", "2")
+    assert again.returncode == 3
+    done = job.run(*common, "--max-bad-rows", "10")
+    assert done.returncode == 0, done.stderr
+    assert_exact(job, dlq)
+
+
+def test_a_transaction_that_ends_with_bad_rows_resumes_after_them(job: Job) -> None:
+    # Batches of one row: the last transaction holds only dead letters, and the crash comes
+    # after its commit: the position is on the dead letters, not in the main topic.
+    job.put(HEADER + b"1,a\n2,b\n3\n4\n")
+    dlq = f"{job.topic}-dlq"
+    common = ("--errors-tolerance", "all", "--dlq-topic", dlq, "--checkpoint-every", "1")
+    crashed = job.run(*common, env={"CSV_TO_KAFKA_FAILPOINTS": "after-commit=3"})
+    assert crashed.returncode == -9, crashed.stderr
+    assert len(dead_letters(job, dlq)) == 2
+    result = job.run(*common)
+    assert result.returncode == 0, result.stderr
+    assert "2 BAD ROWS" in result.stdout
+    assert_exact(job, dlq)
+
+
+def make_damaged(rows: int, seed: int) -> bytes:
+    rng = random.Random(seed)
+    out = [HEADER]
+    for i in range(1, rows + 1):
+        roll = rng.random()
+        if roll < 0.01:
+            out.append(b"%d,bad,row\n" % i)
+        elif roll < 0.012:
+            out.append(b"%d,\xff\n" % i)
+        else:
+            out.append(b"%d,name %d\n" % (i, rng.randrange(10**6)))
+    return b"".join(out)
+
+
+def damaged_args(dlq: str) -> tuple[str, ...]:
+    return ("--errors-tolerance", "all", "--dlq-topic", dlq, "--checkpoint-every", "2000")
+
+
+def test_kill_9_at_random_instants_keeps_both_topics_exact(job: Job) -> None:
+    kill_loop(job, kills=2, rows=60_000, seed=14)
+
+
+def kill_loop(job: Job, *, kills: int, rows: int, seed: int) -> None:
+    """kill -9 at ``kills`` random instants after a first commit, then a run to the end."""
+    job.put(make_damaged(rows, seed=seed))
+    dlq = f"{job.topic}-dlq"
+    common = (*damaged_args(dlq), "--max-bad-rows", str(rows))
+    rng = random.Random(seed)
+    for _ in range(kills):
+        cp = job.checkpoint()
+        done = int(cp["total_sent"]) if cp is not None else 0
+        proc = job.start(*common)
+        try:
+            wait_for_progress(proc, job, done + 1)  # a new commit, then a random instant
+        except AssertionError:
+            break  # finished before a commit was seen: nothing to kill
+        time.sleep(rng.uniform(0, 0.5))
+        kill(proc)
+    result = job.run(*common)
+    assert result.returncode == 0, result.stderr
+    assert_exact(job, dlq)
+
+
+@pytest.mark.parametrize("client", ["confluent"])
+def test_a_zombie_cannot_write_dead_letters(job: Job) -> None:
+    """SIGSTOP a run, run a second instance of the job to the end, SIGCONT the first: it is
+    fenced (exit 4) and neither topic gains a record."""
+    job.put(make_damaged(200_000, seed=9))
+    dlq = f"{job.topic}-dlq"
+    common = (*damaged_args(dlq), "--max-bad-rows", "10000")
+    first = job.start(*common)
+    try:
+        wait_for_progress(first, job, 2000)
+        first.send_signal(signal.SIGSTOP)
+        second = job.run(*common)
+        assert second.returncode == 0, second.stderr
+        ends = end_offset(job.bootstrap, job.topic), end_offset(job.bootstrap, dlq)
+        first.send_signal(signal.SIGCONT)
+        _out, err = first.communicate(timeout=300)
+    finally:
+        if first.poll() is None:
+            kill(first)
+    assert first.returncode == 4, err[-3000:]
+    assert (end_offset(job.bootstrap, job.topic), end_offset(job.bootstrap, dlq)) == ends
+    assert_exact(job, dlq)
+
+
+@pytest.mark.parametrize("client", ["confluent"])
+def test_check_lists_every_bad_row(job: Job) -> None:
+    job.put(DATA)
+    result = job.command("check", "--errors-tolerance", "all")
+    assert result.returncode == 0, result.stderr
+    assert "4 BAD ROWS" in result.stdout
+    for line in (3, 5, 7, 9):
+        assert f"bad row at line {line}, byte " in result.stdout
+    as_json = job.command("check", "--errors-tolerance", "all", "--json")
+    report = json.loads(as_json.stdout)
+    assert [(r["line"], r["reason"]) for r in report["bad_rows"]] == [
+        (3, "field-count"),
+        (5, "field-count"),
+        (7, "encoding"),
+        (9, "field-count"),
+    ]
+    assert report["bad_rows"][0]["byte_offset"] == DATA.index(b"2,b,extra")
+    assert report["rows"] == 3
+    over = job.command("check", "--errors-tolerance", "all", "--max-bad-rows", "3")
+    assert over.returncode == 3
+    assert "more than 3 bad rows" in over.stdout
+    plain = job.command("check")
+    assert plain.returncode == 3
+
+
+def verify_args(job: Job, dlq: str) -> list[str]:
+    return [
+        *job.args()[:3],
+        "verify",
+        *("--source", job.source, "--topic", job.topic, "--bootstrap-servers", job.bootstrap),
+        *("--kafka-client", job.client, "--dlq-topic", dlq),
+    ]
+
+
+def test_verify_checks_the_topic_and_the_dead_letter_topic(job: Job) -> None:
+    job.put(DATA)
+    dlq = f"{job.topic}-dlq"
+    result = job.run("--errors-tolerance", "all", "--dlq-topic", dlq)
+    assert result.returncode == 0, result.stderr
+    verified = subprocess.run(
+        verify_args(job, dlq),
+        env=job.process_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert f"bad rows in CSV 4, dead letters in {dlq} 4" in verified.stdout
+    # Without the DLQ, verify stops at the first bad row, as run --errors-tolerance none would.
+    assert job.verify().returncode == 3
+    # A DLQ that lacks the bad rows is a mismatch.
+    empty = f"{dlq}-empty"
+    admin = AdminClient({"bootstrap.servers": job.bootstrap})
+    admin.create_topics([NewTopic(empty, num_partitions=1)])[empty].result(30)
+    other = subprocess.run(
+        verify_args(job, empty),
+        env=job.process_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert other.returncode == 1, other.stdout + other.stderr
+    assert "0 dead letters of this object, the CSV has 4 bad rows" in other.stdout
+
+
+def test_a_record_too_large_for_kafka_is_a_dead_letter(job: Job) -> None:
+    # 300 KB of a byte JSON escapes as 6: the row fits, its record (1.8 MB) does not.
+    row = b"2," + b"\x01" * 300_000
+    job.put(HEADER + b"1,a\n" + row + b"\r\n3,c\n")
+    dlq = f"{job.topic}-dlq"
+    result = job.run("--errors-tolerance", "all", "--dlq-topic", dlq)
+    assert result.returncode == 0, result.stderr
+    assert [r["id"] for r in job.records()] == ["1", "3"]
+    ((value, headers),) = dead_letters(job, dlq)
+    assert value == row
+    assert headers["csv-to-kafka.error"] == "record-too-large"
+    assert headers["csv-to-kafka.line"] == "3"
+    assert headers["csv-to-kafka.offset"] == str(len(HEADER) + 4)
