@@ -85,6 +85,12 @@ class Checkpoint:
     started_at: str  # ISO-8601 UTC of the job's first start
     updated_at: str  # ISO-8601 UTC of this write
     error: str | None = None  # last error message when FAILED/INTERRUPTED (never secrets)
+    # A job over many objects (objects.py): the object the copy is in (its index in the job's
+    # list, from 0, and its URI) and how many the job has; etag, version_id and last_line are
+    # that object's, byte_offset and total_bytes count over the whole job.
+    object_index: int = 0
+    object_count: int = 1
+    current_object: str | None = None
 
     @property
     def percent_done(self) -> float:
@@ -120,14 +126,25 @@ class Checkpoint:
 
 
 # Attribute name -> how it is stored. The item's attribute names are the dataclass field names.
-_INT_FIELDS = ("last_line", "total_sent", "byte_offset", "kafka_offset", "total_bytes")
+_INT_FIELDS = (
+    "last_line",
+    "total_sent",
+    "byte_offset",
+    "kafka_offset",
+    "total_bytes",
+    "object_index",
+    "object_count",
+)
 _FLOAT_FIELDS = ("rows_per_second", "bytes_per_second")
 _STR_FIELDS = ("job_id", "status", "source", "topic", "etag", "started_at", "updated_at")
-_OPTIONAL_STR_FIELDS = ("version_id", "error")
+_OPTIONAL_STR_FIELDS = ("version_id", "error", "current_object")
 # What a field missing from a stored item loads as (items written by older versions).
 _DEFAULTS: Mapping[str, Any] = {
     "version_id": None,
     "error": None,
+    "current_object": None,
+    "object_index": 0,
+    "object_count": 1,
     "last_line": 0,
     "total_sent": 0,
     "byte_offset": 0,
@@ -158,6 +175,8 @@ def _to_item(cp: Checkpoint) -> dict[str, AttributeValueTypeDef]:
         item["version_id"] = {"S": cp.version_id}
     if cp.error is not None:
         item["error"] = {"S": cp.error[:_MAX_ERROR_CHARS]}
+    if cp.current_object is not None:
+        item["current_object"] = {"S": cp.current_object}
     return item
 
 
@@ -220,6 +239,11 @@ class CheckpointStore:
         self._client = client if client is not None else _default_client()
         self._create_table = create_table
         self._on_retry = on_retry
+
+    @property
+    def client(self) -> DynamoDBClient:
+        """The boto3 client (the job's object list lives in the same table: objects.py)."""
+        return self._client
 
     def load(self, job_id: str) -> Checkpoint | None:
         """The stored checkpoint of ``job_id`` (a strongly consistent read), or None."""

@@ -39,6 +39,7 @@ from .errors import (
     CsvToKafkaError,
     exit_code_for,
 )
+from .objects import SOURCE_SEPARATOR
 from .schema import DEFAULT_SAMPLE_ROWS
 
 logger = logging.getLogger("csv_to_kafka")
@@ -78,7 +79,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _common_kafka(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", metavar="s3://BUCKET/KEY", help="the CSV object")
+    _sources(parser)
     parser.add_argument("--topic", help="the Kafka topic (records go to partition 0)")
     parser.add_argument(
         "--bootstrap-servers", metavar="HOST:PORT[,HOST:PORT]", help="Kafka brokers"
@@ -116,7 +117,36 @@ def _common_kafka(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _sources(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--source",
+        action="append",
+        metavar="s3://BUCKET/KEY",
+        help="the CSV object; s3://BUCKET/PREFIX/ (ending in /): every object under the prefix "
+        "in S3's listing order, zero-byte objects and folder markers skipped; repeat --source "
+        "for several, copied in the order given (in the environment: one URL per line). One "
+        "job, one ordered stream; the list is fixed at the job's first run",
+    )
+    parser.add_argument(
+        "--source-manifest",
+        metavar="s3://BUCKET/KEY",
+        help="an object listing the sources, one s3:// URL (object or prefix) per line, for "
+        "thousands of objects (instead of --source)",
+    )
+
+
 def _dialect(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-header",
+        action="store_true",
+        default=None,
+        help="the objects have no header row: line 1 is data (needs --columns)",
+    )
+    parser.add_argument(
+        "--columns",
+        metavar="a,b,c",
+        help="the field names of objects without a header row (with --no-header)",
+    )
     parser.add_argument("--delimiter", help="field delimiter (default ,)")
     parser.add_argument("--quotechar", help='quote character (default ")')
     parser.add_argument(
@@ -230,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    check.add_argument("--source", metavar="s3://BUCKET/KEY", help="the CSV object")
+    _sources(check)
     _dialect(check)
     check.add_argument(
         "-X",
@@ -361,7 +391,18 @@ def _typed(values: dict[str, Any]) -> dict[str, Any]:
         elif name in flags and isinstance(raw, str):
             value = _bool_env(name, raw)
         elif name == "source":
-            value = parse_source_uri(raw)
+            raws = raw if isinstance(raw, list) else raw.split(SOURCE_SEPARATOR)
+            uris = [parse_source_uri(item.strip()) for item in raws if item.strip()]
+            if not uris:
+                raise ConfigError("--source names no object")
+            value = uris[0]
+            out["more_sources"] = tuple(uris[1:])
+        elif name == "source_manifest":
+            continue  # build_config turns it into the source
+        elif name == "no_header" and isinstance(raw, str):
+            value = _bool_env(name, raw)
+        elif name == "columns":
+            value = tuple(part.strip() for part in raw.split(","))
         out[name] = value
     return out
 
@@ -371,12 +412,27 @@ _VERIFY_REQUIRED = ("source", "topic", "bootstrap_servers")
 _CHECK_REQUIRED = ("source",)
 
 
+def _with_manifest(
+    args: argparse.Namespace, environ: dict[str, str], required: Sequence[str]
+) -> dict[str, Any]:
+    """_resolve, where a --source-manifest stands for --source."""
+    manifest = getattr(args, "source_manifest", None) or environ.get(ENV["source_manifest"])
+    if not manifest:
+        return _typed(_resolve(args, environ, required))
+    values = _typed(_resolve(args, environ, [name for name in required if name != "source"]))
+    if "source" in values:
+        raise ConfigError("give either --source or --source-manifest, not both")
+    values["source"] = parse_source_uri(manifest)
+    values["source_manifest"] = True
+    return values
+
+
 def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:
     environ = dict(os.environ if environ is None else environ)
     if args.command == "run":
-        return Config(**_typed(_resolve(args, environ, _RUN_REQUIRED)))
+        return Config(**_with_manifest(args, environ, _RUN_REQUIRED))
     required = _CHECK_REQUIRED if args.command in ("check", "infer-schema") else _VERIFY_REQUIRED
-    values = _typed(_resolve(args, environ, required))
+    values = _with_manifest(args, environ, required)
     # What the command does not use: Config needs a value.
     values.setdefault("topic", "-")
     values.setdefault("bootstrap_servers", "-")
@@ -571,6 +627,15 @@ def _cmd_check(config: Config, *, as_json: bool) -> int:
     from .check import check  # noqa: PLC0415
 
     progress = _progress(config)
+    if config.multi_object:
+        from .check import check_objects, objects_json, objects_summary  # noqa: PLC0415
+
+        try:
+            reports = check_objects(config, progress=progress)
+        finally:
+            progress.close()
+        print(json.dumps(objects_json(reports), indent=2) if as_json else objects_summary(reports))
+        return EXIT_OK if all(report.ok for report in reports) else EXIT_BAD_INPUT
     try:
         report = check(config, progress=progress)
     finally:
@@ -593,7 +658,14 @@ def _cmd_infer_schema(config: Config, sample_rows: int) -> int:
 def _cmd_verify(config: Config) -> int:
     from .verify import verify  # noqa: PLC0415
 
-    report = verify(config)
+    if config.multi_object:
+        from .verify import verify_objects  # noqa: PLC0415
+
+        report = verify_objects(config)
+        for uri, ok in report.objects:
+            print(f"  {'OK' if ok else 'MISMATCH'} {uri}")
+    else:
+        report = verify(config)
     print(report.summary())
     if not report.ok:
         print(f"first difference: {report.first_difference}")
@@ -620,6 +692,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
         f"done, ETA {_duration(checkpoint.eta_seconds)}"
     )
     print(f"  {checkpoint.source} -> topic {checkpoint.topic}")
+    if checkpoint.current_object is not None:
+        print(
+            f"  object {checkpoint.object_index + 1} of {checkpoint.object_count}: "
+            f"{checkpoint.current_object}"
+        )
     print(
         f"  rows committed {checkpoint.total_sent:,}, last line {checkpoint.last_line:,}, "
         f"byte {checkpoint.byte_offset:,} of {checkpoint.total_bytes:,}, Kafka offset "

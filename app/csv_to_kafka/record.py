@@ -50,6 +50,10 @@ class ResumePoint:
     # Not in the headers: how far into the stored object the reader was (progress, metrics,
     # checkpoint); -1: unknown (read from Kafka), see ``stored_position``.
     stored_offset: int = -1
+    # A job over many objects (objects.py): the index of the object the point is in, in the
+    # job's pinned list (byte_offset, line and etag are that object's). In the headers only
+    # from the second object on: 0 is the default, so one-object records are as before.
+    object_index: int = 0
 
     @property
     def stored_position(self) -> int:
@@ -75,6 +79,8 @@ class ResumePoint:
                 (HEADER_PREFIX + "member-offset", b"%d" % self.member_offset),
                 (HEADER_PREFIX + "member-text-offset", b"%d" % self.member_text_offset),
             ]
+        if self.object_index > 0:
+            headers.append((HEADER_PREFIX + "object", b"%d" % self.object_index))
         return headers
 
     @classmethod
@@ -100,6 +106,7 @@ class ResumePoint:
                 kafka_offset=kafka_offset,
                 member_offset=int(found.get("member-offset", -1)),
                 member_text_offset=int(found.get("member-text-offset", 0)),
+                object_index=int(found.get("object", 0)),
             )
         except (KeyError, ValueError):
             return None
