@@ -20,6 +20,10 @@ from typing import Any
 import boto3
 import pytest
 import zstandard
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from tests.reliability.oracle import Expected, compare, read_partition
 
 from .conftest import Job, expected_records, kill, make_csv
 
@@ -151,6 +155,7 @@ def _run_sources(
     )
 
 
+@pytest.mark.parametrize("client", ["confluent"])  # the same with either client
 def test_several_sources_in_the_order_given_and_through_the_environment(job: Job) -> None:
     prefix = Prefix(job)
     b = prefix.put("b.csv", make_csv(300, seed=1))
@@ -168,6 +173,7 @@ def test_several_sources_in_the_order_given_and_through_the_environment(job: Job
     assert other.records() == want
 
 
+@pytest.mark.parametrize("client", ["confluent"])  # the same with either client
 def test_a_manifest_lists_the_objects(job: Job) -> None:
     prefix = Prefix(job)
     keys = [prefix.put(f"m{n}.csv", make_csv(100, seed=n)) for n in (2, 0, 1)]
@@ -180,6 +186,7 @@ def test_a_manifest_lists_the_objects(job: Job) -> None:
     assert job.records() == want
 
 
+@pytest.mark.parametrize("client", ["confluent"])  # the same with either client
 def test_an_empty_prefix_is_a_configuration_error(job: Job) -> None:
     prefix = Prefix(job)
     prefix.put("_SUCCESS", b"", data=False)
@@ -188,6 +195,7 @@ def test_an_empty_prefix_is_a_configuration_error(job: Job) -> None:
     assert "holds no data objects" in result.stderr
 
 
+@pytest.mark.parametrize("client", ["confluent"])  # the same with either client
 def test_no_header_with_columns(job: Job) -> None:
     prefix = Prefix(job)
     prefix.put("x.csv", b"1,a\n2,b\n")
@@ -201,6 +209,7 @@ def test_no_header_with_columns(job: Job) -> None:
     ]
 
 
+@pytest.mark.parametrize("client", ["confluent"])  # the same with either client
 def test_a_differing_header_stops_the_job_after_the_objects_before_it(job: Job) -> None:
     prefix = Prefix(job)
     prefix.put("1.csv", make_csv(500, seed=1))
@@ -273,6 +282,7 @@ def test_damaged_compressed_objects_in_a_prefix_are_bad_input_after_the_rows_bef
     assert other.records()[:800] == expected_records(good, zprefix.uri(zprefix.parts[0][0]))
 
 
+@pytest.mark.parametrize("client", ["confluent"])  # the same with either client
 def test_check_and_status_over_a_prefix(job: Job) -> None:
     prefix = _mixed(job, rows=200)
     checked = job.command("check", "--json")
@@ -299,3 +309,43 @@ def test_check_and_status_over_a_prefix(job: Job) -> None:
     assert status.returncode == 0, status.stderr
     assert "object 4 of 4" in status.stdout
     assert len(job.records()) == len(prefix.expected())
+
+
+@pytest.mark.parametrize("client", ["confluent"])
+def test_verify_over_a_prefix_agrees_with_the_oracle_on_a_damaged_topic(job: Job) -> None:
+    prefix = Prefix(job)
+    for n in range(4):
+        prefix.put(f"part-{n}.csv", make_csv(300, seed=n))
+    assert job.run().returncode == 0
+    values = [value for _offset, value in read_partition(job.bootstrap, job.topic)]
+    third = prefix.uri(prefix.parts[2][0])
+    dropped = [i for i, v in enumerate(values) if third.encode() in v][49]  # its 50th record
+    damaged = Job(env=job.env, client=job.client, bucket=job.bucket, key=prefix.prefix)
+    admin = AdminClient({"bootstrap.servers": job.bootstrap})
+    admin.create_topics([NewTopic(damaged.topic, 1, 1)])[damaged.topic].result(timeout=30)
+    producer = Producer({"bootstrap.servers": job.bootstrap})
+    for i, value in enumerate(values):
+        if i != dropped:
+            producer.produce(damaged.topic, value, partition=0)
+    producer.flush(30)
+
+    # The oracle's verdict, object by object.
+    got = damaged.records()
+    verdicts = {}
+    for key, text in prefix.parts:
+        uri = prefix.uri(key)
+        verdicts[uri] = compare([r for r in got if r["_source_file"] == uri], Expected(text, uri))
+    assert [v.exact for v in verdicts.values()] == [True, True, False, True], (
+        len(got),
+        [v.first_difference for v in verdicts.values()],
+    )
+    assert verdicts[third].missing == 1
+
+    result = damaged.verify()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "missing 1," in result.stdout
+    assert "duplicated 0, out of order 0, content differs 0, not from this file 0" in result.stdout
+    assert f"MISMATCH {third}" in result.stdout
+    missing_line = expected_records(prefix.parts[2][1], third)[49]["_source_line"]
+    assert f"first difference: {third}: " in result.stdout
+    assert f"line {missing_line}" in result.stdout
