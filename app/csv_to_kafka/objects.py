@@ -9,11 +9,12 @@ thousands of objects.
 
 The list (URI, ETag, VersionId, size of each object) is fixed at the job's first run and stored
 in the checkpoint table, next to the job's checkpoint, as chunked items: ``JOB#objects`` (the
-count, the number of chunks and a SHA-256 of the list) and ``JOB#objects#N`` (zlib-compressed
-JSON lines, at most ``_CHUNK_BYTES`` each, well under DynamoDB's 400 KB item limit: 10,000
-objects take about 150 KB compressed). The chunks are written first and the head last, on
-condition that it does not exist, so a list is either whole or absent, and two instances
-starting at once agree on the first one written. A resumed run uses the stored list.
+count, the number of chunks, the write's id and a SHA-256 of the list) and
+``JOB#objects#WRITE#N`` (zlib-compressed JSON lines, at most ``_CHUNK_BYTES`` each, well under
+DynamoDB's 400 KB item limit). The chunks are written first and the head last, on condition
+that it does not exist, so a list is either whole or absent, and two instances starting at once
+agree on the first one written (the other's chunks, under another write id, are left unread).
+A resumed run uses the stored list.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import uuid
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -286,13 +288,14 @@ class PinnedObjects:
         if head is None:
             return None
         chunks = int(head["chunks"]["N"])
+        write = head["write"]["S"]
         data = bytearray()
         for n in range(chunks):
 
             def get_chunk(n: int = n) -> Any:
                 return self._client.get_item(
                     TableName=self.table,
-                    Key={"job_id": {"S": f"{head_key}#{n}"}},
+                    Key={"job_id": {"S": f"{head_key}#{write}#{n}"}},
                     ConsistentRead=True,
                 )
 
@@ -317,12 +320,13 @@ class PinnedObjects:
         text = _encode(objects)
         packed = zlib.compress(text, 6)
         pieces = [packed[i : i + _CHUNK_BYTES] for i in range(0, len(packed), _CHUNK_BYTES)]
+        write = uuid.uuid4().hex  # this write's chunks: another instance's never overwrite them
         for n, piece in enumerate(pieces):
 
             def put_chunk(n: int = n, piece: bytes = piece) -> Any:
                 return self._client.put_item(
                     TableName=self.table,
-                    Item={"job_id": {"S": f"{head_key}#{n}"}, "data": {"B": piece}},
+                    Item={"job_id": {"S": f"{head_key}#{write}#{n}"}, "data": {"B": piece}},
                 )
 
             self._call(f"writing the object list of job {job_id}", put_chunk)
@@ -334,6 +338,7 @@ class PinnedObjects:
                     "job_id": {"S": head_key},
                     "count": {"N": str(len(objects))},
                     "chunks": {"N": str(len(pieces))},
+                    "write": {"S": write},
                     "sha256": {"S": hashlib.sha256(text).hexdigest()},
                 },
                 ConditionExpression="attribute_not_exists(#id)",
