@@ -10,6 +10,7 @@ locals {
   job_metric = { for metric in [
     "RecordsSent", "BytesRead", "ProgressPercent", "RowsPerSecond", "EtaSeconds",
     "Retries", "Errors", "CommitLatency", "TransactionsCommitted", "CheckpointLatency",
+    "ObjectsDone",
   ] : metric => [local.ns, metric, "JobId", var.job_id] }
 
   alarm_arns = [aws_cloudwatch_metric_alarm.errors.arn, aws_cloudwatch_metric_alarm.no_progress.arn]
@@ -162,6 +163,19 @@ locals {
         region = var.aws_region
         view   = "table"
         query  = "SOURCE '${var.log_group_name}' | fields @timestamp, @logStream, @message | filter @message like /WARNING|ERROR/ | sort @timestamp desc | limit 50"
+      }
+    },
+    {
+      # A job over many objects (a prefix, several sources, a manifest); empty for one object.
+      type = "metric", x = 0, y = 24, width = 8, height = 2
+      properties = {
+        title  = "Objects done (a job over many objects)"
+        region = var.aws_region
+        view   = "singleValue"
+        period = local.period
+        metrics = [
+          concat(local.job_metric["ObjectsDone"], [{ stat = "Maximum", label = "objects wholly committed" }]),
+        ]
       }
     },
   ]
