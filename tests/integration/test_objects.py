@@ -27,7 +27,14 @@ from tests.reliability.oracle import Expected, compare, read_partition
 
 from .conftest import Job, expected_records, kill, make_csv
 
-ROUNDS = int(os.environ.get("CSV_TO_KAFKA_OBJECTS_KILL_ROUNDS", "2"))
+# Kill rounds of the random-instant test: 2 in the default run; the torture run
+# (CSV_TO_KAFKA_TORTURE=1, as make torture sets) 8; CSV_TO_KAFKA_OBJECTS_KILL_ROUNDS overrides.
+ROUNDS = int(
+    os.environ.get(
+        "CSV_TO_KAFKA_OBJECTS_KILL_ROUNDS",
+        "8" if os.environ.get("CSV_TO_KAFKA_TORTURE") == "1" else "2",
+    )
+)
 
 
 def _gzip_members(data: bytes, parts: int) -> bytes:
