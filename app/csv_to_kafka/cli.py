@@ -516,6 +516,12 @@ class Progress:
         self.rows = 0
         self.byte_offset = 0
         self.drawn = False
+        self.objects = 0  # a job over many objects: how many, and the one being copied (1-based)
+        self.object = 0
+
+    def object_started(self, index: int, count: int) -> None:
+        """The copy is in object ``index`` (from 0) of ``count`` (processor, many objects)."""
+        self.object, self.objects = index + 1, count
 
     def started(self, job_id: str, rows: int, byte_offset: int, total_bytes: int) -> None:
         self.job_id, self.total = job_id, total_bytes
@@ -546,6 +552,7 @@ class Progress:
             self.stream.write(
                 f"\r[{'#' * filled}{'.' * (width - filled)}] {percent:5.1f}%  {rows:,} rows  "
                 f"{rate:,.0f} rows/s  ETA {_duration(eta)} "
+                + (f" object {self.object}/{self.objects} " if self.objects else "")
             )
             self.stream.flush()
             self.drawn = True
@@ -559,6 +566,15 @@ class Progress:
                     "percent": round(percent, 2),
                     "rate": round(rate, 1),
                     "eta_seconds": None if eta is None else round(eta, 1),
+                    **(
+                        {
+                            "object": self.object,
+                            "objects": self.objects,
+                            "objects_done": self.object - 1,
+                        }
+                        if self.objects
+                        else {}
+                    ),
                 },
             )
 

@@ -494,6 +494,8 @@ class _Run:
         self.p._progress.started(
             config.job_id, point.rows, self._job_position(point), self.objects.total_bytes
         )
+        if config.multi_object:
+            self._next_object(point.object_index)
         self._checkpoint(point, Status.RUNNING, sync=True)
         stop = self.p._stop
         if stop.is_set():
@@ -553,6 +555,10 @@ class _Run:
     def _next_object(self, index: int) -> None:
         """The parser has moved on to object ``index`` of the job (the ones before are read)."""
         self.info = self.objects[index]
+        # The CLI's progress shows the object (an optional method: other listeners lack it).
+        object_started = getattr(self.p._progress, "object_started", None)
+        if object_started is not None:
+            object_started(index, len(self.objects))
         logger.info(
             "job %s: object %d of %d, %s (%d bytes)",
             self.config.job_id,

@@ -4,6 +4,7 @@ chunks and read back (10,000 objects), resume's checks of a prefix (moto in-proc
 from __future__ import annotations
 
 import argparse
+import io
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from moto import mock_aws
 
 from csv_to_kafka._retry import RetryPolicy
-from csv_to_kafka.cli import build_config, build_parser
+from csv_to_kafka.cli import Progress, build_config, build_parser
 from csv_to_kafka.config import Config, parse_source_uri
 from csv_to_kafka.errors import ConfigError, InfrastructureError, ObjectChangedError
 from csv_to_kafka.objects import (
@@ -216,3 +217,19 @@ def test_resume_checks_the_prefix_again(aws: Any) -> None:
     # Objects named one by one are checked by their GET's If-Match, not listed again.
     one = parse_source_uri(f"s3://{BUCKET}/p/1.csv")
     assert check_still_listed(pinned, [one], s3, FAST, 0) == 0
+
+
+def test_progress_shows_the_object(caplog: pytest.LogCaptureFixture) -> None:
+    lines = Progress("json", interval=0)
+    lines.started("job", 0, 0, 1000)
+    lines.object_started(2, 5)
+    with caplog.at_level("INFO", logger="csv_to_kafka"):
+        lines.advanced(10, 500, committed=True)
+    record = caplog.records[-1]
+    assert (record.object, record.objects, record.objects_done) == (3, 5, 2)  # type: ignore[attr-defined]
+    bar_out = io.StringIO()
+    bar = Progress("bar", stream=bar_out, interval=0)
+    bar.started("job", 0, 0, 1000)
+    bar.object_started(0, 2)
+    bar.advanced(10, 500, committed=True)
+    assert "object 1/2" in bar_out.getvalue()
