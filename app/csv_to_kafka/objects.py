@@ -25,6 +25,7 @@ import logging
 import uuid
 import zlib
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,7 @@ SOURCE_SEPARATOR = "\n"  # between sources in CSV_TO_KAFKA_SOURCE and in a manif
 LIST_SUFFIX = "#objects"  # the pinned list's items: JOB#objects, JOB#objects#0, ...
 _CHUNK_BYTES = 300_000  # compressed bytes per item (DynamoDB: 400 KB an item)
 _MANIFEST_MAX_BYTES = 64 * 1024 * 1024
+_HEAD_THREADS = 16  # HEADs in flight while a list of objects named one by one is pinned
 
 
 def bucket_and_key(uri: str) -> tuple[str, str]:
@@ -166,31 +168,47 @@ def list_objects(
 ) -> tuple[ObjectInfo, ...]:
     """The objects ``sources`` name, in order: a prefix expands to its data objects (logged with
     the number skipped), an object is HEADed. A prefix without data objects is a ConfigError."""
-    found: list[ObjectInfo] = []
-    for source in sources:
-        if not source.key.endswith("/"):
-            found.append(S3Object(source.bucket, source.key, retry=retry, client=s3).head())
-            continue
-        skipped = 0
-        count = 0
-        for info, _key in _list_prefix(s3, source, retry):
-            if info is None:
-                skipped += 1
-                continue
-            found.append(info)
-            count += 1
-        logger.info(
-            "%s: %d objects to copy, %d skipped (zero-byte objects and folder markers)",
-            source,
-            count,
-            skipped,
-        )
-        if count == 0:
-            raise ConfigError(
-                f"the prefix {source} holds no data objects ({skipped} zero-byte objects or "
-                "folder markers): check the bucket and the prefix (it must end with /)"
+    # Objects named one by one (a manifest of thousands) are HEADed a few at a time, in order.
+    singles = [source for source in sources if not source.key.endswith("/")]
+    with ThreadPoolExecutor(max_workers=_HEAD_THREADS, thread_name_prefix="head") as pool:
+        heads = iter(
+            pool.map(
+                lambda source: S3Object(source.bucket, source.key, retry=retry, client=s3).head(),
+                singles,
             )
+        )
+        found: list[ObjectInfo] = []
+        for source in sources:
+            if source.key.endswith("/"):
+                found += _data_objects(s3, source, retry)
+            else:
+                found.append(next(heads))
     return tuple(found)
+
+
+def _data_objects(s3: S3Client, source: SourceUri, retry: RetryPolicy) -> list[ObjectInfo]:
+    """The data objects under the prefix ``source``, logged with the number skipped."""
+    found: list[ObjectInfo] = []
+    skipped = 0
+    count = 0
+    for info, _key in _list_prefix(s3, source, retry):
+        if info is None:
+            skipped += 1
+            continue
+        found.append(info)
+        count += 1
+    logger.info(
+        "%s: %d objects to copy, %d skipped (zero-byte objects and folder markers)",
+        source,
+        count,
+        skipped,
+    )
+    if count == 0:
+        raise ConfigError(
+            f"the prefix {source} holds no data objects ({skipped} zero-byte objects or "
+            "folder markers): check the bucket and the prefix (it must end with /)"
+        )
+    return found
 
 
 def check_still_listed(

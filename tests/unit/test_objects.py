@@ -130,6 +130,12 @@ def test_a_manifest(aws: Any) -> None:
     config = Config(manifest, "t", "b", "j", "t", source_manifest=True)
     found = config_objects(config, s3, FAST)
     assert [info.uri for info in found] == [f"s3://{BUCKET}/a.csv"] * 2
+    listing = f"s3://{BUCKET}/a.csv\ns3://{BUCKET}/no.csv"
+    s3.put_object(Bucket=BUCKET, Key="gone.txt", Body=listing.encode())
+    gone_uri = parse_source_uri(f"s3://{BUCKET}/gone.txt")
+    gone = Config(gone_uri, "t", "b", "j", "t", source_manifest=True)
+    with pytest.raises(ConfigError, match=r"no\.csv does not exist"):
+        config_objects(gone, s3, FAST)
     s3.put_object(Bucket=BUCKET, Key="bad.txt", Body=b"s3://ok/a\nhttp://x/y\n")
     with pytest.raises(ConfigError, match="line 2"):
         read_manifest(s3, parse_source_uri(f"s3://{BUCKET}/bad.txt"), FAST)
