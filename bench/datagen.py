@@ -322,3 +322,53 @@ def upload_compressed(s3: S3Client, copy: CompressedFile, bucket: str, log: Any 
     stand_in = CsvFile(copy.path, copy.csv.rows, copy.csv.seed, copy.bytes, copy.csv.lines, 0)
     key = copy.s3_key()
     return upload(s3, stand_in, bucket, log=log, key=key)
+
+
+# -- a prefix of many objects (issue 13) --------------------------------------------------------
+
+
+def upload_prefix(
+    s3: S3Client,
+    cache_dir: Path,
+    *,
+    bucket: str,
+    objects: int,
+    rows_per_object: int,
+    seed: int,
+    log: Any = print,
+) -> tuple[str, CsvFile]:
+    """``objects`` CSV objects of ``rows_per_object`` rows each (the generator's mix, seeds
+    ``seed``, ``seed + 1``, ...) under one prefix, and the facts of the whole as one CsvFile."""
+    prefix = f"bench/prefix-{objects}x{rows_per_object}-seed-{seed}-v{GENERATOR_VERSION}/"
+    folder = cache_dir / prefix.strip("/").replace("/", "-")
+    folder.mkdir(parents=True, exist_ok=True)
+    listed = {
+        item["Key"]: int(item["Size"])
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for item in page.get("Contents", [])
+    }
+    total_bytes = total_lines = special = 0
+    for n in range(objects):
+        path = folder / f"part-{n:05d}.csv"
+        facts_path = path.with_suffix(".json")
+        if facts_path.exists():
+            facts = CsvFile(**json.loads(facts_path.read_text()))
+        else:
+            facts = make_csv(path, rows_per_object, seed=seed + n)
+            facts_path.write_text(json.dumps(asdict(facts)))
+        key = f"{prefix}part-{n:05d}.csv"
+        if listed.get(key) != facts.bytes:
+            s3.upload_file(str(path), bucket, key)
+        total_bytes += facts.bytes
+        total_lines += facts.lines
+        special += facts.special_rows
+    log(f"s3: {objects} objects, {total_bytes / 1e6:,.1f} MB under s3://{bucket}/{prefix}")
+    whole = CsvFile(
+        path=str(folder),
+        rows=objects * rows_per_object,
+        seed=seed,
+        bytes=total_bytes,
+        lines=total_lines,
+        special_rows=special,
+    )
+    return f"s3://{bucket}/{prefix}", whole

@@ -162,6 +162,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="the resume case (--resume-rows, --resume-at) on a single-member gzip and on one "
         f"of {datagen.MEMBER_BYTES // 2**20} MiB members",
     )
+    many = p.add_argument_group("a prefix of many objects (issue 13)")
+    many.add_argument(
+        "--prefix",
+        action="store_true",
+        help="confluent on one object of --rows rows and on a prefix of --prefix-objects "
+        "objects holding as many rows, interleaved, --prefix-repeat rounds; the ratio of rates "
+        "(target >= 0.5) and both peak RSS",
+    )
+    many.add_argument("--prefix-objects", type=int, default=1000, help="objects (default 1000)")
+    many.add_argument("--prefix-repeat", type=int, default=1, help="rounds (default 1)")
     p.add_argument(
         "--all",
         action="store_true",
@@ -306,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 (one l
         or args.memory
         or args.compressed
         or args.compressed_resume
+        or args.prefix
     ):
         warm_file, warm_source = _prepare(cache, WARMUP_ROWS, args.seed, args.bucket)
         bench.warm_up(warm_file, warm_source)
@@ -392,6 +403,41 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 (one l
         if packed
         else None
     )
+
+    if args.prefix:
+        csv_file_p, source_p = _prepare(cache, args.rows, args.seed, args.bucket)
+        prefix_uri, prefix_file = datagen.upload_prefix(
+            _s3(),
+            cache,
+            bucket=args.bucket,
+            objects=args.prefix_objects,
+            rows_per_object=args.rows // args.prefix_objects,
+            seed=args.seed,
+            log=_log,
+        )
+        many: dict[str, list[RunResult]] = {}
+        for round_no in range(1, args.prefix_repeat + 1):
+            _log(f"prefix: round {round_no} of {args.prefix_repeat}")
+            for kind, (facts, src) in {
+                "one object": (csv_file_p, source_p),
+                f"{args.prefix_objects} objects": (prefix_file, prefix_uri),
+            }.items():
+                label = f"prefix-{kind.split()[0]}-{round_no}"
+                result = bench.product(facts, src, "confluent", label, name=f"confluent {kind}")
+                many.setdefault(kind, []).append(result)
+                _log(
+                    f"  {kind}: {result.rows_per_s:,.0f} rows/s, RSS {result.max_rss_mb:.0f} MB,"
+                    f" CPU {result.cpu_s:.1f}s, exit {result.exit_code}; {result.check}"
+                )
+        many_runs = {kind: median_run(found) for kind, found in many.items()}
+        one, lots = many_runs.values()
+        document["prefix"] = {
+            "runs": {kind: r.to_json() for kind, r in many_runs.items()},
+            "ratio": round(lots.rows_per_s / one.rows_per_s, 3) if one.rows_per_s else None,
+            "target_ratio": 0.5,
+            "peak_rss_mb": {kind: r.max_rss_mb for kind, r in many_runs.items()},
+        }
+        _log(f"prefix: ratio {document['prefix']['ratio']} (target >= 0.5)")
 
     packed_resume: dict[str, dict[str, Any]] = {}
     if args.compressed_resume:

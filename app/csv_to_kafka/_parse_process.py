@@ -111,6 +111,7 @@ class ReadyBatch:
     partitions: list[int] | None = None
     # The bad rows among them (``ParseJob.tolerate``), in order; a batch may hold only these.
     rejects: tuple[Reject, ...] = ()
+    object_index: int = 0  # the object's place in the job's list (objects.py)
 
 
 def ready_batches(
@@ -118,6 +119,7 @@ def ready_batches(
     encoder: RecordEncoder,
     restarts: Restarts | None = None,
     keyer: Keyer | None = None,
+    object_index: int = 0,
 ) -> Iterator[ReadyBatch]:
     """``batches`` (from ``parse_rows``) as values, up to the first row too large for Kafka.
 
@@ -167,6 +169,7 @@ def ready_batches(
                 keys=keys,
                 partitions=partitions,
                 rejects=rejects,
+                object_index=object_index,
             )
         if bad is not None:
             raise bad
@@ -255,6 +258,13 @@ class ParseJob:
     schema: str | None = None
     null_values: tuple[str, ...] = ()
     tolerate: bool = False  # bad rows travel as Rejects (--errors-tolerance all)
+    # A job over many objects: this object's index in the job's list, the objects after it
+    # (read from their first byte, the next one's GET started while this one is parsed), and
+    # the job's first object, whose header every object must have (None: this is the first).
+    object_index: int = 0
+    following: tuple[ObjectInfo, ...] = ()
+    first: ObjectInfo | None = None
+    columns: tuple[str, ...] = ()  # --no-header: the field names; line 1 is data
 
     @classmethod
     def whole_object(cls, config: Config, info: ObjectInfo, max_bytes: int) -> ParseJob:
@@ -277,14 +287,19 @@ class ParseJob:
             schema=config.schema,
             null_values=config.null_values,
             tolerate=config.errors_tolerance == "all",
+            columns=config.columns,
         )
 
     def ready_batches(self, s3: S3Object) -> Iterator[ReadyBatch]:
-        """This job's batches, read with ``s3``, in this process."""
-        restarts = Restarts(max(self.member_offset, 0), self.member_text_offset)
-        header, encoder, batches = self.rows(s3, restarts)
-        keyer = self.keyer(header, typed=encoder.typed_args is not None)
-        return ready_batches(batches, encoder, restarts, keyer)
+        """This job's batches, read with ``s3``, in this process: this object's from the
+        position, then those of ``following`` from their first byte, each header checked
+        against the first object's."""
+        if not self.following and self.first is None:
+            restarts = Restarts(max(self.member_offset, 0), self.member_text_offset)
+            header, encoder, batches = self.rows(s3, restarts)
+            keyer = self.keyer(header, typed=encoder.typed_args is not None)
+            return ready_batches(batches, encoder, restarts, keyer, self.object_index)
+        return self._objects_batches(s3)
 
     @staticmethod
     def keyer_for(config: Config, header: Header, partitions: int, source: str) -> Keyer:
@@ -312,6 +327,62 @@ class ParseJob:
             typed=typed,
         )
 
+    def _sequence(self) -> Iterator[ParseJob]:
+        yield self
+        for step, info in enumerate(self.following, start=1):
+            bucket, _, key = info.uri[len("s3://") :].partition("/")
+            yield dataclasses.replace(
+                self,
+                bucket=bucket,
+                key=key,
+                info=info,
+                start_offset=0,
+                start_line=1,
+                member_offset=-1,
+                member_text_offset=0,
+                object_index=self.object_index + step,
+                following=(),
+                first=None,
+            )
+
+    def _opened(
+        self, s3: S3Object
+    ) -> Iterator[tuple[ParseJob, Header, RecordEncoder, Iterator[RowBatch], Restarts]]:
+        for job in self._sequence():
+            restarts = Restarts(max(job.member_offset, 0), job.member_text_offset)
+            reader = s3 if job is self else s3.sibling(job.bucket, job.key)
+            header, encoder, batches = job.rows(reader, restarts)
+            yield job, header, encoder, batches, restarts
+
+    def _objects_batches(self, s3: S3Object) -> Iterator[ReadyBatch]:
+        expected: list[str] | None = None
+        first_uri = self.info.uri
+        if self.first is not None and not self.columns:
+            first = self.first
+            first_uri = first.uri
+            _codec, decoded = open_decoded(
+                s3.sibling(*first.uri[len("s3://") :].split("/", 1)).chunks(first, 0),
+                self.compression,
+                source=first.uri,
+            )
+            expected = parse_header(decoded, **{**self._dialect(), "source": first.uri}).names
+        # The next object's GET starts (and its header is read) while this one is parsed.
+        opened = ahead(self._opened(s3), depth=1, name="next-object")
+        for job, header, encoder, batches, restarts in opened:
+            if expected is None:
+                expected = header.names
+            elif header.names != expected:
+                raise BadInputError(
+                    f"the header row of object {job.object_index + 1} of the job is "
+                    f"{','.join(header.names)!r}, but the job's first object {first_uri} has "
+                    f"{','.join(expected)!r}: every object of a job must have the same header",
+                    source=job.info.uri,
+                    line=1,
+                    byte_offset=0,
+                )
+            keyer = job.keyer(header, typed=encoder.typed_args is not None)
+            yield from ready_batches(batches, encoder, restarts, keyer, job.object_index)
+
     def rows(
         self, s3: S3Object, restarts: Restarts | None = None
     ) -> tuple[Header, RecordEncoder, Iterator[RowBatch]]:
@@ -332,7 +403,7 @@ class ParseJob:
             _codec, decoded = open_decoded(
                 s3.chunks(self.info, 0), self.compression, source=uri, restarts=restarts
             )
-            header, chunks = split_header(read_ahead(decoded), **dialect)
+            header, chunks = self._split_header(read_ahead(decoded), dialect)
             start_offset, start_line = header.data_offset, header.data_line
             return self._parse(header, chunks, start_offset, start_line, dialect)
         # The resume point says whether the job's object is compressed (member_offset >= 0).
@@ -352,7 +423,7 @@ class ParseJob:
             restarts=restarts if from_start else None,
         )
         if codec == NO_COMPRESSION and stored is not None:
-            header = parse_header(decoded, **dialect)
+            header = self._header(decoded, dialect)
             return self._parse(header, stored, start_offset, start_line, dialect)
         if stored is not None:
             stored.close()  # type: ignore[attr-defined]  # a generator
@@ -365,10 +436,10 @@ class ParseJob:
                 "--input-compression (auto finds the same codec every time)"
             )
         if from_start:
-            header, rest = split_header(read_ahead(decoded), **dialect)
+            header, rest = self._split_header(read_ahead(decoded), dialect)
             chunks = skip_bytes(rest, start_offset - header.data_offset)
         else:
-            header = parse_header(decoded, **dialect)
+            header = self._header(decoded, dialect)
             _codec, rest = open_decoded(
                 s3.chunks(self.info, self.member_offset),
                 codec,
@@ -377,6 +448,18 @@ class ParseJob:
             )
             chunks = skip_bytes(read_ahead(rest), start_offset - self.member_text_offset)
         return self._parse(header, chunks, start_offset, start_line, dialect)
+
+    def _header(self, decoded: Iterator[bytes], dialect: dict[str, Any]) -> Header:
+        if self.columns:
+            return Header(list(self.columns), data_offset=0, data_line=1)
+        return parse_header(decoded, **dialect)
+
+    def _split_header(
+        self, decoded: Iterator[bytes], dialect: dict[str, Any]
+    ) -> tuple[Header, Iterator[bytes]]:
+        if self.columns:
+            return Header(list(self.columns), data_offset=0, data_line=1), decoded
+        return split_header(decoded, **dialect)
 
     def _dialect(self) -> dict[str, Any]:
         """The parser's keywords for this job's object (parse_header, split_header, parse_rows)."""
@@ -395,7 +478,7 @@ class ParseJob:
         _codec, decoded = open_decoded(
             s3.chunks(self.info, 0), self.compression, source=self.info.uri
         )
-        header, chunks = split_header(read_ahead(decoded), **dialect)
+        header, chunks = self._split_header(read_ahead(decoded), dialect)
         batches = parse_rows(
             chunks,
             start_offset=header.data_offset,
@@ -444,6 +527,10 @@ class ParseJob:
         fields["retry"] = RetryPolicy(**fields["retry"])
         fields["key_columns"] = tuple(fields.get("key_columns", ()))
         fields["null_values"] = tuple(fields.get("null_values", ()))
+        fields["following"] = tuple(ObjectInfo(**info) for info in fields.get("following", ()))
+        if fields.get("first") is not None:
+            fields["first"] = ObjectInfo(**fields["first"])
+        fields["columns"] = tuple(fields.get("columns", ()))
         return cls(**fields)
 
 
@@ -496,9 +583,11 @@ class ParseProcess:
             if kind == _BATCH:
                 # One split, no copy of the buffer: the head is a line of digits before the values.
                 values = frame.split(b"\n")
-                rows, last_line, next_line, next_offset, member, member_text, stored, keyed = map(
-                    int, values[0][1:].split(b" ")
+                head = values[0][1:].split(b" ")
+                rows, last_line, next_line, next_offset, member, member_text, stored = map(
+                    int, head[:7]
                 )
+                keyed, index = int(head[7]), int(head[8])
                 del values[0]
                 keys = partitions = None
                 if keyed:  # then a line of partitions and a line per key (a JSON string)
@@ -518,6 +607,7 @@ class ParseProcess:
                     keys,
                     partitions,
                     rejects,
+                    index,
                 )
                 rejects = ()
                 continue
@@ -752,7 +842,7 @@ def _child(argv: list[str]) -> None:
         for ready in job.ready_batches(s3):
             if ready.rejects:
                 sender.send(_REJECTS + _rejects_to_json(ready.rejects))
-            head = b"B%d %d %d %d %d %d %d %d" % (
+            head = b"B%d %d %d %d %d %d %d %d %d" % (
                 len(ready.values),
                 ready.last_line,
                 ready.next_line,
@@ -761,6 +851,7 @@ def _child(argv: list[str]) -> None:
                 ready.member_text_offset,
                 ready.stored_offset,
                 ready.keys is not None,
+                ready.object_index,
             )
             lines = [head, *ready.values]
             if ready.keys is not None and ready.partitions is not None:

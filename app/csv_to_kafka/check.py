@@ -11,23 +11,26 @@ speed, faster than a copy, with one GET.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._parse_process import ParseJob, ready_batches, source_object
+from ._retry import RetryPolicy
 from .config import Config
 from .decompress import Restarts
 from .errors import BadInputError
+from .objects import bucket_and_key, config_objects
 from .sink import max_message_bytes
-from .source import Reject, S3Object
+from .source import ObjectInfo, Reject, S3Object
 
 if TYPE_CHECKING:
     from .processor import ProgressListener
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CheckReport", "check"]
+__all__ = ["CheckReport", "check", "check_objects", "objects_json", "objects_summary"]
 
 
 @dataclass
@@ -82,22 +85,76 @@ class CheckReport:
         }
 
 
+def check_objects(
+    config: Config, *, progress: ProgressListener | None = None
+) -> list[CheckReport]:
+    """``check`` of each object of a job over many objects, in the job's order; an object whose
+    header differs from the first object's fails as run would fail it."""
+    s3 = source_object(config)
+    infos = config_objects(config, s3.client, RetryPolicy(total_seconds=config.retry_seconds))
+    total = sum(info.size for info in infos)
+    if progress is not None:
+        progress.started(config.job_id, 0, 0, total)
+    reports: list[CheckReport] = []
+    rows = done = 0
+    for info in infos:
+        bucket, key = bucket_and_key(info.uri)
+        report = check(config, s3=s3.sibling(bucket, key), info=info)
+        if report.ok and reports and report.columns != reports[0].columns:
+            report.error = (
+                f"{info.uri}: its header row is {','.join(report.columns)!r}, but the job's "
+                f"first object {reports[0].source} has {','.join(reports[0].columns)!r}"
+            )
+        reports.append(report)
+        rows, done = rows + report.rows, done + info.size
+        if progress is not None:
+            progress.advanced(rows, done, committed=False)
+        logger.info("object %d of %d: %s", len(reports), len(infos), report.summary())
+    return reports
+
+
+def objects_summary(reports: list[CheckReport]) -> str:
+    """One line per object, then the total."""
+    lines = [report.summary() for report in reports]
+    failed = sum(1 for report in reports if not report.ok)
+    verdict = "OK" if not failed else f"FAILED ({failed} objects)"
+    lines.append(
+        f"check {verdict}: {len(reports)} objects, {sum(r.rows for r in reports):,} rows, "
+        f"{sum(r.size for r in reports):,} bytes"
+    )
+    return "\n".join(lines)
+
+
+def objects_json(reports: list[CheckReport]) -> dict[str, Any]:
+    return {
+        "ok": all(report.ok for report in reports),
+        "objects": len(reports),
+        "rows": sum(report.rows for report in reports),
+        "bytes": sum(report.size for report in reports),
+        "per_object": [report.to_json_dict() for report in reports],
+    }
+
+
 def check(
     config: Config,
     *,
     s3: S3Object | None = None,
     progress: ProgressListener | None = None,
+    info: ObjectInfo | None = None,
 ) -> CheckReport:
     """Parse and encode every row of ``config.source``, telling ``progress`` how far it got."""
     s3 = s3 if s3 is not None else source_object(config)
-    info = s3.head()
+    info = info if info is not None else s3.head()
     limit = max_message_bytes(config)
     report = CheckReport(source=info.uri, size=info.size, limit=limit)
     if progress is not None:
         progress.started(config.job_id, 0, 0, info.size)
     try:
         restarts = Restarts()  # a compressed object's progress is in its stored bytes
-        header, encoder, batches = ParseJob.whole_object(config, info, limit).rows(s3, restarts)
+        job = dataclasses.replace(
+            ParseJob.whole_object(config, info, limit), bucket=s3.bucket, key=s3.key
+        )
+        header, encoder, batches = job.rows(s3, restarts)
         report.columns = list(header.names)
         report.last_line = header.data_line - 1
         for ready in ready_batches(batches, encoder, restarts):

@@ -88,6 +88,12 @@ class Checkpoint:
     partitions: int = 0  # the topic's partitions when the job started (0: not recorded)
     key_columns: str = ""  # --key-column, comma-separated ("" for no keys)
     bad_rows: int = 0  # bad rows committed to the dead-letter topic or dropped (issue 14)
+    # A job over many objects (objects.py): the object the copy is in (its index in the job's
+    # list, from 0, and its URI) and how many the job has; etag, version_id and last_line are
+    # that object's, byte_offset and total_bytes count over the whole job.
+    object_index: int = 0
+    object_count: int = 1
+    current_object: str | None = None
 
     @property
     def percent_done(self) -> float:
@@ -130,6 +136,8 @@ _INT_FIELDS = (
     "kafka_offset",
     "total_bytes",
     "partitions",
+    "object_index",
+    "object_count",
 )
 _FLOAT_FIELDS = ("rows_per_second", "bytes_per_second")
 _STR_FIELDS = (
@@ -142,11 +150,14 @@ _STR_FIELDS = (
     "updated_at",
     "key_columns",
 )
-_OPTIONAL_STR_FIELDS = ("version_id", "error")
+_OPTIONAL_STR_FIELDS = ("version_id", "error", "current_object")
 # What a field missing from a stored item loads as (items written by older versions).
 _DEFAULTS: Mapping[str, Any] = {
     "version_id": None,
     "error": None,
+    "current_object": None,
+    "object_index": 0,
+    "object_count": 1,
     "last_line": 0,
     "total_sent": 0,
     "byte_offset": 0,
@@ -181,6 +192,8 @@ def _to_item(cp: Checkpoint) -> dict[str, AttributeValueTypeDef]:
         item["error"] = {"S": cp.error[:_MAX_ERROR_CHARS]}
     if cp.bad_rows:  # (absent: none, as in items of jobs without --errors-tolerance all)
         item["bad_rows"] = {"N": str(cp.bad_rows)}
+    if cp.current_object is not None:
+        item["current_object"] = {"S": cp.current_object}
     return item
 
 
@@ -245,6 +258,11 @@ class CheckpointStore:
         self._client = client if client is not None else _default_client()
         self._create_table = create_table
         self._on_retry = on_retry
+
+    @property
+    def client(self) -> DynamoDBClient:
+        """The boto3 client (the job's object list lives in the same table: objects.py)."""
+        return self._client
 
     def load(self, job_id: str) -> Checkpoint | None:
         """The stored checkpoint of ``job_id`` (a strongly consistent read), or None."""

@@ -41,6 +41,7 @@ from .errors import (
     CsvToKafkaError,
     exit_code_for,
 )
+from .objects import SOURCE_SEPARATOR
 from .schema import DEFAULT_SAMPLE_ROWS
 
 logger = logging.getLogger("csv_to_kafka")
@@ -80,7 +81,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _common_kafka(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", metavar="s3://BUCKET/KEY", help="the CSV object")
+    _sources(parser)
     parser.add_argument(
         "--topic",
         help="the Kafka topic (records go to partition 0; with --key-column, to their key's)",
@@ -121,7 +122,36 @@ def _common_kafka(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _sources(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--source",
+        action="append",
+        metavar="s3://BUCKET/KEY",
+        help="the CSV object; s3://BUCKET/PREFIX/ (ending in /): every object under the prefix "
+        "in S3's listing order, zero-byte objects and folder markers skipped; repeat --source "
+        "for several, copied in the order given (in the environment: one URL per line). One "
+        "job, one ordered stream; the list is fixed at the job's first run",
+    )
+    parser.add_argument(
+        "--source-manifest",
+        metavar="s3://BUCKET/KEY",
+        help="an object listing the sources, one s3:// URL (object or prefix) per line, for "
+        "thousands of objects (instead of --source)",
+    )
+
+
 def _dialect(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-header",
+        action="store_true",
+        default=None,
+        help="the objects have no header row: line 1 is data (needs --columns)",
+    )
+    parser.add_argument(
+        "--columns",
+        metavar="a,b,c",
+        help="the field names of objects without a header row (with --no-header)",
+    )
     parser.add_argument("--delimiter", help="field delimiter (default ,)")
     parser.add_argument("--quotechar", help='quote character (default ")')
     parser.add_argument(
@@ -239,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    check.add_argument("--source", metavar="s3://BUCKET/KEY", help="the CSV object")
+    _sources(check)
     _dialect(check)
     check.add_argument(
         "-X",
@@ -483,7 +513,18 @@ def _typed(values: dict[str, Any]) -> dict[str, Any]:
         elif name in flags and isinstance(raw, str):
             value = _bool_env(name, raw)
         elif name == "source":
-            value = parse_source_uri(raw)
+            raws = raw if isinstance(raw, list) else raw.split(SOURCE_SEPARATOR)
+            uris = [parse_source_uri(item.strip()) for item in raws if item.strip()]
+            if not uris:
+                raise ConfigError("--source names no object")
+            value = uris[0]
+            out["more_sources"] = tuple(uris[1:])
+        elif name == "source_manifest":
+            continue  # build_config turns it into the source
+        elif name == "no_header" and isinstance(raw, str):
+            value = _bool_env(name, raw)
+        elif name == "columns":
+            value = tuple(part.strip() for part in raw.split(","))
         elif name == "null_values":
             value = tuple(raw.split(",") if isinstance(raw, str) else raw)
         elif name == "key_columns":
@@ -498,12 +539,27 @@ _VERIFY_REQUIRED = ("source", "topic", "bootstrap_servers")
 _CHECK_REQUIRED = ("source",)
 
 
+def _with_manifest(
+    args: argparse.Namespace, environ: dict[str, str], required: Sequence[str]
+) -> dict[str, Any]:
+    """_resolve, where a --source-manifest stands for --source."""
+    manifest = getattr(args, "source_manifest", None) or environ.get(ENV["source_manifest"])
+    if not manifest:
+        return _typed(_resolve(args, environ, required))
+    values = _typed(_resolve(args, environ, [name for name in required if name != "source"]))
+    if "source" in values:
+        raise ConfigError("give either --source or --source-manifest, not both")
+    values["source"] = parse_source_uri(manifest)
+    values["source_manifest"] = True
+    return values
+
+
 def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:
     environ = dict(os.environ if environ is None else environ)
     if args.command == "run":
-        return Config(**_typed(_resolve(args, environ, _RUN_REQUIRED)))
+        return Config(**_with_manifest(args, environ, _RUN_REQUIRED))
     required = _CHECK_REQUIRED if args.command in ("check", "infer-schema") else _VERIFY_REQUIRED
-    values = _typed(_resolve(args, environ, required))
+    values = _with_manifest(args, environ, required)
     # What the command does not use: Config needs a value.
     values.setdefault("topic", "-")
     values.setdefault("bootstrap_servers", "-")
@@ -591,6 +647,12 @@ class Progress:
         self.rows = 0
         self.byte_offset = 0
         self.drawn = False
+        self.objects = 0  # a job over many objects: how many, and the one being copied (1-based)
+        self.object = 0
+
+    def object_started(self, index: int, count: int) -> None:
+        """The copy is in object ``index`` (from 0) of ``count`` (processor, many objects)."""
+        self.object, self.objects = index + 1, count
 
     def started(self, job_id: str, rows: int, byte_offset: int, total_bytes: int) -> None:
         self.job_id, self.total = job_id, total_bytes
@@ -621,6 +683,7 @@ class Progress:
             self.stream.write(
                 f"\r[{'#' * filled}{'.' * (width - filled)}] {percent:5.1f}%  {rows:,} rows  "
                 f"{rate:,.0f} rows/s  ETA {_duration(eta)} "
+                + (f" object {self.object}/{self.objects} " if self.objects else "")
             )
             self.stream.flush()
             self.drawn = True
@@ -634,6 +697,15 @@ class Progress:
                     "percent": round(percent, 2),
                     "rate": round(rate, 1),
                     "eta_seconds": None if eta is None else round(eta, 1),
+                    **(
+                        {
+                            "object": self.object,
+                            "objects": self.objects,
+                            "objects_done": self.object - 1,
+                        }
+                        if self.objects
+                        else {}
+                    ),
                 },
             )
 
@@ -708,6 +780,15 @@ def _cmd_check(config: Config, *, as_json: bool) -> int:
     from .check import check  # noqa: PLC0415
 
     progress = _progress(config)
+    if config.multi_object:
+        from .check import check_objects, objects_json, objects_summary  # noqa: PLC0415
+
+        try:
+            reports = check_objects(config, progress=progress)
+        finally:
+            progress.close()
+        print(json.dumps(objects_json(reports), indent=2) if as_json else objects_summary(reports))
+        return EXIT_OK if all(report.ok for report in reports) else EXIT_BAD_INPUT
     try:
         report = check(config, progress=progress)
     finally:
@@ -730,7 +811,14 @@ def _cmd_infer_schema(config: Config, sample_rows: int) -> int:
 def _cmd_verify(config: Config) -> int:
     from .verify import verify  # noqa: PLC0415
 
-    report = verify(config)
+    if config.multi_object:
+        from .verify import verify_objects  # noqa: PLC0415
+
+        report = verify_objects(config)
+        for uri, ok in report.objects:
+            print(f"  {'OK' if ok else 'MISMATCH'} {uri}")
+    else:
+        report = verify(config)
     print(report.summary())
     if not report.ok:
         print(f"first difference: {report.first_difference}")
@@ -760,6 +848,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if checkpoint.partitions:
         keys = f"key {checkpoint.key_columns}" if checkpoint.key_columns else "no key"
         print(f"  {checkpoint.partitions} partition(s), {keys}")
+    if checkpoint.current_object is not None:
+        print(
+            f"  object {checkpoint.object_index + 1} of {checkpoint.object_count}: "
+            f"{checkpoint.current_object}"
+        )
     print(
         f"  rows committed {checkpoint.total_sent:,}, last line {checkpoint.last_line:,}, "
         f"byte {checkpoint.byte_offset:,} of {checkpoint.total_bytes:,}, Kafka offset "

@@ -45,6 +45,9 @@ DEFAULT_MAX_BAD_ROWS = 1000
 ENV: Mapping[str, str] = MappingProxyType(
     {
         "source": "CSV_TO_KAFKA_SOURCE",
+        "source_manifest": "CSV_TO_KAFKA_SOURCE_MANIFEST",
+        "no_header": "CSV_TO_KAFKA_NO_HEADER",
+        "columns": "CSV_TO_KAFKA_COLUMNS",
         "topic": "CSV_TO_KAFKA_TOPIC",
         "bootstrap_servers": "CSV_TO_KAFKA_BOOTSTRAP_SERVERS",
         "job_id": "CSV_TO_KAFKA_JOB_ID",
@@ -184,6 +187,12 @@ class Config:
     dlq_topic: str | None = None  # where bad rows go with errors_tolerance all
     skip_bad_rows: bool = False  # all without a dead-letter topic: bad rows dropped
     max_bad_rows: int = DEFAULT_MAX_BAD_ROWS  # past this in the job: exit 3
+    # Many objects (objects.py): the --source options after the first, in the order given;
+    # source_manifest: ``source`` is a manifest object listing the sources, one per line.
+    more_sources: tuple[SourceUri, ...] = ()
+    source_manifest: bool = False
+    no_header: bool = False  # every object's line 1 is data; ``columns`` names the fields
+    columns: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.checkpoint_every < 1:
@@ -226,6 +235,7 @@ class Config:
                 "key all go to partition 0. Name the key with --key-column"
             )
         self._check_errors_tolerance()
+        self._check_objects()
 
     def _check_errors_tolerance(self) -> None:
         if self.errors_tolerance not in ERRORS_TOLERANCES:
@@ -250,6 +260,33 @@ class Config:
             )
         if self.dlq_topic == self.topic:
             raise ConfigError("--dlq-topic must not be the --topic the good rows go to")
+
+    def _check_objects(self) -> None:
+        if "#objects" in self.job_id:
+            raise ConfigError("--job-id must not contain '#objects' (the job's object list)")
+        if self.no_header != bool(self.columns):
+            raise ConfigError("--no-header and --columns a,b,c go together (line 1 is then data)")
+        if any(not name for name in self.columns) or len(set(self.columns)) != len(self.columns):
+            raise ConfigError(f"--columns needs distinct non-empty names, got {self.columns!r}")
+        if self.source_manifest and self.more_sources:
+            raise ConfigError("give either --source (repeatable) or --source-manifest, not both")
+
+    @property
+    def sources(self) -> tuple[SourceUri, ...]:
+        """Every --source in order (not the manifest's: objects.read_manifest reads those)."""
+        return (self.source, *self.more_sources)
+
+    @property
+    def multi_object(self) -> bool:
+        """A job over a list of objects (prefix, several sources, manifest), not one object."""
+        return bool(self.more_sources) or self.source_manifest or self.source.key.endswith("/")
+
+    @property
+    def source_label(self) -> str:
+        """What the job copies, as its checkpoint names it."""
+        if self.source_manifest:
+            return f"{self.source} (manifest)"
+        return "\n".join(str(source) for source in self.sources)
 
     @property
     def transactional_id(self) -> str:

@@ -36,6 +36,7 @@ __all__ = [
     "ERRORS",
     "ETA_SECONDS",
     "METRICS",
+    "OBJECTS_DONE",
     "PROGRESS_PERCENT",
     "RECORDS_SENT",
     "RETRIES",
@@ -63,6 +64,7 @@ COMMIT_LATENCY = "CommitLatency"
 TRANSACTIONS_COMMITTED = "TransactionsCommitted"
 CHECKPOINT_LATENCY = "CheckpointLatency"
 BAD_ROWS = "BadRows"  # rows committed to the dead-letter topic or dropped (--errors-tolerance all)
+OBJECTS_DONE = "ObjectsDone"  # a job over many objects: objects wholly committed
 
 Kind = Literal["counter", "gauge", "statistic"]
 
@@ -86,6 +88,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(COMMIT_LATENCY, "Milliseconds", "statistic"),
     MetricSpec(TRANSACTIONS_COMMITTED, "Count", "counter"),
     MetricSpec(CHECKPOINT_LATENCY, "Milliseconds", "statistic"),
+    MetricSpec(OBJECTS_DONE, "Count", "gauge"),
 )
 
 # CloudWatch's units; anything else makes the whole PutMetricData call fail.

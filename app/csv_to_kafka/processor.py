@@ -45,6 +45,7 @@ from .errors import (
     StoppedError,
 )
 from .metrics import MetricsEmitter
+from .objects import JobObjects, PinnedObjects, check_still_listed, list_objects, read_manifest
 from .record import ResumePoint
 from .sink import Sink, open_sink
 from .source import ObjectInfo, S3Object
@@ -252,7 +253,7 @@ class Processor:
     def _run(self) -> RunResult:
         config = self.config
         started = time.monotonic()
-        info = self._s3.head()
+        info = None if config.multi_object else self._s3.head()
         stored = self._store.load(config.job_id)
         self._check_stored(stored, info)
         if stored is not None and stored.status is Status.COMPLETED:
@@ -262,6 +263,7 @@ class Processor:
                 stored.total_sent,
             )
             return RunResult(config.job_id, stored.total_sent, 0, 0, 0.0, already_complete=True)
+        objects = JobObjects((info,)) if info is not None else self._pin(stored)
 
         sink = self._sink_factory(config)
         # The dead-letter topic's own view: created like the topic, read back when resuming
@@ -287,7 +289,7 @@ class Processor:
                     on_retry=self._count_retry,
                 )
             self._check_partitions(stored, sink.partitions)
-            run = _Run(self, sink, info=info, stored=stored, dlq=dlq)
+            run = _Run(self, sink, objects=objects, stored=stored, dlq=dlq)
             rows_total = run.copy_with_retries()
         finally:
             sink.close()
@@ -326,15 +328,49 @@ class Processor:
             source=str(self.config.source),
         )
 
-    def _check_stored(self, stored: Checkpoint | None, info: ObjectInfo) -> None:
+    def _pin(self, stored: Checkpoint | None) -> JobObjects:
+        """The job's objects: listed and stored at its first run, the stored list after."""
+        config = self.config
+        client = self._s3.client
+        pinned_store = PinnedObjects(
+            config.checkpoint_table, retry=self._retry, client=self._store.client
+        )
+        sources = (
+            read_manifest(client, config.source, self._retry)
+            if config.source_manifest
+            else config.sources
+        )
+        pinned = pinned_store.load(config.job_id)
+        if pinned is None:
+            pinned = pinned_store.save(config.job_id, list_objects(sources, client, self._retry))
+            logger.info(
+                "job %s: %d objects (%d bytes) fixed as the job's list",
+                config.job_id,
+                len(pinned),
+                pinned.total_bytes,
+            )
+            return pinned
+        start = stored.object_index if stored is not None else 0
+        added = check_still_listed(pinned, sources, client, self._retry, start)
+        logger.info(
+            "job %s: resuming over its %d objects fixed at its first run%s",
+            config.job_id,
+            len(pinned),
+            f"; {added} objects added under its prefixes since then are ignored" if added else "",
+        )
+        return pinned
+
+    def _check_stored(self, stored: Checkpoint | None, info: ObjectInfo | None) -> None:
         config = self.config
         if stored is None:
             return
-        if stored.source != str(config.source) or stored.topic != config.topic:
+        if stored.source != config.source_label or stored.topic != config.topic:
             raise ConfigError(
                 f"job id {config.job_id} already names the copy of {stored.source} to topic "
                 f"{stored.topic}; a job id names one copy, so use another --job-id"
             )
+        if info is None:  # many objects: the pinned list and each GET's If-Match check them
+            return
         if stored.etag != info.etag or (stored.version_id or None) != (info.version_id or None):
             raise ObjectChangedError(
                 f"the object changed since job {config.job_id} started (ETag {stored.etag}, now "
@@ -352,7 +388,7 @@ class _Run:
         processor: Processor,
         sink: Sink,
         *,
-        info: ObjectInfo,
+        objects: JobObjects,
         stored: Checkpoint | None,
         dlq: Sink | None = None,
     ) -> None:
@@ -361,7 +397,8 @@ class _Run:
         self.bad_rows = 0  # the job's bad rows at the last commit
         self.config = processor.config
         self.sink = sink
-        self.info = info
+        self.objects = objects
+        self.info = objects[0]  # the object the copy is in
         self.stored = stored
         self.started_at = stored.started_at if stored is not None else utc_now_iso()
         self.rows_this_run = 0
@@ -410,7 +447,10 @@ class _Run:
         if self.dlq is not None:
             # A transaction that ended with bad rows left its position on its dead letters.
             dead = self.dlq.last_committed(self.config.job_id, None)
-            if dead is not None and (point is None or dead.byte_offset > point.byte_offset):
+            if dead is not None and (
+                point is None
+                or (dead.object_index, dead.byte_offset) > (point.object_index, point.byte_offset)
+            ):
                 point = dataclasses.replace(dead, kafka_offset=-1)
         if point is None:
             if self.stored is not None and self.stored.total_sent > 0:
@@ -421,7 +461,14 @@ class _Run:
                     "checkpoint) to copy again"
                 )
             # From the first byte: the parser reads the header on its way to the first row.
+            self.info = self.objects[0]
             return ResumePoint(self.config.job_id, 0, 0, 1, 0, self.info.etag)
+        if not 0 <= point.object_index < len(self.objects):
+            raise ConfigError(
+                f"job {self.config.job_id}'s last commit is in object {point.object_index + 1}, "
+                f"but the job has {len(self.objects)} objects: use a new --job-id"
+            )
+        self.info = self.objects[point.object_index]
         if point.etag != self.info.etag:
             raise ObjectChangedError(
                 f"job {self.config.job_id} copied ETag {point.etag} up to row {point.rows}, but "
@@ -431,11 +478,17 @@ class _Run:
             )
         return point
 
+    def _job_position(self, point: ResumePoint) -> int:
+        """The job's stored byte ``point`` stands at: the objects before its own, then its own."""
+        return self.objects.start_of(point.object_index) + point.stored_position
+
     def _batches(self, point: ResumePoint, parser: ParseProcess | None) -> Iterator[ReadyBatch]:
         config = self.config
+        index = point.object_index
+        bucket, _, key = self.info.uri[len("s3://") :].partition("/")
         job = ParseJob(
-            bucket=config.source.bucket,
-            key=config.source.key,
+            bucket=bucket,
+            key=key,
             info=self.info,
             retry=self.p._retry,
             start_offset=point.byte_offset,
@@ -454,6 +507,10 @@ class _Run:
             schema=config.schema,
             null_values=config.null_values,
             tolerate=config.errors_tolerance == "all",
+            object_index=index,
+            following=self.objects.objects[index + 1 :],
+            first=self.objects[0] if index > 0 else None,
+            columns=config.columns,
         )
         if parser is not None:
             return parser.batches(job, on_retry=lambda: self.p._metrics.count(m.RETRIES))
@@ -479,14 +536,20 @@ class _Run:
         if ready.rejects:
             self.sink.send_dead_letters(dead.topic or "", dead.take(ready.rejects, headers))
 
-    def _copy_with(self, parser: ParseProcess | None) -> int:
-        config = self.config
+    def _start_point(self) -> ResumePoint:
+        """Where the copy starts: Kafka's last commit of the job (or the first byte)."""
         point = self._position()
         stored = self.stored
         if point.member_offset >= 0 and stored is not None and stored.total_sent == point.rows:
             # A compressed object: Kafka's record says which member holds the point, the
             # checkpoint how far into the stored bytes the reader had got (progress only).
-            point = dataclasses.replace(point, stored_offset=stored.byte_offset)
+            stored_in_object = stored.byte_offset - self.objects.start_of(point.object_index)
+            point = dataclasses.replace(point, stored_offset=stored_in_object)
+        return point
+
+    def _copy_with(self, parser: ParseProcess | None) -> int:
+        config = self.config
+        point = self._start_point()
         committed = self.committed = point
         self.bad_rows = point.bad_rows
         dead = DeadLetters(
@@ -496,20 +559,12 @@ class _Run:
             max_bad_rows=config.max_bad_rows,
             total=point.bad_rows,
         )
-        logger.info(
-            "job %s: %s at row %d, line %d, byte %d of %d%s",
-            config.job_id,
-            "resuming" if point.rows else "starting",
-            point.rows,
-            point.next_line,
-            point.byte_offset,
-            self.info.size,
-            f" (decoded; decoding from compressed byte {point.member_offset}, where byte "
-            f"{point.member_text_offset} starts)"
-            if point.member_offset > 0
-            else "",
+        self._log_start(point)
+        self.p._progress.started(
+            config.job_id, point.rows, self._job_position(point), self.objects.total_bytes
         )
-        self.p._progress.started(config.job_id, point.rows, point.stored_position, self.info.size)
+        if config.multi_object:
+            self._next_object(point.object_index)
         self._checkpoint(point, Status.RUNNING, sync=True)
         stop = self.p._stop
         if stop.is_set():
@@ -522,6 +577,9 @@ class _Run:
         sent = point
         try:
             for ready in self._batches(point, parser):
+                if ready.object_index != sent.object_index:
+                    self._next_object(ready.object_index)
+                    dead.source = self.info.uri  # the dead letters' csv-to-kafka.source-file
                 values = ready.values
                 rejects = ready.rejects
                 dead.check_limit(rejects)  # past --max-bad-rows: nothing of this batch is sent
@@ -529,21 +587,10 @@ class _Run:
                     self.sink.begin()
                     in_txn, txn_rows, txn_started = True, 0, time.monotonic()
                 n = len(values)
-                sent = ResumePoint(
-                    config.job_id,
-                    rows=sent.rows + n,
-                    line=ready.last_line,
-                    next_line=ready.next_line,
-                    byte_offset=ready.next_offset,
-                    etag=self.info.etag,
-                    member_offset=ready.member_offset,
-                    member_text_offset=ready.member_text_offset,
-                    stored_offset=ready.stored_offset,
-                    bad_rows=sent.bad_rows + len(rejects),
-                )
+                sent = self._after(sent, ready)
                 self._send(ready, sent.to_headers(), dead)
                 txn_rows += n
-                self.p._progress.advanced(sent.rows, sent.stored_position, committed=False)
+                self.p._progress.advanced(sent.rows, self._job_position(sent), committed=False)
                 failpoint("in-transaction")
                 if in_txn and (
                     txn_rows >= every or stop.is_set() or time.monotonic() - txn_started >= seconds
@@ -563,8 +610,45 @@ class _Run:
         self._complete(committed)
         return committed.rows
 
+    def _log_start(self, point: ResumePoint) -> None:
+        config = self.config
+        logger.info(
+            "job %s: %s at row %d, line %d, byte %d of %d%s%s",
+            config.job_id,
+            "resuming" if point.rows else "starting",
+            point.rows,
+            point.next_line,
+            point.byte_offset,
+            self.info.size,
+            f" (decoded; decoding from compressed byte {point.member_offset}, where byte "
+            f"{point.member_text_offset} starts)"
+            if point.member_offset > 0
+            else "",
+            f" of object {point.object_index + 1} of {len(self.objects)}, {self.info.uri}"
+            if config.multi_object
+            else "",
+        )
+
+    def _after(self, sent: ResumePoint, ready: ReadyBatch) -> ResumePoint:
+        """The job's point after ``ready``, sent after ``sent``."""
+        return ResumePoint(
+            self.config.job_id,
+            rows=sent.rows + len(ready.values),
+            line=ready.last_line,
+            next_line=ready.next_line,
+            byte_offset=ready.next_offset,
+            etag=self.info.etag,
+            member_offset=ready.member_offset,
+            member_text_offset=ready.member_text_offset,
+            stored_offset=ready.stored_offset,
+            bad_rows=sent.bad_rows + len(ready.rejects),
+            object_index=ready.object_index,
+        )
+
     def _complete(self, committed: ResumePoint) -> None:
         config = self.config
+        if config.multi_object:
+            self.p._metrics.gauge(m.OBJECTS_DONE, len(self.objects), "Count")
         self._checkpoint(committed, Status.COMPLETED, sync=True)
         if committed.bad_rows:  # exit 0, but not a clean-looking end
             logger.warning(
@@ -578,6 +662,22 @@ class _Run:
         else:
             logger.info("job %s: complete, %d rows", config.job_id, committed.rows)
 
+    def _next_object(self, index: int) -> None:
+        """The parser has moved on to object ``index`` of the job (the ones before are read)."""
+        self.info = self.objects[index]
+        # The CLI's progress shows the object (an optional method: other listeners lack it).
+        object_started = getattr(self.p._progress, "object_started", None)
+        if object_started is not None:
+            object_started(index, len(self.objects))
+        logger.info(
+            "job %s: object %d of %d, %s (%d bytes)",
+            self.config.job_id,
+            index + 1,
+            len(self.objects),
+            self.info.uri,
+            self.info.size,
+        )
+
     def _commit(self, committed: ResumePoint, sent: ResumePoint, txn_rows: int) -> ResumePoint:
         metrics = self.p._metrics
         started = time.monotonic()
@@ -585,7 +685,8 @@ class _Run:
         metrics.observe(m.COMMIT_LATENCY, (time.monotonic() - started) * 1000)
         failpoint("after-commit")
         now = dataclasses.replace(sent, kafka_offset=offset)
-        bytes_read = now.stored_position - committed.stored_position
+        position, total = self._job_position(now), self.objects.total_bytes
+        bytes_read = position - self._job_position(committed)
         self.rows_this_run += txn_rows
         self.bytes_this_run += bytes_read
         metrics.count(m.RECORDS_SENT, txn_rows)
@@ -595,17 +696,18 @@ class _Run:
             metrics.count(m.BAD_ROWS, now.bad_rows - self.bad_rows)
             self.bad_rows = now.bad_rows
         self._update_rate(txn_rows, bytes_read)
-        if self.info.size:
-            percent = now.stored_position / self.info.size * 100
-            metrics.gauge(m.PROGRESS_PERCENT, percent, "Percent")
+        if total:
+            metrics.gauge(m.PROGRESS_PERCENT, position / total * 100, "Percent")
         metrics.gauge(m.ROWS_PER_SECOND, self.rows_per_second, "Count/Second")
         if self.bytes_per_second > 0:
-            eta = (self.info.size - now.stored_position) / self.bytes_per_second
+            eta = (total - position) / self.bytes_per_second
             metrics.gauge(m.ETA_SECONDS, eta, "Seconds")
+        if self.config.multi_object:  # the objects before the one the commit is in
+            metrics.gauge(m.OBJECTS_DONE, now.object_index, "Count")
         if self.writer.error is not None:
             raise InfrastructureError(f"the checkpoint could not be written: {self.writer.error}")
         self._checkpoint(now, Status.RUNNING)
-        self.p._progress.advanced(now.rows, now.stored_position, committed=True)
+        self.p._progress.advanced(now.rows, position, committed=True)
         self.committed = now
         return now
 
@@ -631,18 +733,19 @@ class _Run:
     def _checkpoint(
         self, point: ResumePoint, status: Status, *, sync: bool = False, error: str | None = None
     ) -> None:
+        info = self.objects[point.object_index]
         checkpoint = Checkpoint(
             job_id=self.config.job_id,
             status=status,
-            source=str(self.config.source),
+            source=self.config.source_label,
             topic=self.config.topic,
-            etag=self.info.etag,
-            version_id=self.info.version_id,
+            etag=info.etag,
+            version_id=info.version_id,
             last_line=point.line,
             total_sent=point.rows,
-            byte_offset=point.stored_position,
+            byte_offset=self._job_position(point),
             kafka_offset=point.kafka_offset,
-            total_bytes=self.info.size,
+            total_bytes=self.objects.total_bytes,
             rows_per_second=self.rows_per_second,
             bytes_per_second=self.bytes_per_second,
             started_at=self.started_at,
@@ -651,6 +754,9 @@ class _Run:
             partitions=self.sink.partitions,
             key_columns=",".join(self.config.key_columns),
             bad_rows=point.bad_rows,
+            object_index=point.object_index,
+            object_count=len(self.objects),
+            current_object=info.uri if self.config.multi_object else None,
         )
         self.writer.submit(checkpoint)
         if sync:

@@ -52,6 +52,10 @@ class ResumePoint:
     # checkpoint); -1: unknown (read from Kafka), see ``stored_position``.
     stored_offset: int = -1
     bad_rows: int = 0  # bad rows of the job so far (--errors-tolerance all), in all runs
+    # A job over many objects (objects.py): the index of the object the point is in, in the
+    # job's pinned list (byte_offset, line and etag are that object's). In the headers only
+    # from the second object on: 0 is the default, so one-object records are as before.
+    object_index: int = 0
 
     @property
     def stored_position(self) -> int:
@@ -79,6 +83,8 @@ class ResumePoint:
             ]
         if self.bad_rows:
             headers.append((HEADER_PREFIX + "bad-rows", b"%d" % self.bad_rows))
+        if self.object_index > 0:
+            headers.append((HEADER_PREFIX + "object", b"%d" % self.object_index))
         return headers
 
     @classmethod
@@ -106,6 +112,7 @@ class ResumePoint:
                 member_offset=int(found.get("member-offset", -1)),
                 member_text_offset=int(found.get("member-text-offset", 0)),
                 bad_rows=int(found.get("bad-rows", 0)),
+                object_index=int(found.get("object", 0)),
             )
         except (KeyError, ValueError):
             return None

@@ -243,6 +243,22 @@ class S3Object:
         self._on_retry = on_retry
         self._read_size = read_size
 
+    @property
+    def client(self) -> S3Client:
+        """The boto3 client (a job over many objects lists prefixes with it)."""
+        return self._client
+
+    def sibling(self, bucket: str, key: str) -> S3Object:
+        """Another object, read with this one's client, retries and reads (a job's next one)."""
+        return S3Object(
+            bucket,
+            key,
+            retry=self._retry,
+            client=self._client,
+            on_retry=self._on_retry,
+            read_size=self._read_size,
+        )
+
     def head(self) -> ObjectInfo:
         """The object's current version; a ConfigError when it does not exist or is forbidden."""
 

@@ -11,21 +11,23 @@ import dataclasses
 import heapq
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import orjson
 
 from ._parse_process import ParseJob, source_object
+from ._retry import RetryPolicy
 from .config import Config
 from .deadletter import LINE, SOURCE_FILE
 from .keys import Keyer
+from .objects import bucket_and_key, config_objects
 from .partitioning import partition_for
 from .sink import Sink, open_sink
-from .source import Header, Reject, S3Object
+from .source import Header, ObjectInfo, Reject, S3Object
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VerifyReport", "verify"]
+__all__ = ["VerifyReport", "verify", "verify_objects"]
 
 
 @dataclass
@@ -43,6 +45,8 @@ class VerifyReport:
     dlq_topic: str | None = None
     bad_rows_in_csv: int = 0
     dead_letters: int = 0
+    # A job over many objects: each object and whether its rows matched (in the job's order).
+    objects: list[tuple[str, bool]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -69,15 +73,18 @@ def _expected_batches(
     config: Config,
     s3: S3Object,
     max_bytes: int,
+    *,
     header: list[Header] | None = None,
     rejects: list[Reject] | None = None,
+    info: ObjectInfo | None = None,
 ) -> Iterator[tuple[list[int], list[bytes]]]:
     """The object's rows as ``run`` writes them, a batch at a time: (lines, record values).
 
     The same parser and encoder as ``run`` (the C loop where it applies), so a record that was
     copied right is byte for byte its row's value. ``header``, if given, receives the header.
     """
-    job = ParseJob.whole_object(config, s3.head(), max_bytes)
+    job = ParseJob.whole_object(config, info if info is not None else s3.head(), max_bytes)
+    job = dataclasses.replace(job, bucket=s3.bucket, key=s3.key)
     found, encoder, batches = job.rows(s3)
     if header is not None:
         header.append(found)
@@ -145,6 +152,21 @@ class _Comparison:
         self._next = i + 1
         self.report.rows_in_csv += 1
         return self._want_lines[i], self._want_values[i]
+
+    def is_next(self, value: bytes | None) -> bool:
+        """Whether ``value`` is byte for byte the next row's record (nothing consumed)."""
+        if not self._in_step:
+            return False
+        while self._next == len(self._want_values):
+            batch = next(self._batches, None)
+            if batch is None:
+                self._want_lines, self._want_values, self._next = [], [], 0
+                self._batches = iter(())
+                return False
+            self._want_lines, self._want_values = batch
+            self._next = 0
+            self._lines.reserve(self._want_lines[-1])
+        return self._want_values[self._next] == value
 
     def record(self, offset: int, value: bytes | None) -> None:
         report = self.report
@@ -285,7 +307,7 @@ def _verify_keyed(config: Config, sink: Sink, s3: S3Object) -> VerifyReport:
     comparison, which counts what is missing, repeated or out of order."""
     source = str(config.source)
     header: list[Header] = []
-    comparison = _Comparison(_expected_batches(config, s3, 1 << 30, header), source)
+    comparison = _Comparison(_expected_batches(config, s3, 1 << 30, header=header), source)
     try:
         sink.ensure_topic()  # the partition count (a missing topic: exit 2, never created)
         partitions = sink.partitions
@@ -319,6 +341,86 @@ def _misplaced(keyer: Keyer, key: bytes | None, value: bytes, partition: int) ->
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return False  # not a row of this object: counted as foreign
     return key != want or partition_for(want, keyer.partitions) != partition
+
+
+def verify_objects(config: Config, *, sink: Sink | None = None) -> VerifyReport:
+    """Compare the rows of a job's objects (listed now) with the partition's records, object by
+    object in the job's order: each object's records are compared as ``verify`` compares one
+    object's; a record of an earlier object after a later one's is out of order."""
+    sink = sink if sink is not None else open_sink(config)
+    s3 = source_object(config)
+    infos = config_objects(config, s3.client, RetryPolicy(total_seconds=config.retry_seconds))
+    index = {info.uri: n for n, info in enumerate(infos)}
+    comparisons: dict[int, _Comparison] = {}
+
+    def comparison(n: int) -> _Comparison:
+        if n not in comparisons:
+            bucket, key = bucket_and_key(infos[n].uri)
+            batches = _expected_batches(config, s3.sibling(bucket, key), 1 << 30, info=infos[n])
+            comparisons[n] = _Comparison(batches, infos[n].uri)
+        return comparisons[n]
+
+    total = VerifyReport()
+    reports: list[tuple[str, VerifyReport]] = []
+    current = 0
+
+    def finish_until(end: int) -> None:
+        nonlocal current
+        while current < end:
+            reports.append((infos[current].uri, comparison(current).finish()))
+            current += 1
+
+    try:
+        for offset, value, _headers in sink.committed_records():
+            here = comparison(current) if current < len(infos) else None
+            if here is not None and here.is_next(value):
+                here.record(offset, value)
+                continue
+            n = index.get(_source_of(value) or "", -1)
+            if n < current and n >= 0:
+                total.records_in_topic += 1
+                total.out_of_order += 1
+                if total.first_difference is None:
+                    total.first_difference = (
+                        f"the record at Kafka offset {offset} is a row of object {n + 1}, "
+                        f"{infos[n].uri}, after rows of object {current + 1}"
+                    )
+                continue
+            if n > current:
+                finish_until(n)
+            if current < len(infos):
+                comparison(current).record(offset, value)
+            else:
+                total.records_in_topic += 1
+                total.foreign += 1
+        finish_until(len(infos))
+    finally:
+        sink.close()
+    for uri, report in reports:
+        for name in (
+            "rows_in_csv",
+            "records_in_topic",
+            "missing",
+            "duplicated",
+            "out_of_order",
+            "content_mismatch",
+            "foreign",
+        ):
+            setattr(total, name, getattr(total, name) + getattr(report, name))
+        if report.first_difference is not None and total.first_difference is None:
+            total.first_difference = f"{uri}: {report.first_difference}"
+        logger.info("%s: %s", uri, report.summary())
+    total.objects = [(uri, report.ok) for uri, report in reports]
+    return total
+
+
+def _source_of(value: bytes | None) -> str | None:
+    try:
+        record = orjson.loads(value or b"")
+        source = record.get("_source_file")
+        return source if isinstance(source, str) else None
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
 
 
 def _decode(value: bytes | None, source: str) -> tuple[int, dict[str, object] | None]:

@@ -52,6 +52,24 @@ data "aws_iam_policy_document" "processor" {
     }
   }
 
+  # A job over a prefix lists it at its first run (and again when it resumes, to find objects
+  # changed or deleted): s3:ListBucket on the bucket, only under the prefixes given. The job's
+  # fixed list of objects lives in the checkpoint table (the statement below covers it).
+  dynamic "statement" {
+    for_each = length(var.s3_prefixes) == 0 ? [] : [var.s3_prefixes]
+    content {
+      sid       = "ListTheSourcePrefixes"
+      actions   = ["s3:ListBucket"]
+      resources = ["arn:${local.partition}:s3:::${var.s3_bucket}"]
+
+      condition {
+        test     = "StringLike"
+        variable = "s3:prefix"
+        values   = statement.value
+      }
+    }
+  }
+
   statement {
     sid       = "ReadAndWriteCheckpoints"
     actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]

@@ -39,6 +39,17 @@ variable "s3_keys" {
   }
 }
 
+variable "s3_prefixes" {
+  description = "Prefixes (ending in /) of the jobs that copy a whole prefix (--source s3://BUCKET/PREFIX/): s3:ListBucket is granted under these only. Their objects must also match s3_keys (e.g. PREFIX/*)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for prefix in var.s3_prefixes : endswith(prefix, "/") && !startswith(prefix, "/")])
+    error_message = "Each of s3_prefixes must end with / and not start with /."
+  }
+}
+
 variable "s3_versioned" {
   description = "Whether the bucket is versioned: the processor then reads the pinned VersionId, which needs s3:GetObjectVersion."
   type        = bool

@@ -11,6 +11,7 @@ locals {
     "RecordsSent", "BytesRead", "ProgressPercent", "RowsPerSecond", "EtaSeconds",
     "Retries", "Errors", "CommitLatency", "TransactionsCommitted", "CheckpointLatency",
     "BadRows",
+    "ObjectsDone",
   ] : metric => [local.ns, metric, "JobId", var.job_id] }
 
   alarm_arns = concat(
@@ -168,6 +169,19 @@ locals {
         region = var.aws_region
         view   = "table"
         query  = "SOURCE '${var.log_group_name}' | fields @timestamp, @logStream, @message | filter @message like /WARNING|ERROR/ | sort @timestamp desc | limit 50"
+      }
+    },
+    {
+      # A job over many objects (a prefix, several sources, a manifest); empty for one object.
+      type = "metric", x = 0, y = 24, width = 8, height = 2
+      properties = {
+        title  = "Objects done (a job over many objects)"
+        region = var.aws_region
+        view   = "singleValue"
+        period = local.period
+        metrics = [
+          concat(local.job_metric["ObjectsDone"], [{ stat = "Maximum", label = "objects wholly committed" }]),
+        ]
       }
     },
   ]

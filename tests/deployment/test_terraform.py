@@ -323,6 +323,11 @@ def test_the_processor_policy_is_least_privilege(modules: dict[str, TerraformDir
         "kafka-cluster:AlterTransactionalId",
     }
     assert granted["FindTheReaderGroupCoordinator"] == {"kafka-cluster:DescribeGroup"}
+    # Listing only for prefix jobs, only under their prefixes (a dynamic statement).
+    assert granted.pop("ListTheSourcePrefixes") == {"s3:ListBucket"}
+    listing = modules["core"].all_text
+    assert "for_each = length(var.s3_prefixes) == 0 ? [] : [var.s3_prefixes]" in listing
+    assert '"s3:prefix"' in str(policy["ListTheSourcePrefixes"]["condition"])
     every = set().union(*granted.values())
     assert not any(a.endswith("*") and not a.startswith("kms:") for a in every), every
     assert not {"dynamodb:CreateTable", "dynamodb:DescribeTable", "s3:ListBucket"} & every
@@ -481,11 +486,12 @@ def test_the_dashboard_has_the_widgets_of_docs_metrics(modules: dict[str, Terraf
         "retries and errors",
         "commit",
         "estimated cost so far",
+        "objects done",
     ):
         assert topic in titles, f"no widget for {topic}: {titles}"
     text = str(widgets)
     metrics = documented_metrics()
-    assert len(metrics) == 11, metrics
+    assert len(metrics) == 12, metrics
     main = modules["monitoring"].text["main.tf"]
     for metric in metrics:
         assert f'"{metric}"' in main, f"{metric} (docs/metrics.md) is not on the dashboard"
