@@ -285,6 +285,7 @@ class KafkaPythonSink:
     def __init__(self, config: Config) -> None:
         self._config = config
         self._topic = config.topic
+        self._partition = config.partition  # this job's partition (a plan's part: its index)
         _sink.check_topic_name(config.topic)
         security = _auth.kafka_python_security(config)
         self._common: dict[str, Any] = {"bootstrap_servers": config.bootstrap_servers, **security}
@@ -330,7 +331,10 @@ class KafkaPythonSink:
             error = kafka_errors.for_code(topic["error_code"])
             if error is kafka_errors.NoError:
                 _sink.check_partitions(
-                    self._topic, len(topic["partitions"]), self._config.allow_multiple_partitions
+                    self._topic,
+                    len(topic["partitions"]),
+                    self._config.allow_multiple_partitions,
+                    self._config.partitions,
                 )
                 return
             if error is not kafka_errors.UnknownTopicOrPartitionError:
@@ -341,8 +345,13 @@ class KafkaPythonSink:
                 "--no-create-topic to let csv-to-kafka create it"
             )
         try:
-            admin.create_topics({self._topic: {"num_partitions": 1}}, timeout_ms=_CREATE_TIMEOUT_MS)
-            logger.info("created topic %s with one partition", self._topic)
+            admin.create_topics(
+                {self._topic: {"num_partitions": self._config.partitions}},
+                timeout_ms=_CREATE_TIMEOUT_MS,
+            )
+            logger.info(
+                "created topic %s with %d partition(s)", self._topic, self._config.partitions
+            )
         except kafka_errors.TopicAlreadyExistsError:
             pass
         except kafka_errors.KafkaError as err:
@@ -366,7 +375,7 @@ class KafkaPythonSink:
             # producer must stop, not fence its successor back.
             manager._supports_epoch_bump = _no_epoch_bump
         self._call(self._producer.init_transactions, "init_transactions", producer=True)
-        partition = TopicPartition(self._topic, PARTITION)
+        partition = TopicPartition(self._topic, self._partition)
         self._append = _kp_append.bulk_appender(self._producer, partition)
         if self._append is None:
             logger.debug("kafka-python %s: every record goes through send()", _KAFKA_VERSION)
@@ -382,6 +391,7 @@ class KafkaPythonSink:
             return
         send = self._producer.send
         topic = self._topic
+        partition = self._partition
         append = self._append
         futures = self._futures
         try:
@@ -390,7 +400,7 @@ class KafkaPythonSink:
                 # a whole; keeping all of them costs a quarter of the throughput in garbage
                 # collection on large transactions). map, groupby and extend run in C: the only
                 # Python code per record is kafka-python's send.
-                sent = map(functools.partial(send, topic, partition=PARTITION), values[:-1])
+                sent = map(functools.partial(send, topic, partition=partition), values[:-1])
                 futures.extend(map(next, map(_group, itertools.groupby(sent, key=_batch_of))))
             else:
                 # send() opens each producer batch (and does every check) with its first
@@ -398,9 +408,9 @@ class KafkaPythonSink:
                 # the future of the first stands for the batch.
                 index, stop = 0, len(values) - 1
                 while index < stop:
-                    futures.append(send(topic, values[index], partition=PARTITION))
+                    futures.append(send(topic, values[index], partition=partition))
                     index = append(values, index + 1, stop)
-            last = send(topic, values[-1], headers=headers, partition=PARTITION)
+            last = send(topic, values[-1], headers=headers, partition=partition)
         except kafka_errors.KafkaError as err:
             self._raise(err, "send", unknown=False, producer=True)
         futures.append(last)
@@ -571,7 +581,7 @@ class KafkaPythonSink:
 
     def _read(self, consumer: Any, start: int, end: int) -> Iterator[Any]:
         """Committed records with offsets in [start, end), end being the last stable offset."""
-        tp = TopicPartition(self._topic, PARTITION)
+        tp = TopicPartition(self._topic, self._partition)
         consumer.assign([tp])
         consumer.seek(tp, start)
         deadline = time.monotonic() + _READ_STALL_S
@@ -593,13 +603,14 @@ class KafkaPythonSink:
                 deadline = time.monotonic() + _READ_STALL_S
             elif time.monotonic() > deadline:
                 raise InfrastructureError(
-                    f"reading {self._topic}[{PARTITION}] stalled at offset {position} of {end}"
+                    f"reading {self._topic}[{self._partition}] stalled at offset {position} "
+                    f"of {end}"
                 )
 
     def _stable_range(self, consumer: Any) -> tuple[int, int]:
         """(log start offset, last stable offset): with read_committed, kafka-python's
         end_offsets asks ListOffsets for the last stable offset."""
-        tp = TopicPartition(self._topic, PARTITION)
+        tp = TopicPartition(self._topic, self._partition)
         low = self._call(lambda: consumer.beginning_offsets([tp], _METADATA_TIMEOUT_MS), "offsets")
         high = self._call(lambda: consumer.end_offsets([tp], _METADATA_TIMEOUT_MS), "offsets")
         return int(low[tp]), int(high[tp])

@@ -61,6 +61,8 @@ ENV: Mapping[str, str] = MappingProxyType(
         "ssl_ca_location": "CSV_TO_KAFKA_SSL_CA_LOCATION",
         "progress": "CSV_TO_KAFKA_PROGRESS",
         "log_level": "CSV_TO_KAFKA_LOG_LEVEL",
+        "plan": "CSV_TO_KAFKA_PLAN",
+        "part": "CSV_TO_KAFKA_PART",
     }
 )
 
@@ -153,6 +155,12 @@ class Config:
     ssl_ca_location: str | None = None
     progress: Literal["auto", "bar", "json", "none"] = "auto"
     log_level: str = "INFO"
+    plan: str | None = None  # run/verify one part (or every part) of a plan (plan.py)
+    part: int | None = None  # the part to run; from AWS_BATCH_JOB_ARRAY_INDEX when None
+    # Not options: set from the plan. The partition this job writes (and reads back), and the
+    # partitions the topic needs (created with, refused with fewer).
+    partition: int = 0
+    partitions: int = 1
 
     def __post_init__(self) -> None:
         if self.checkpoint_every < 1:
@@ -180,6 +188,8 @@ class Config:
             )
         if self.retry_seconds < 0:
             raise ConfigError("--retry-seconds must not be negative")
+        if self.part is not None and self.part < 0:
+            raise ConfigError(f"--part must be 0 or more, got {self.part}")
 
     @property
     def transactional_id(self) -> str:

@@ -44,6 +44,7 @@ from .errors import (
     StoppedError,
 )
 from .metrics import MetricsEmitter
+from .plan import Part, Plan, load_plan, part_config, part_index
 from .record import ResumePoint
 from .sink import Sink, open_sink
 from .source import ObjectInfo, S3Object
@@ -180,12 +181,21 @@ class Processor:
         store: CheckpointStore | None = None,
         metrics: MetricsEmitter | None = None,
         s3: S3Object | None = None,
+        plan: Plan | None = None,
     ) -> None:
+        self._retry = RetryPolicy(total_seconds=config.retry_seconds)
+        # A planned part (--plan): its own job id, partition and byte range (plan.py).
+        self.plan: Plan | None = None
+        self.part: Part | None = None
+        if config.plan is not None or plan is not None:
+            self.plan = plan if plan is not None else load_plan(str(config.plan), self._retry)
+            index = part_index(config)
+            config = part_config(config, self.plan, index)
+            self.part = self.plan.part(index)
         self.config = config
         self._stop = stop if stop is not None else threading.Event()
         self._stop_signal = 0
         self._progress: ProgressListener = progress if progress is not None else _Quiet()
-        self._retry = RetryPolicy(total_seconds=config.retry_seconds)
         self._metrics = (
             metrics
             if metrics is not None
@@ -251,6 +261,8 @@ class Processor:
         config = self.config
         started = time.monotonic()
         info = self._s3.head()
+        if self.plan is not None:
+            self.plan.check_object(info)  # exit 3: the plan's ranges fit another version
         stored = self._store.load(config.job_id)
         self._check_stored(stored, info)
         if stored is not None and stored.status is Status.COMPLETED:
@@ -327,6 +339,10 @@ class _Run:
         self.rows_per_second = 0.0
         self.bytes_per_second = 0.0
         self.committed: ResumePoint | None = None  # the last position known to be committed
+        # Progress counts bytes of the range being copied: a planned part's, else the object's.
+        part = processor.part
+        self.base = part.first_byte if part is not None else 0
+        self.span = part.end_byte - part.first_byte if part is not None else info.size
 
     def copy_with_retries(self) -> int:
         next_sleep = self.p._retry.backoffs()
@@ -369,6 +385,16 @@ class _Run:
                     "the topic was deleted or truncated. Use a new --job-id (or delete the "
                     "checkpoint) to copy again"
                 )
+            part = self.p.part
+            if part is not None:  # from the part's first row; the header has a GET of its own
+                return ResumePoint(
+                    self.config.job_id,
+                    0,
+                    part.first_line - 1,
+                    part.first_line,
+                    part.first_byte,
+                    self.info.etag,
+                )
             # From the first byte: the parser reads the header on its way to the first row.
             return ResumePoint(self.config.job_id, 0, 0, 1, 0, self.info.etag)
         if point.etag != self.info.etag:
@@ -397,6 +423,7 @@ class _Run:
             compression=config.input_compression,
             member_offset=point.member_offset,
             member_text_offset=point.member_text_offset,
+            end_offset=self.p.part.end_byte if self.p.part is not None else -1,
         )
         if parser is not None:
             return parser.batches(job, on_retry=lambda: self.p._metrics.count(m.RETRIES))
@@ -433,7 +460,9 @@ class _Run:
             if point.member_offset > 0
             else "",
         )
-        self.p._progress.started(config.job_id, point.rows, point.stored_position, self.info.size)
+        self.p._progress.started(
+            config.job_id, point.rows, point.stored_position - self.base, self.span
+        )
         self._checkpoint(point, Status.RUNNING, sync=True)
         stop = self.p._stop
         if stop.is_set():
@@ -464,7 +493,9 @@ class _Run:
                 )
                 self.sink.send(values, sent.to_headers())
                 txn_rows += n
-                self.p._progress.advanced(sent.rows, sent.stored_position, committed=False)
+                self.p._progress.advanced(
+                    sent.rows, sent.stored_position - self.base, committed=False
+                )
                 failpoint("in-transaction")
                 if in_txn and (
                     txn_rows >= every or stop.is_set() or time.monotonic() - txn_started >= seconds
@@ -499,17 +530,17 @@ class _Run:
         metrics.count(m.BYTES_READ, bytes_read, "Bytes")
         metrics.count(m.TRANSACTIONS_COMMITTED)
         self._update_rate(txn_rows, bytes_read)
-        if self.info.size:
-            percent = now.stored_position / self.info.size * 100
-            metrics.gauge(m.PROGRESS_PERCENT, percent, "Percent")
+        done = now.stored_position - self.base
+        if self.span:
+            metrics.gauge(m.PROGRESS_PERCENT, done / self.span * 100, "Percent")
         metrics.gauge(m.ROWS_PER_SECOND, self.rows_per_second, "Count/Second")
         if self.bytes_per_second > 0:
-            eta = (self.info.size - now.stored_position) / self.bytes_per_second
+            eta = (self.span - done) / self.bytes_per_second
             metrics.gauge(m.ETA_SECONDS, eta, "Seconds")
         if self.writer.error is not None:
             raise InfrastructureError(f"the checkpoint could not be written: {self.writer.error}")
         self._checkpoint(now, Status.RUNNING)
-        self.p._progress.advanced(now.rows, now.stored_position, committed=True)
+        self.p._progress.advanced(now.rows, now.stored_position - self.base, committed=True)
         self.committed = now
         return now
 
@@ -544,9 +575,10 @@ class _Run:
             version_id=self.info.version_id,
             last_line=point.line,
             total_sent=point.rows,
-            byte_offset=point.stored_position,
+            # A planned part counts the bytes of its own range (percent and ETA of the part).
+            byte_offset=point.stored_position - self.base,
             kafka_offset=point.kafka_offset,
-            total_bytes=self.info.size,
+            total_bytes=self.span,
             rows_per_second=self.rows_per_second,
             bytes_per_second=self.bytes_per_second,
             started_at=self.started_at,

@@ -200,7 +200,18 @@ def login_refusal(what: str, detail: str, *, auth: bool, tls: bool) -> ConfigErr
     return None
 
 
-def check_partitions(topic: str, partitions: int, allow_multiple: bool) -> None:
+def check_partitions(topic: str, partitions: int, allow_multiple: bool, needed: int = 1) -> None:
+    """Refuse a topic that does not fit: fewer partitions than a plan's parts (``needed``), or
+    more than one for a single copy unless allowed."""
+    if needed > 1:
+        if partitions < needed:
+            raise ConfigError(
+                f"topic {topic} has {partitions} partitions, but the plan has {needed} parts, "
+                f"each written to its own partition: give the topic at least {needed} "
+                "partitions (kafka-topics --alter --partitions), or use a new topic, which "
+                f"is created with {needed}"
+            )
+        return
     if partitions > 1 and not allow_multiple:
         raise ConfigError(
             f"topic {topic} has {partitions} partitions; csv-to-kafka writes to partition 0 and "
@@ -218,6 +229,7 @@ class ConfluentSink:
         self._ck = confluent_kafka
         self._config = config
         self._topic = config.topic
+        self._partition = config.partition  # this job's partition (a plan's part: its index)
         check_topic_name(config.topic)
         security = _auth.confluent_security(config)
         # librdkafka's own log lines go through logging (JSON on CloudWatch), not raw stderr.
@@ -279,7 +291,10 @@ class ConfluentSink:
             if topic.error is not None:
                 raise InfrastructureError(f"topic {self._topic}: {topic.error.str()}")
             check_partitions(
-                self._topic, len(topic.partitions), self._config.allow_multiple_partitions
+                self._topic,
+                len(topic.partitions),
+                self._config.allow_multiple_partitions,
+                self._config.partitions,
             )
             return
         if not self._config.create_topic:
@@ -288,11 +303,15 @@ class ConfluentSink:
                 "--no-create-topic to let csv-to-kafka create it"
             )
         futures = admin.create_topics(
-            [NewTopic(self._topic, num_partitions=1)], operation_timeout=30, request_timeout=30
+            [NewTopic(self._topic, num_partitions=self._config.partitions)],
+            operation_timeout=30,
+            request_timeout=30,
         )
         try:
             futures[self._topic].result()
-            logger.info("created topic %s with one partition", self._topic)
+            logger.info(
+                "created topic %s with %d partition(s)", self._topic, self._config.partitions
+            )
         except self._ck.KafkaException as err:
             if err.args[0].code() != self._ck.KafkaError.TOPIC_ALREADY_EXISTS:
                 raise InfrastructureError(f"could not create topic {self._topic}: {err}") from err
@@ -365,12 +384,13 @@ class ConfluentSink:
         producer = self._producer
         produce = producer.produce
         topic = self._topic
+        partition = self._partition
         try:
             for value in values[:-1]:
                 try:
-                    produce(topic, value, None, PARTITION)  # positional: a third faster
+                    produce(topic, value, None, partition)  # positional: a third faster
                 except BufferError:
-                    self._wait_for_room(lambda v=value: produce(topic, v, None, PARTITION))
+                    self._wait_for_room(lambda v=value: produce(topic, v, None, partition))
             if values:
                 last = values[-1]
 
@@ -378,7 +398,7 @@ class ConfluentSink:
                     produce(
                         topic,
                         last,
-                        partition=PARTITION,
+                        partition=partition,
                         headers=headers,
                         on_delivery=self._on_delivery,
                     )
@@ -550,7 +570,7 @@ class ConfluentSink:
 
     def _read(self, consumer: Any, start: int, end: int) -> Iterator[Any]:
         """Committed records with offsets in [start, end), end being the last stable offset."""
-        tp = self._ck.TopicPartition(self._topic, PARTITION, start)
+        tp = self._ck.TopicPartition(self._topic, self._partition, start)
         consumer.assign([tp])
         deadline = time.monotonic() + 60
         position = start
@@ -558,7 +578,8 @@ class ConfluentSink:
             messages = consumer.consume(num_messages=10_000, timeout=0.1)
             if not messages and time.monotonic() > deadline:
                 raise InfrastructureError(
-                    f"reading {self._topic}[{PARTITION}] stalled at offset {position} of {end}"
+                    f"reading {self._topic}[{self._partition}] stalled at offset {position} "
+                    f"of {end}"
                 )
             for message in messages:
                 error = message.error()
@@ -576,7 +597,7 @@ class ConfluentSink:
                 yield message
 
     def _stable_range(self, consumer: Any) -> tuple[int, int]:
-        tp = self._ck.TopicPartition(self._topic, PARTITION)
+        tp = self._ck.TopicPartition(self._topic, self._partition)
         low, high = self._call(lambda: consumer.get_watermark_offsets(tp, timeout=15), "offsets")
         return int(low), int(high)
 

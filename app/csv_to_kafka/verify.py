@@ -7,20 +7,22 @@ for 100M lines), to count what is missing or repeated once the two have parted.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import orjson
 
 from ._parse_process import ParseJob, source_object
 from .config import Config
+from .plan import Plan
 from .sink import Sink, open_sink
 from .source import S3Object
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VerifyReport", "verify"]
+__all__ = ["VerifyReport", "verify", "verify_plan"]
 
 
 @dataclass
@@ -49,14 +51,15 @@ class VerifyReport:
 
 
 def _expected_batches(
-    config: Config, s3: S3Object, max_bytes: int
+    config: Config, s3: S3Object, max_bytes: int, job: ParseJob | None = None
 ) -> Iterator[tuple[list[int], list[bytes]]]:
-    """The object's rows as ``run`` writes them, a batch at a time: (lines, record values).
+    """The object's rows (or ``job``'s) as ``run`` writes them, a batch at a time: (lines,
+    record values).
 
     The same parser and encoder as ``run`` (the C loop where it applies), so a record that was
     copied right is byte for byte its row's value.
     """
-    job = ParseJob.whole_object(config, s3.head(), max_bytes)
+    job = job if job is not None else ParseJob.whole_object(config, s3.head(), max_bytes)
     _header, encoder, batches = job.rows(s3)
     for batch in batches:
         values = batch.values
@@ -212,3 +215,36 @@ def _decode(value: bytes | None, source: str) -> tuple[int, dict[str, object] | 
         return int(record["_source_line"]), record
     except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
         return -1, None
+
+
+def verify_plan(
+    config: Config,
+    plan: Plan,
+    *,
+    sink_factory: Callable[[Config], Sink] = open_sink,
+    s3: S3Object | None = None,
+) -> list[VerifyReport]:
+    """Compare each part of ``plan`` with its partition: partition I holds exactly part I's
+    rows, in order, once each. One report per part; ObjectChangedError (exit 3) when the
+    object is no longer the planned version."""
+    s3 = s3 if s3 is not None else source_object(config)
+    info = s3.head()
+    plan.check_object(info)
+    reports = []
+    for part in plan.parts:
+        job = dataclasses.replace(
+            ParseJob.whole_object(config, info, 1 << 30),
+            start_offset=part.first_byte,
+            start_line=part.first_line,
+            end_offset=part.end_byte,
+        )
+        part_config = dataclasses.replace(config, partition=part.index, partitions=len(plan.parts))
+        comparison = _Comparison(_expected_batches(config, s3, 1 << 30, job), plan.source)
+        sink = sink_factory(part_config)
+        try:
+            for offset, value, _headers in sink.committed_records():
+                comparison.record(offset, value)
+        finally:
+            sink.close()
+        reports.append(comparison.finish())
+    return reports
