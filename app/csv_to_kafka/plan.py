@@ -201,8 +201,13 @@ def make_plan(
 def _refuse_compressed(config: Config, s3: S3Object, info: ObjectInfo) -> None:
     codec = config.input_compression
     if codec == "auto":
-        first = next(iter(s3.chunks(info, 0, min(info.size, 16))), b"")
-        codec = detect(first)
+        # The first chunk of a plain GET, not a ranged one: moto copies the whole object to
+        # serve a Range (S3 does not); the GET is closed after its first chunk.
+        chunks = s3.chunks(info, 0)
+        try:
+            codec = detect(next(chunks, b""))
+        finally:
+            chunks.close()  # type: ignore[attr-defined]  # a generator
     if codec != NO_COMPRESSION:
         raise ConfigError(
             f"{info.uri} is {codec}-compressed: a plan splits only plain objects (a gzip member "
