@@ -285,6 +285,7 @@ class KafkaPythonSink:
     def __init__(self, config: Config) -> None:
         self._config = config
         self._topic = config.topic
+        self._partition = config.partition  # this job's partition (a plan's part: its index)
         _sink.check_topic_name(config.topic)
         security = _auth.kafka_python_security(config)
         self._common: dict[str, Any] = {"bootstrap_servers": config.bootstrap_servers, **security}
@@ -370,7 +371,7 @@ class KafkaPythonSink:
             # producer must stop, not fence its successor back.
             manager._supports_epoch_bump = _no_epoch_bump
         self._call(self._producer.init_transactions, "init_transactions", producer=True)
-        partition = TopicPartition(self._topic, PARTITION)
+        partition = TopicPartition(self._topic, self._partition)
         self._append = _kp_append.bulk_appender(self._producer, partition)
         if self._append is None:
             logger.debug("kafka-python %s: every record goes through send()", _KAFKA_VERSION)
@@ -395,6 +396,7 @@ class KafkaPythonSink:
             return
         send = self._producer.send
         topic = self._topic
+        partition = self._partition
         append = self._append
         futures = self._futures
         try:
@@ -403,7 +405,7 @@ class KafkaPythonSink:
                 # a whole; keeping all of them costs a quarter of the throughput in garbage
                 # collection on large transactions). map, groupby and extend run in C: the only
                 # Python code per record is kafka-python's send.
-                sent = map(functools.partial(send, topic, partition=PARTITION), values[:-1])
+                sent = map(functools.partial(send, topic, partition=partition), values[:-1])
                 futures.extend(map(next, map(_group, itertools.groupby(sent, key=_batch_of))))
             else:
                 # send() opens each producer batch (and does every check) with its first
@@ -411,9 +413,9 @@ class KafkaPythonSink:
                 # the future of the first stands for the batch.
                 index, stop = 0, len(values) - 1
                 while index < stop:
-                    futures.append(send(topic, values[index], partition=PARTITION))
+                    futures.append(send(topic, values[index], partition=partition))
                     index = append(values, index + 1, stop)
-            last = send(topic, values[-1], headers=headers, partition=PARTITION)
+            last = send(topic, values[-1], headers=headers, partition=partition)
         except kafka_errors.KafkaError as err:
             self._raise(err, "send", unknown=False, producer=True)
         futures.append(last)
@@ -616,9 +618,10 @@ class KafkaPythonSink:
         )
 
     def _read(
-        self, consumer: Any, start: int, end: int, partition: int = PARTITION
+        self, consumer: Any, start: int, end: int, partition: int | None = None
     ) -> Iterator[Any]:
         """Committed records with offsets in [start, end), end being the last stable offset."""
+        partition = self._partition if partition is None else partition
         tp = TopicPartition(self._topic, partition)
         consumer.assign([tp])
         consumer.seek(tp, start)
@@ -644,9 +647,10 @@ class KafkaPythonSink:
                     f"reading {self._topic}[{partition}] stalled at offset {position} of {end}"
                 )
 
-    def _stable_range(self, consumer: Any, partition: int = PARTITION) -> tuple[int, int]:
+    def _stable_range(self, consumer: Any, partition: int | None = None) -> tuple[int, int]:
         """(log start offset, last stable offset): with read_committed, kafka-python's
         end_offsets asks ListOffsets for the last stable offset."""
+        partition = self._partition if partition is None else partition
         tp = TopicPartition(self._topic, partition)
         low = self._call(lambda: consumer.beginning_offsets([tp], _METADATA_TIMEOUT_MS), "offsets")
         high = self._call(lambda: consumer.end_offsets([tp], _METADATA_TIMEOUT_MS), "offsets")
@@ -660,7 +664,7 @@ class KafkaPythonSink:
                     self._last_in(consumer, job_id, None, partition)
                     for partition in range(self.partitions)
                 )
-            return self._last_in(consumer, job_id, hint, PARTITION)
+            return self._last_in(consumer, job_id, hint, self._partition)
         finally:
             _close_consumer(consumer)
 
@@ -685,8 +689,9 @@ class KafkaPythonSink:
         return None
 
     def _last_of_job(
-        self, consumer: Any, job_id: str, start: int, end: int, partition: int = PARTITION
+        self, consumer: Any, job_id: str, start: int, end: int, partition: int | None = None
     ) -> ResumePoint | None:
+        partition = self._partition if partition is None else partition
         found = None
         for record in self._read(consumer, start, end, partition):
             headers = record.headers

@@ -265,6 +265,7 @@ class ParseJob:
     following: tuple[ObjectInfo, ...] = ()
     first: ObjectInfo | None = None
     columns: tuple[str, ...] = ()  # --no-header: the field names; line 1 is data
+    end_offset: int = -1  # a planned part of a plain object: its rows end here (-1: the end)
 
     @classmethod
     def whole_object(cls, config: Config, info: ObjectInfo, max_bytes: int) -> ParseJob:
@@ -412,7 +413,7 @@ class ParseJob:
         # The stored bytes from the resume point, read ahead while the header is read: used as
         # they are when the object turns out to be plain, the fast and common case.
         stored = (
-            read_ahead(s3.chunks(self.info, start_offset))
+            read_ahead(s3.chunks(self.info, start_offset, self.end_offset))
             if self.compression in (AUTO, NO_COMPRESSION) and not compressed_job
             else None
         )
@@ -427,6 +428,11 @@ class ParseJob:
             return self._parse(header, stored, start_offset, start_line, dialect)
         if stored is not None:
             stored.close()  # type: ignore[attr-defined]  # a generator
+        if self.end_offset >= 0:
+            raise ConfigError(
+                f"{uri} reads as {codec}-compressed: a plan splits only plain objects "
+                "(a gzip member or zstd frame cannot be split); copy it with run, without --plan"
+            )
         if (codec != NO_COMPRESSION) != compressed_job:
             raise ConfigError(
                 f"the job's last commit is at byte {start_offset} of the "

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._parse_process import ParseJob, ready_batches, source_object
+from ._parse_process import ParseJob, ReadyBatch, ready_batches, source_object
 from ._retry import RetryPolicy
 from .config import Config
 from .decompress import Restarts
@@ -141,8 +142,14 @@ def check(
     s3: S3Object | None = None,
     progress: ProgressListener | None = None,
     info: ObjectInfo | None = None,
+    on_ready: Callable[[ReadyBatch], None] | None = None,
+    on_header: Callable[[int, int], None] | None = None,
 ) -> CheckReport:
-    """Parse and encode every row of ``config.source``, telling ``progress`` how far it got."""
+    """Parse and encode every row of ``config.source``, telling ``progress`` how far it got.
+
+    ``on_header`` is told where the data rows start (byte, line) and ``on_ready`` each batch
+    (``plan`` cuts the object with them).
+    """
     s3 = s3 if s3 is not None else source_object(config)
     info = info if info is not None else s3.head()
     limit = max_message_bytes(config)
@@ -157,9 +164,13 @@ def check(
         header, encoder, batches = job.rows(s3, restarts)
         report.columns = list(header.names)
         report.last_line = header.data_line - 1
+        if on_header is not None:
+            on_header(header.data_offset, header.data_line)
         for ready in ready_batches(batches, encoder, restarts):
             if ready.rejects:
                 _bad_rows(report, config, ready.rejects)
+            if on_ready is not None:
+                on_ready(ready)
             report.rows += len(ready.values)
             report.last_line = ready.next_line - 1
             report.largest_record = max(report.largest_record, 0, *map(len, ready.values))

@@ -256,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _errors_options(run)
     _progress_option(run)
+    _plan_options(run, part=True)
 
     check = commands.add_parser(
         "check",
@@ -324,23 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     _s3_retry_option(infer)
     infer.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS)
 
-    verify = commands.add_parser(
-        "verify",
-        help="check that the topic holds exactly the CSV's rows, in order",
-        description="Read the CSV and the whole partition (read_committed), independently of "
-        "any checkpoint. Exit 0 only if the topic holds exactly the CSV's rows, in "
-        "order, once each; otherwise exit 1 and name the first difference.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _common_kafka(verify)
-    _key_options(verify)
-    _schema_options(verify)
-    verify.add_argument(
-        "--dlq-topic",
-        metavar="TOPIC",
-        help="the run's dead-letter topic (--errors-tolerance all): the topic must then hold "
-        "exactly the good rows, and TOPIC exactly the bad rows, in order, once each",
-    )
+    _verify_command(commands)
+
+    _plan_command(commands)
 
     status = commands.add_parser(
         "status",
@@ -350,6 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--job-id", help="the job")
     status.add_argument("--checkpoint-table", help="DynamoDB table of checkpoints")
     status.add_argument("--json", action="store_true", help="print the checkpoint as JSON")
+    status.add_argument(
+        "--plan",
+        metavar="URL",
+        help="the job's plan: every part is listed (also those not started) with its percent",
+    )
     status.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS)
     return parser
 
@@ -404,6 +396,87 @@ def _schema_options(parser: argparse.ArgumentParser) -> None:
         help="a field text that means null in a nullable column (repeatable; the empty field "
         "always does)",
     )
+
+
+def _verify_command(commands: Any) -> None:
+    verify = commands.add_parser(
+        "verify",
+        help="check that the topic holds exactly the CSV's rows, in order",
+        description="Read the CSV and the whole partition (read_committed), independently of "
+        "any checkpoint. Exit 0 only if the topic holds exactly the CSV's rows, in "
+        "order, once each; otherwise exit 1 and name the first difference.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common_kafka(verify)
+    _key_options(verify)
+    _schema_options(verify)
+    verify.add_argument(
+        "--dlq-topic",
+        metavar="TOPIC",
+        help="the run's dead-letter topic (--errors-tolerance all): the topic must then hold "
+        "exactly the good rows, and TOPIC exactly the bad rows, in order, once each",
+    )
+    _plan_options(verify, part=False)
+
+
+def _plan_command(commands: Any) -> None:
+    plan = commands.add_parser(
+        "plan",
+        help="split the CSV into N parts at row boundaries, to copy side by side",
+        description="Read the whole object once, exactly as check does (same parser, same "
+        "limits; exit 3 with check's message at a bad row), and write a plan: the object "
+        "pinned (ETag, VersionId, size), its header, and for each of --parts N parts its "
+        "first byte, end byte, first line and row count. Every part starts at the first byte "
+        "of a row, also when quoted fields hold newlines: the cuts are where the parser stood "
+        "between two rows (batch ends of 1,000 rows, so a part may be empty when the object "
+        "has fewer than N x 1,000 rows). Then run --plan URL --part I copies part I into "
+        "partition I (an AWS Batch array child takes I from AWS_BATCH_JOB_ARRAY_INDEX), and "
+        "verify --plan URL checks every partition. Compressed objects are refused (exit 2): "
+        "copy them with run alone.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    plan.add_argument("--source", metavar="s3://BUCKET/KEY", help="the CSV object")
+    plan.add_argument("--parts", type=int, required=True, metavar="N", help="how many parts")
+    plan.add_argument(
+        "--output",
+        required=True,
+        metavar="s3://BUCKET/KEY.json|-|FILE",
+        help="where the plan goes: an S3 object, - for stdout, or a local file",
+    )
+    _dialect(plan)
+    plan.add_argument(
+        "-X",
+        dest="kafka_properties",
+        action="append",
+        metavar="PROP=VALUE",
+        help="Kafka client properties of the runs to come (their record size limit), as check",
+    )
+    plan.add_argument(
+        "--kafka-client", choices=KAFKA_CLIENTS, help="the client of the runs to come (limits)"
+    )
+    _s3_retry_option(plan)
+    _progress_option(plan)
+    plan.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS)
+
+
+def _plan_options(parser: argparse.ArgumentParser, *, part: bool) -> None:
+    parser.add_argument(
+        "--plan",
+        metavar="s3://BUCKET/KEY.json|FILE",
+        help="a plan made by csv-to-kafka plan; --source defaults to the plan's object",
+    )
+    if part:
+        parser.add_argument(
+            "--part",
+            type=int,
+            metavar="I",
+            help="with --plan: copy part I (0-based) into partition I, as job JOB-ID.part-I "
+            "(its own transactional id and checkpoint); default: AWS_BATCH_JOB_ARRAY_INDEX. "
+            "Out of the plan's range: exit 2. A topic with fewer partitions than parts: exit 2; "
+            "an absent one is created with one partition per part. The object changed since "
+            "the plan: exit 3",
+        )
 
 
 def _s3_retry_option(parser: argparse.ArgumentParser) -> None:
@@ -494,6 +567,7 @@ def _typed(values: dict[str, Any]) -> dict[str, Any]:
         "retry_seconds": float,
         "partitions": int,
         "max_bad_rows": int,
+        "part": int,
     }
     out: dict[str, Any] = {}
     flags = {
@@ -554,11 +628,24 @@ def _with_manifest(
     return values
 
 
+def _plan_source(args: argparse.Namespace, environ: dict[str, str]) -> None:
+    """--plan without --source: the source is the plan's object."""
+    plan_url = getattr(args, "plan", None) or environ.get(ENV["plan"])
+    if plan_url and not (getattr(args, "source", None) or environ.get(ENV["source"])):
+        from ._retry import RetryPolicy  # noqa: PLC0415
+        from .plan import load_plan  # noqa: PLC0415
+
+        args.source = load_plan(plan_url, RetryPolicy(total_seconds=60)).source
+
+
 def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:
     environ = dict(os.environ if environ is None else environ)
+    if args.command in ("run", "verify"):
+        _plan_source(args, environ)
     if args.command == "run":
         return Config(**_with_manifest(args, environ, _RUN_REQUIRED))
-    required = _CHECK_REQUIRED if args.command in ("check", "infer-schema") else _VERIFY_REQUIRED
+    check_like = ("check", "infer-schema", "plan")
+    required = _CHECK_REQUIRED if args.command in check_like else _VERIFY_REQUIRED
     values = _with_manifest(args, environ, required)
     # What the command does not use: Config needs a value.
     values.setdefault("topic", "-")
@@ -748,10 +835,10 @@ def _cmd_run(config: Config) -> int:
     finally:
         progress.close()
     if result.already_complete:
-        print(f"job {config.job_id} is already complete: {result.rows_total} rows; nothing to do")
+        print(f"job {result.job_id} is already complete: {result.rows_total} rows; nothing to do")
     else:
         print(
-            f"job {config.job_id} complete: {result.rows_total} rows in the topic, "
+            f"job {result.job_id} complete: {result.rows_total} rows in the topic, "
             f"{result.rows_this_run} sent in this run in {result.seconds:.1f}s "
             f"({result.rows_per_second:,.0f} rows/s)"
             + (
@@ -808,9 +895,55 @@ def _cmd_infer_schema(config: Config, sample_rows: int) -> int:
     return EXIT_OK
 
 
+def _cmd_plan(config: Config, parts: int, output: str) -> int:
+    from ._retry import RetryPolicy  # noqa: PLC0415
+    from .plan import make_plan, write_plan  # noqa: PLC0415
+
+    progress = _progress(config)
+    try:
+        plan, report = make_plan(config, parts, progress=progress)
+    finally:
+        progress.close()
+    write_plan(plan, output, RetryPolicy(total_seconds=config.retry_seconds))
+    where = "stdout" if output == "-" else output
+    print(
+        f"plan of {plan.source}: {report.rows:,} rows in {len(plan.parts)} parts -> {where}",
+        file=sys.stderr if output == "-" else sys.stdout,
+    )
+    for part in plan.parts:
+        print(
+            f"  part {part.index}: {part.rows:,} rows from line {part.first_line:,}, bytes "
+            f"{part.first_byte:,}-{part.end_byte:,}",
+            file=sys.stderr if output == "-" else sys.stdout,
+        )
+    return EXIT_OK
+
+
+def _cmd_verify_plan(config: Config) -> int:
+    from ._retry import RetryPolicy  # noqa: PLC0415
+    from .plan import load_plan  # noqa: PLC0415
+    from .verify import verify_plan  # noqa: PLC0415
+
+    plan = load_plan(str(config.plan), RetryPolicy(total_seconds=config.retry_seconds))
+    reports = verify_plan(config, plan)
+    differences = 0
+    for part, report in zip(plan.parts, reports, strict=True):
+        print(f"part {part.index} (partition {part.index}): {report.summary()}")
+        if not report.ok:
+            differences += 1
+            print(f"  first difference: {report.first_difference}")
+    rows = sum(r.rows_in_csv for r in reports)
+    records = sum(r.records_in_topic for r in reports)
+    verdict = "OK" if not differences else f"MISMATCH in {differences} part(s)"
+    print(f"verify {verdict}: {len(reports)} parts, rows in CSV {rows}, records in topic {records}")
+    return EXIT_MISMATCH if differences else EXIT_OK
+
+
 def _cmd_verify(config: Config) -> int:
     from .verify import verify  # noqa: PLC0415
 
+    if config.plan is not None:
+        return _cmd_verify_plan(config)
     if config.multi_object:
         from .verify import verify_objects  # noqa: PLC0415
 
@@ -833,6 +966,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
     values = _resolve(args, dict(os.environ), ("job_id", "checkpoint_table"))
     store = CheckpointStore(values["checkpoint_table"], retry=RetryPolicy(total_seconds=30))
     checkpoint = store.load(values["job_id"])
+    if checkpoint is None or values.get("plan"):
+        from .plan import status_of_parts  # noqa: PLC0415
+
+        lines = status_of_parts(store, values["job_id"], values.get("plan"), as_json=args.json)
+        if lines is not None:
+            print(lines)
+            return EXIT_OK
     if checkpoint is None:
         raise ConfigError(
             f"no checkpoint for job {values['job_id']!r} in table {values['checkpoint_table']}"
@@ -887,7 +1027,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             setup_logging(level, json_lines=False)
             return _cmd_status(args)
         config = build_config(args)
-        json_lines = args.command in ("run", "check") and (
+        json_lines = args.command in ("run", "check", "plan") and (
             config.progress == "json" or (config.progress == "auto" and not sys.stderr.isatty())
         )
         setup_logging(level, json_lines)
@@ -897,6 +1037,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_check(config, as_json=args.json)
         if args.command == "infer-schema":
             return _cmd_infer_schema(config, args.sample_rows)
+        if args.command == "plan":
+            return _cmd_plan(config, args.parts, args.output)
         return _cmd_run(config)
     except CsvToKafkaError as err:
         logger.error("%s", err, extra={"exit_code": exit_code_for(err)})

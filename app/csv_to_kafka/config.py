@@ -83,6 +83,8 @@ ENV: Mapping[str, str] = MappingProxyType(
         "dlq_topic": "CSV_TO_KAFKA_DLQ_TOPIC",
         "skip_bad_rows": "CSV_TO_KAFKA_SKIP_BAD_ROWS",
         "max_bad_rows": "CSV_TO_KAFKA_MAX_BAD_ROWS",
+        "plan": "CSV_TO_KAFKA_PLAN",
+        "part": "CSV_TO_KAFKA_PART",
     }
 )
 
@@ -193,6 +195,12 @@ class Config:
     source_manifest: bool = False
     no_header: bool = False  # every object's line 1 is data; ``columns`` names the fields
     columns: tuple[str, ...] = ()
+    plan: str | None = None  # run/verify one part (or every part) of a plan (plan.py)
+    part: int | None = None  # the part to run; from AWS_BATCH_JOB_ARRAY_INDEX when None
+    # Not options: set from the plan. The partition this job writes (and reads back), and the
+    # partitions the topic needs (created with, refused with fewer).
+    partition: int = 0
+    plan_partitions: int = 1
 
     def __post_init__(self) -> None:
         if self.checkpoint_every < 1:
@@ -236,6 +244,20 @@ class Config:
             )
         self._check_errors_tolerance()
         self._check_objects()
+        self._check_plan()
+
+    def _check_plan(self) -> None:
+        if self.part is not None and self.part < 0:
+            raise ConfigError(f"--part must be 0 or more, got {self.part}")
+        if self.plan is None:
+            return
+        if self.key_columns:
+            raise ConfigError(
+                "--key-column and --plan cannot go together: two parts can hold rows of the "
+                "same key, which would break the order per key. Copy keyed data with one run"
+            )
+        if self.multi_object:
+            raise ConfigError("--plan copies one object: give one --source, not a list or prefix")
 
     def _check_errors_tolerance(self) -> None:
         if self.errors_tolerance not in ERRORS_TOLERANCES:

@@ -46,6 +46,7 @@ from .errors import (
 )
 from .metrics import MetricsEmitter
 from .objects import JobObjects, PinnedObjects, check_still_listed, list_objects, read_manifest
+from .plan import Part, Plan, load_plan, part_config, part_index
 from .record import ResumePoint
 from .sink import Sink, open_sink
 from .source import ObjectInfo, S3Object
@@ -183,12 +184,21 @@ class Processor:
         store: CheckpointStore | None = None,
         metrics: MetricsEmitter | None = None,
         s3: S3Object | None = None,
+        plan: Plan | None = None,
     ) -> None:
+        self._retry = RetryPolicy(total_seconds=config.retry_seconds)
+        # A planned part (--plan): its own job id, partition and byte range (plan.py).
+        self.plan: Plan | None = None
+        self.part: Part | None = None
+        if config.plan is not None or plan is not None:
+            self.plan = plan if plan is not None else load_plan(str(config.plan), self._retry)
+            index = part_index(config)
+            config = part_config(config, self.plan, index)
+            self.part = self.plan.part(index)
         self.config = config
         self._stop = stop if stop is not None else threading.Event()
         self._stop_signal = 0
         self._progress: ProgressListener = progress if progress is not None else _Quiet()
-        self._retry = RetryPolicy(total_seconds=config.retry_seconds)
         self._metrics = (
             metrics
             if metrics is not None
@@ -254,6 +264,8 @@ class Processor:
         config = self.config
         started = time.monotonic()
         info = None if config.multi_object else self._s3.head()
+        if self.plan is not None and info is not None:
+            self.plan.check_object(info)  # exit 3: the plan's ranges fit another version
         stored = self._store.load(config.job_id)
         self._check_stored(stored, info)
         if stored is not None and stored.status is Status.COMPLETED:
@@ -410,6 +422,10 @@ class _Run:
         self.rows_per_second = 0.0
         self.bytes_per_second = 0.0
         self.committed: ResumePoint | None = None  # the last position known to be committed
+        # Progress counts bytes of the range being copied: a planned part's, else the object's.
+        part = processor.part
+        self.base = part.first_byte if part is not None else 0
+        self.span = part.end_byte - part.first_byte if part is not None else objects.total_bytes
 
     def copy_with_retries(self) -> int:
         next_sleep = self.p._retry.backoffs()
@@ -460,6 +476,16 @@ class _Run:
                     "the topic was deleted or truncated. Use a new --job-id (or delete the "
                     "checkpoint) to copy again"
                 )
+            part = self.p.part
+            if part is not None:  # from the part's first row; the header has a GET of its own
+                return ResumePoint(
+                    self.config.job_id,
+                    0,
+                    part.first_line - 1,
+                    part.first_line,
+                    part.first_byte,
+                    self.info.etag,
+                )
             # From the first byte: the parser reads the header on its way to the first row.
             self.info = self.objects[0]
             return ResumePoint(self.config.job_id, 0, 0, 1, 0, self.info.etag)
@@ -480,7 +506,7 @@ class _Run:
 
     def _job_position(self, point: ResumePoint) -> int:
         """The job's stored byte ``point`` stands at: the objects before its own, then its own."""
-        return self.objects.start_of(point.object_index) + point.stored_position
+        return self.objects.start_of(point.object_index) + point.stored_position - self.base
 
     def _batches(self, point: ResumePoint, parser: ParseProcess | None) -> Iterator[ReadyBatch]:
         config = self.config
@@ -511,6 +537,7 @@ class _Run:
             following=self.objects.objects[index + 1 :],
             first=self.objects[0] if index > 0 else None,
             columns=config.columns,
+            end_offset=self.p.part.end_byte if self.p.part is not None else -1,
         )
         if parser is not None:
             return parser.batches(job, on_retry=lambda: self.p._metrics.count(m.RETRIES))
@@ -561,7 +588,7 @@ class _Run:
         )
         self._log_start(point)
         self.p._progress.started(
-            config.job_id, point.rows, self._job_position(point), self.objects.total_bytes
+            config.job_id, point.rows, self._job_position(point), self.span
         )
         if config.multi_object:
             self._next_object(point.object_index)
@@ -685,7 +712,7 @@ class _Run:
         metrics.observe(m.COMMIT_LATENCY, (time.monotonic() - started) * 1000)
         failpoint("after-commit")
         now = dataclasses.replace(sent, kafka_offset=offset)
-        position, total = self._job_position(now), self.objects.total_bytes
+        position, total = self._job_position(now), self.span
         bytes_read = position - self._job_position(committed)
         self.rows_this_run += txn_rows
         self.bytes_this_run += bytes_read
@@ -745,7 +772,7 @@ class _Run:
             total_sent=point.rows,
             byte_offset=self._job_position(point),
             kafka_offset=point.kafka_offset,
-            total_bytes=self.objects.total_bytes,
+            total_bytes=self.span,
             rows_per_second=self.rows_per_second,
             bytes_per_second=self.bytes_per_second,
             started_at=self.started_at,

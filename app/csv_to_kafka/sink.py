@@ -227,14 +227,16 @@ def topic_partitions(config: Config, partitions: int) -> int:
             f"{config.partitions}: a key's partition depends on the count. Use another topic, "
             "or drop --partitions to use the topic's count"
         )
-    if not config.key_columns:
-        check_partitions(config.topic, partitions, config.allow_multiple_partitions)
+    if config.plan_partitions > 1 or not config.key_columns:
+        check_partitions(
+            config.topic, partitions, config.allow_multiple_partitions, config.plan_partitions
+        )
     return partitions
 
 
 def created_partitions(config: Config) -> int:
     """The partitions of a topic the job creates."""
-    return config.partitions if config.partitions is not None else 1
+    return config.partitions if config.partitions is not None else config.plan_partitions
 
 
 def last_of_partitions(points: Iterable[ResumePoint | None]) -> ResumePoint | None:
@@ -244,7 +246,18 @@ def last_of_partitions(points: Iterable[ResumePoint | None]) -> ResumePoint | No
     return max(found, key=lambda point: point.rows) if found else None
 
 
-def check_partitions(topic: str, partitions: int, allow_multiple: bool) -> None:
+def check_partitions(topic: str, partitions: int, allow_multiple: bool, needed: int = 1) -> None:
+    """Refuse a topic that does not fit: fewer partitions than a plan's parts (``needed``), or
+    more than one for a single copy unless allowed."""
+    if needed > 1:
+        if partitions < needed:
+            raise ConfigError(
+                f"topic {topic} has {partitions} partitions, but the plan has {needed} parts, "
+                f"each written to its own partition: give the topic at least {needed} "
+                "partitions (kafka-topics --alter --partitions), or use a new topic, which "
+                f"is created with {needed}"
+            )
+        return
     if partitions > 1 and not allow_multiple:
         raise ConfigError(
             f"topic {topic} has {partitions} partitions; csv-to-kafka writes to partition 0 and "
@@ -263,6 +276,7 @@ class ConfluentSink:
         self._ck = confluent_kafka
         self._config = config
         self._topic = config.topic
+        self._partition = config.partition  # this job's partition (a plan's part: its index)
         check_topic_name(config.topic)
         security = _auth.confluent_security(config)
         # librdkafka's own log lines go through logging (JSON on CloudWatch), not raw stderr.
@@ -421,12 +435,13 @@ class ConfluentSink:
         producer = self._producer
         produce = producer.produce
         topic = self._topic
+        partition = self._partition
         try:
             for value in values[:-1]:
                 try:
-                    produce(topic, value, None, PARTITION)  # positional: a third faster
+                    produce(topic, value, None, partition)  # positional: a third faster
                 except BufferError:
-                    self._wait_for_room(lambda v=value: produce(topic, v, None, PARTITION))
+                    self._wait_for_room(lambda v=value: produce(topic, v, None, partition))
             if values:
                 last = values[-1]
 
@@ -434,7 +449,7 @@ class ConfluentSink:
                     produce(
                         topic,
                         last,
-                        partition=PARTITION,
+                        partition=partition,
                         headers=headers,
                         on_delivery=self._on_delivery,
                     )
@@ -670,9 +685,10 @@ class ConfluentSink:
         )
 
     def _read(
-        self, consumer: Any, start: int, end: int, partition: int = PARTITION
+        self, consumer: Any, start: int, end: int, partition: int | None = None
     ) -> Iterator[Any]:
         """Committed records with offsets in [start, end), end being the last stable offset."""
+        partition = self._partition if partition is None else partition
         tp = self._ck.TopicPartition(self._topic, partition, start)
         consumer.assign([tp])
         deadline = time.monotonic() + 60
@@ -698,7 +714,8 @@ class ConfluentSink:
                 position = message.offset() + 1
                 yield message
 
-    def _stable_range(self, consumer: Any, partition: int = PARTITION) -> tuple[int, int]:
+    def _stable_range(self, consumer: Any, partition: int | None = None) -> tuple[int, int]:
+        partition = self._partition if partition is None else partition
         tp = self._ck.TopicPartition(self._topic, partition)
         low, high = self._call(lambda: consumer.get_watermark_offsets(tp, timeout=15), "offsets")
         return int(low), int(high)
@@ -711,7 +728,7 @@ class ConfluentSink:
                     self._last_in(consumer, job_id, None, partition)
                     for partition in range(self.partitions)
                 )
-            return self._last_in(consumer, job_id, hint, PARTITION)
+            return self._last_in(consumer, job_id, hint, self._partition)
         finally:
             consumer.close()
 
@@ -736,8 +753,9 @@ class ConfluentSink:
         return None
 
     def _last_of_job(
-        self, consumer: Any, job_id: str, start: int, end: int, partition: int = PARTITION
+        self, consumer: Any, job_id: str, start: int, end: int, partition: int | None = None
     ) -> ResumePoint | None:
+        partition = self._partition if partition is None else partition
         found = None
         for message in self._read(consumer, start, end, partition):
             headers = message.headers()

@@ -283,26 +283,28 @@ class S3Object:
             size=int(response["ContentLength"]),
         )
 
-    def chunks(self, pinned: ObjectInfo, start: int = 0) -> Iterator[bytes]:
-        """The object's bytes from ``start`` to the end, in chunks; the version is ``pinned``.
+    def chunks(self, pinned: ObjectInfo, start: int = 0, end: int = -1) -> Iterator[bytes]:
+        """The object's bytes from ``start`` to ``end`` (-1: the end), in chunks; the version is
+        ``pinned``. With an end, every GET asks only for the bytes before it (a planned part).
 
         One streamed GET serves the whole read. If the stream breaks, the GET is re-opened at the
         first byte not yet yielded, so the caller sees every byte once. If the object was replaced,
         ObjectChangedError (exit 3) instead of mixing two versions.
         """
         offset = start
+        stop = pinned.size if end < 0 else min(end, pinned.size)
         next_sleep = self._retry.backoffs()
         # A start near the beginning (the first data row) is read from byte 0 and the bytes
         # before it dropped: moto serves a ranged GET by copying the whole object first (3 s
         # for 1.5 GB, against 1 s to the first byte of a plain GET); to S3 it is one GET either
         # way. Re-opened after a break, the GET has a Range.
         from_zero = 0 < start <= _UNRANGED_START_BYTES
-        while offset < pinned.size:
+        while offset < stop:
             pieces: list[bytes] = []
             held = 0  # bytes read from the stream and not yet yielded
             failure: Exception | None = None
             try:
-                body = self._open(pinned, offset, from_zero=from_zero)
+                body = self._open(pinned, offset, from_zero=from_zero, stop=stop)
                 while True:
                     # Small reads, gathered into one chunk: when the stream breaks, the bytes
                     # read before the break are kept, so a flaky connection still progresses.
@@ -327,8 +329,8 @@ class S3Object:
                 offset += len(chunk)
                 yield chunk
                 next_sleep = self._retry.backoffs()
-            if failure is None and offset < pinned.size:
-                failure = ConnectionError(f"stream ended at byte {offset} of {pinned.size}")
+            if failure is None and offset < stop:
+                failure = ConnectionError(f"stream ended at byte {offset} of {stop}")
             from_zero = False
             if failure is None:
                 continue
@@ -352,9 +354,12 @@ class S3Object:
             )
             threading.Event().wait(delay)
 
-    def _open(self, pinned: ObjectInfo, offset: int, *, from_zero: bool = False) -> Any:
-        """A body that reads the object from ``offset``: a GET with a Range, or, ``from_zero``,
-        a plain GET whose first ``offset`` bytes the body drops."""
+    def _open(
+        self, pinned: ObjectInfo, offset: int, *, from_zero: bool = False, stop: int = -1
+    ) -> Any:
+        """A body that reads the object from ``offset`` (to ``stop``, when before the end): a
+        GET with a Range, or, ``from_zero``, a GET from byte 0 whose first ``offset`` bytes the
+        body drops."""
         kwargs: dict[str, Any] = {
             "Bucket": self.bucket,
             "Key": self.key,
@@ -362,6 +367,8 @@ class S3Object:
         }
         if offset and not from_zero:
             kwargs["Range"] = f"bytes={offset}-"
+        if 0 <= stop < pinned.size:  # a planned part: no byte after its end
+            kwargs["Range"] = f"bytes={0 if from_zero else offset}-{stop - 1}"
         if pinned.version_id:
             kwargs["VersionId"] = pinned.version_id
         try:

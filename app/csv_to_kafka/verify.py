@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 import orjson
@@ -22,12 +22,13 @@ from .deadletter import LINE, SOURCE_FILE
 from .keys import Keyer
 from .objects import bucket_and_key, config_objects
 from .partitioning import partition_for
+from .plan import Plan
 from .sink import Sink, open_sink
 from .source import Header, ObjectInfo, Reject, S3Object
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VerifyReport", "verify", "verify_objects"]
+__all__ = ["VerifyReport", "verify", "verify_objects", "verify_plan"]
 
 
 @dataclass
@@ -77,14 +78,17 @@ def _expected_batches(
     header: list[Header] | None = None,
     rejects: list[Reject] | None = None,
     info: ObjectInfo | None = None,
+    job: ParseJob | None = None,
 ) -> Iterator[tuple[list[int], list[bytes]]]:
-    """The object's rows as ``run`` writes them, a batch at a time: (lines, record values).
+    """The object's rows (or ``job``'s) as ``run`` writes them, a batch at a time: (lines,
+    record values).
 
     The same parser and encoder as ``run`` (the C loop where it applies), so a record that was
     copied right is byte for byte its row's value. ``header``, if given, receives the header.
     """
-    job = ParseJob.whole_object(config, info if info is not None else s3.head(), max_bytes)
-    job = dataclasses.replace(job, bucket=s3.bucket, key=s3.key)
+    if job is None:
+        job = ParseJob.whole_object(config, info if info is not None else s3.head(), max_bytes)
+        job = dataclasses.replace(job, bucket=s3.bucket, key=s3.key)
     found, encoder, batches = job.rows(s3)
     if header is not None:
         header.append(found)
@@ -431,3 +435,38 @@ def _decode(value: bytes | None, source: str) -> tuple[int, dict[str, object] | 
         return int(record["_source_line"]), record
     except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
         return -1, None
+
+
+def verify_plan(
+    config: Config,
+    plan: Plan,
+    *,
+    sink_factory: Callable[[Config], Sink] = open_sink,
+    s3: S3Object | None = None,
+) -> list[VerifyReport]:
+    """Compare each part of ``plan`` with its partition: partition I holds exactly part I's
+    rows, in order, once each. One report per part; ObjectChangedError (exit 3) when the
+    object is no longer the planned version."""
+    s3 = s3 if s3 is not None else source_object(config)
+    info = s3.head()
+    plan.check_object(info)
+    reports = []
+    for part in plan.parts:
+        job = dataclasses.replace(
+            ParseJob.whole_object(config, info, 1 << 30),
+            start_offset=part.first_byte,
+            start_line=part.first_line,
+            end_offset=part.end_byte,
+        )
+        part_config = dataclasses.replace(
+            config, partition=part.index, plan_partitions=len(plan.parts)
+        )
+        comparison = _Comparison(_expected_batches(config, s3, 1 << 30, job=job), plan.source)
+        sink = sink_factory(part_config)
+        try:
+            for offset, value, _headers in sink.committed_records():
+                comparison.record(offset, value)
+        finally:
+            sink.close()
+        reports.append(comparison.finish())
+    return reports

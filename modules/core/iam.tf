@@ -71,6 +71,12 @@ data "aws_iam_policy_document" "processor" {
   }
 
   statement {
+    sid       = "WriteAndReadThePlans"
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = local.plan_object_arns
+  }
+
+  statement {
     sid       = "ReadAndWriteCheckpoints"
     actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
     resources = [aws_dynamodb_table.this.arn]

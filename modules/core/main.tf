@@ -24,13 +24,20 @@ locals {
   msk_arn_prefix   = split(":cluster/", var.msk_cluster_arn)[0]
   topic_arns       = [for topic in var.kafka_topics : "${local.msk_arn_prefix}:topic/${local.msk_cluster_path}/${topic}"]
   # The processor's transactional.id is csv-to-kafka-<job id> (config.py, transactional_id).
-  transactional_id_arns = [for id in var.job_ids : "${local.msk_arn_prefix}:transactional-id/${local.msk_cluster_path}/csv-to-kafka-${id}"]
+  # A planned part I of job J (csv-to-kafka run --plan) is job J.part-I (plan.py, part_job_id).
+  transactional_id_arns = flatten([for id in var.job_ids : [
+    "${local.msk_arn_prefix}:transactional-id/${local.msk_cluster_path}/csv-to-kafka-${id}",
+    "${local.msk_arn_prefix}:transactional-id/${local.msk_cluster_path}/csv-to-kafka-${id}.part-*",
+  ]])
   # The resume scan uses a consumer with group.id csv-to-kafka-reader-<uuid4> and assign(): no
   # join and no commits, but librdkafka still looks up the group's coordinator (Describe on it).
   reader_group_arn = "${local.msk_arn_prefix}:group/${local.msk_cluster_path}/csv-to-kafka-reader-*"
 
   source_object_arns = [for key in var.s3_keys : "arn:${local.partition}:s3:::${var.s3_bucket}/${key}"]
-  kafka_cidr_blocks  = var.kafka_cidr_blocks != null ? var.kafka_cidr_blocks : [data.aws_vpc.this.cidr_block]
+  # csv-to-kafka plan writes KEY.plan.json beside the object (option2-aws-batch/deploy.sh --parts)
+  # and every part reads it.
+  plan_object_arns  = [for key in var.s3_keys : "arn:${local.partition}:s3:::${var.s3_bucket}/${key}.plan.json"]
+  kafka_cidr_blocks = var.kafka_cidr_blocks != null ? var.kafka_cidr_blocks : [data.aws_vpc.this.cidr_block]
 
   # The container's settings common to every job of the stack (csv-to-kafka run --help lists
   # them); each stack adds the per-job ones: SOURCE, TOPIC, JOB_ID.

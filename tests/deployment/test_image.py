@@ -349,3 +349,39 @@ def test_a_missing_manifest_is_not_retried(
     result = run(image.array_tag, env)
     assert result.code == 2, result.stderr
     assert "NoSuchKey" in result.stderr
+
+
+def test_a_batch_array_child_copies_its_part_of_a_plan(
+    stack: dict[str, str], bucket: str, image: BuiltImage
+) -> None:
+    """option2-aws-batch/deploy.sh --parts: the plan job, then array children of the job
+    definition's image (entrypoint csv-to-kafka, command run) that take their part from
+    AWS_BATCH_JOB_ARRAY_INDEX alone."""
+    from tests.reliability.oracle import read_partition
+
+    topic, job = f"deploy-{uuid.uuid4()}", f"deploy-{uuid.uuid4()}"
+    source = put(bucket, "parts.csv", make_csv(2500))
+    plan = f"{source}.plan.json"
+    env = container_env(stack, CSV_TO_KAFKA_TOPIC=topic, CSV_TO_KAFKA_JOB_ID=job)
+    planned = run(image.tag, env, ["plan", "--source", source, "--parts", "2", "--output", plan])
+    assert planned.code == 0, planned.stderr[-3000:]
+    children = {**env, "CSV_TO_KAFKA_SOURCE": source, "CSV_TO_KAFKA_PLAN": plan}
+    for index in (1, 0):
+        result = run(image.tag, {**children, "AWS_BATCH_JOB_ARRAY_INDEX": str(index)})
+        assert result.code == 0, result.stderr[-3000:]
+        assert f"job {job}.part-{index} complete" in result.stdout
+    lines = [
+        [
+            json.loads(value)["_source_line"]
+            for _offset, value in read_partition(
+                stack["KAFKA_BOOTSTRAP_SERVERS"], topic, partition=partition, timeout=60
+            )
+        ]
+        for partition in (0, 1)
+    ]
+    assert lines[0]
+    assert lines[1]
+    assert lines[0] + lines[1] == data_lines(2500)
+    verified = run(image.tag, children, ["verify", "--plan", plan])
+    assert verified.code == 0, verified.stdout + verified.stderr[-2000:]
+    assert "verify OK: 2 parts" in verified.stdout

@@ -430,6 +430,55 @@ def test_submit_job_runs_an_array_job_over_a_manifest(
     assert len(children) == 3
 
 
+DEPLOY_BATCH = STACKS["option2-aws-batch"] / "deploy.sh"
+
+
+def test_deploy_with_parts_submits_a_plan_job_then_an_array_job_after_it(
+    aws_env: dict[str, str], batch_outputs: Path
+) -> None:
+    result = run(
+        DEPLOY_BATCH,
+        aws_env,
+        "--outputs",
+        str(batch_outputs),
+        "--parts",
+        "4",
+        "--job-id",
+        "orders.big",
+        "--source",
+        "s3://bucket/big.csv",
+    )
+    assert result.returncode == 0, result.stderr
+    plan_id, parts_id = result.stdout.split()
+    plan_job, parts_job = describe_job(plan_id), describe_job(parts_id)
+    assert plan_job["container"]["command"] == [
+        "plan",
+        "--source",
+        "s3://bucket/big.csv",
+        "--parts",
+        "4",
+        "--output",
+        "s3://bucket/big.csv.plan.json",
+    ]
+    assert parts_job["arrayProperties"]["size"] == 4
+    assert parts_job["dependsOn"] == [{"jobId": plan_id}]
+    assert "-array:" not in parts_job["jobDefinition"], "children run csv-to-kafka run"
+    env = {e["name"]: e["value"] for e in parts_job["container"]["environment"]}
+    assert env["CSV_TO_KAFKA_PLAN"] == "s3://bucket/big.csv.plan.json"
+    assert env["CSV_TO_KAFKA_JOB_ID"] == "orders.big"
+    assert "CSV_TO_KAFKA_PART" not in env, "each child takes AWS_BATCH_JOB_ARRAY_INDEX"
+    assert "status --job-id orders.big --plan s3://bucket/big.csv.plan.json" in result.stderr
+
+
+def test_deploy_without_parts_is_submit_job(aws_env: dict[str, str], batch_outputs: Path) -> None:
+    result = run(DEPLOY_BATCH, aws_env, "--outputs", str(batch_outputs))
+    assert result.returncode == 0, result.stderr
+    assert describe_job(result.stdout.strip())["jobName"] == "orders-2024"
+    refused = run(DEPLOY_BATCH, aws_env, "--outputs", str(batch_outputs), "--parts", "1")
+    assert refused.returncode == 2
+    assert "--parts takes 2 to 10000" in refused.stderr
+
+
 def test_submit_job_refuses_a_one_line_manifest(
     aws_env: dict[str, str], batch_outputs: Path
 ) -> None:

@@ -8,6 +8,7 @@ privilege, retry rules, the dashboard built from docs/metrics.md.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -306,6 +307,8 @@ def test_the_processor_policy_is_least_privilege(modules: dict[str, TerraformDir
     granted = {sid: actions(st) for sid, st in policy.items()}
     assert granted["ReadTheSourceObjects"] == {"s3:GetObject", "s3:GetObjectVersion"}
     assert "local.source_object_arns" in str(policy["ReadTheSourceObjects"]["resources"])
+    assert granted["WriteAndReadThePlans"] == {"s3:GetObject", "s3:PutObject"}
+    assert "local.plan_object_arns" in str(policy["WriteAndReadThePlans"]["resources"])
     assert granted["ReadAndWriteCheckpoints"] == {"dynamodb:GetItem", "dynamodb:PutItem"}
     assert "aws_dynamodb_table.this.arn" in str(policy["ReadAndWriteCheckpoints"]["resources"])
     assert granted["SendMetricsToTheJobNamespace"] == {"cloudwatch:PutMetricData"}
@@ -353,6 +356,13 @@ def test_msk_resource_arns_follow_the_processors_names(modules: dict[str, Terraf
     )
     arn_name = config.transactional_id.replace("JOB", "${id}")
     assert f"/{arn_name}" in str(locals_["transactional_id_arns"])
+    # and a planned part's (run --plan): the job id J.part-I
+    from csv_to_kafka.plan import part_job_id
+
+    part = dataclasses.replace(config, job_id=part_job_id("JOB", 7)).transactional_id
+    assert f"/{part.replace('JOB', '${id}').replace('7', '*')}" in str(
+        locals_["transactional_id_arns"]
+    )
 
 
 def test_the_launch_policy_pulls_logs_and_reads_the_secret_only(

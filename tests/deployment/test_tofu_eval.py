@@ -144,13 +144,18 @@ def test_msk_resource_arns(tmp_path: Path) -> None:
     assert console.json("local.topic_arns") == [f"{prefix}:topic/{cluster}/orders"]
     assert console.json("local.transactional_id_arns") == [
         f"{prefix}:transactional-id/{cluster}/csv-to-kafka-orders-2024",
+        f"{prefix}:transactional-id/{cluster}/csv-to-kafka-orders-2024.part-*",
         f"{prefix}:transactional-id/{cluster}/csv-to-kafka-2024-*",
+        f"{prefix}:transactional-id/{cluster}/csv-to-kafka-2024-*.part-*",
     ]
     assert (
         console.json("local.reader_group_arn") == f"{prefix}:group/{cluster}/csv-to-kafka-reader-*"
     )
     assert console.json("local.source_object_arns") == [
         "arn:aws:s3:::my-data-bucket/exports/orders-2024.csv"
+    ]
+    assert console.json("local.plan_object_arns") == [
+        "arn:aws:s3:::my-data-bucket/exports/orders-2024.csv.plan.json"
     ]
     assert console.json("local.kafka_cidr_blocks") == ["10.0.0.0/16"]
 

@@ -42,6 +42,7 @@ def test_every_script_is_found() -> None:
     names = {p.relative_to(ROOT).as_posix() for p in SCRIPTS}
     assert names == {
         "option1-ecs-fargate/deploy.sh",
+        "option2-aws-batch/deploy.sh",
         "option2-aws-batch/submit-job.sh",
         "option3-ec2-spot/launch-spot.sh",
         "option3-ec2-spot/user-data.sh",

@@ -64,16 +64,21 @@ def _consumer(bootstrap: str, isolation: str = "read_committed") -> Consumer:
 
 
 def read_partition(
-    bootstrap: str, topic: str, *, isolation: str = "read_committed", timeout: float = 120
+    bootstrap: str,
+    topic: str,
+    *,
+    isolation: str = "read_committed",
+    timeout: float = 120,
+    partition: int = 0,
 ) -> list[tuple[int, bytes]]:
-    """Every record of partition 0 from offset 0, as (offset, value); [] if no such topic."""
+    """Every record of ``partition`` from offset 0, as (offset, value); [] if no such topic."""
     consumer = _consumer(bootstrap, isolation)
     try:
         metadata = consumer.list_topics(topic, timeout=30)
         found = metadata.topics.get(topic)
         if found is None or found.error is not None:
             return []
-        consumer.assign([TopicPartition(topic, 0, 0)])
+        consumer.assign([TopicPartition(topic, partition, 0)])
         out: list[tuple[int, bytes]] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

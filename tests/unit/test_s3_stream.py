@@ -159,3 +159,19 @@ def test_a_stream_broken_before_the_start_is_reopened_at_the_start(s3) -> None:
     info = obj.head()
     assert b"".join(obj.chunks(info, 15_000)) == DATA[15_000:]
     assert flaky.ranges[:3] == [None, "bytes=15000-", "bytes=25000-"]
+
+
+@pytest.mark.parametrize(("start", "end"), [(0, 50_000), (100, 60_000), (70_000, 90_001)])
+def test_a_planned_part_reads_only_its_range(s3, start: int, end: int, monkeypatch) -> None:
+    """A part of a plan: every GET asks for no byte at or after the end, also when the stream
+    breaks and is re-opened, and from byte 0 near the start."""
+    monkeypatch.setattr("csv_to_kafka.source._UNRANGED_START_BYTES", 1000)
+    flaky = Flaky(s3)  # every body breaks after 10,000 bytes
+    obj = S3Object("bkt", "k", retry=FAST, client=flaky, read_size=4096)
+    info = obj.head()
+    assert b"".join(obj.chunks(info, start, end)) == DATA[start:end]
+    first = 0 if start <= 1000 else start
+    assert flaky.ranges[0] == f"bytes={first}-{end - 1}"
+    assert all(r is not None and r.endswith(f"-{end - 1}") for r in flaky.ranges)
+    assert list(obj.chunks(info, end, end)) == []
+    assert b"".join(obj.chunks(info, start, len(DATA) + 5)) == DATA[start:]  # past the end

@@ -1,0 +1,130 @@
+"""The parts benchmark (issue 16): ``plan`` against ``check``, and N parts side by side
+against one copy of the same object.
+
+    eval "$(local/stack env)"; .venv/bin/python -m bench.parts --rows 2000000 --parts 2
+
+Each case runs the CLI as a child process (wall time from the fork to the exit, start-up
+included), on a fresh topic and job id; every copy is checked by ``verify`` (``--plan`` for
+the parts). Prints one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+from . import datagen
+
+BUCKET = "csv-to-kafka-bench"
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "csv_to_kafka.cli", *args]
+
+
+def _timed(args: list[str]) -> tuple[float, str]:
+    started = time.monotonic()
+    done = subprocess.run(  # noqa: S603 (our own CLI, with our interpreter)
+        args, capture_output=True, text=True, check=False, timeout=3600
+    )
+    seconds = time.monotonic() - started
+    if done.returncode != 0:
+        raise SystemExit(
+            f"bench.parts: {' '.join(args[3:5])} exited {done.returncode}: {done.stderr[-2000:]}"
+        )
+    return seconds, done.stdout
+
+
+def _side_by_side(commands: list[list[str]]) -> float:
+    started = time.monotonic()
+    procs = [
+        subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: S603
+        for c in commands
+    ]
+    for proc in procs:
+        _out, err = proc.communicate(timeout=3600)
+        if proc.returncode != 0:
+            raise SystemExit(f"bench.parts: a part exited {proc.returncode}: {err[-2000:]}")
+    return time.monotonic() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.parts", description=__doc__)
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--parts", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--table", default="csv-to-kafka-bench-checkpoints")
+    args = parser.parse_args(argv)
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap or not os.environ.get("AWS_ENDPOINT_URL"):
+        raise SystemExit('bench.parts: run `eval "$(local/stack env)"` first')
+    import boto3  # noqa: PLC0415
+
+    csv_file = datagen.cached_csv(datagen.default_cache_dir(), args.rows, args.seed)
+    source = datagen.upload(boto3.client("s3"), csv_file, BUCKET)
+    plan = f"{source}.plan.json"
+    tag = uuid.uuid4().hex[:8]
+    kafka = ["--bootstrap-servers", bootstrap, "--checkpoint-table", args.table]
+    out: dict[str, Any] = {"rows": args.rows, "bytes": csv_file.bytes, "parts": args.parts}
+
+    out["check_s"], _ = _timed(_cli("check", "--source", source, "--progress", "none"))
+    out["plan_s"], _ = _timed(
+        _cli(
+            "plan",
+            "--source",
+            source,
+            "--parts",
+            str(args.parts),
+            "--output",
+            plan,
+            "--progress",
+            "none",
+        )
+    )
+    one = ["--topic", f"bench-one-{tag}", "--job-id", f"bench-one-{tag}", *kafka]
+    out["one_s"], _ = _timed(_cli("run", "--source", source, *one, "--progress", "none"))
+    _timed(
+        _cli(
+            "verify",
+            "--source",
+            source,
+            "--topic",
+            f"bench-one-{tag}",
+            "--bootstrap-servers",
+            bootstrap,
+        )
+    )
+    parts = ["--topic", f"bench-parts-{tag}", "--job-id", f"bench-parts-{tag}", *kafka]
+    out["side_by_side_s"] = _side_by_side(
+        [
+            _cli("run", "--plan", plan, "--part", str(i), *parts, "--progress", "none")
+            for i in range(args.parts)
+        ]
+    )
+    _timed(
+        _cli(
+            "verify",
+            "--plan",
+            plan,
+            "--topic",
+            f"bench-parts-{tag}",
+            "--bootstrap-servers",
+            bootstrap,
+        )
+    )
+    out["plan_over_check"] = round(out["plan_s"] / out["check_s"], 3)
+    out["speedup"] = round(out["one_s"] / out["side_by_side_s"], 3)
+    for name in ("one", "side_by_side"):
+        out[f"{name}_rows_per_s"] = round(args.rows / out[f"{name}_s"])
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
