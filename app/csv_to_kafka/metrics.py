@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudwatch.type_defs import DimensionTypeDef, MetricDatumTypeDef
 
 __all__ = [
+    "BAD_ROWS",
     "BYTES_READ",
     "CHECKPOINT_LATENCY",
     "COMMIT_LATENCY",
@@ -88,6 +89,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(COMMIT_LATENCY, "Milliseconds", "statistic"),
     MetricSpec(TRANSACTIONS_COMMITTED, "Count", "counter"),
     MetricSpec(CHECKPOINT_LATENCY, "Milliseconds", "statistic"),
+    MetricSpec(BAD_ROWS, "Count", "counter"),
     MetricSpec(OBJECTS_DONE, "Count", "gauge"),
 )
 

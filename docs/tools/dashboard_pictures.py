@@ -44,14 +44,15 @@ from typing import Any
 
 import boto3
 
-from csv_to_kafka.metrics import ERRORS, METRICS, RETRIES
+from csv_to_kafka.metrics import BAD_ROWS, ERRORS, METRICS, OBJECTS_DONE, RETRIES
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "modules" / "monitoring"
 STACK = ROOT / "local" / "stack"
 SENT = {spec.name for spec in METRICS}  # the product's own list (csv_to_kafka.metrics)
-# Counters sent only when something happens: a healthy run has no data point for them.
-ONLY_ON_EVENTS = {RETRIES, ERRORS}
+# Sent only when something happens: a healthy one-object run has no data point for them
+# (ObjectsDone: a job over many objects only).
+ONLY_ON_EVENTS = {RETRIES, ERRORS, BAD_ROWS, OBJECTS_DONE}
 HOURLY_COST = 0.0987  # option 1, Fargate 2 vCPU / 4 GB (docs/deployment.md)
 TF_PERIOD = 60  # the module's smallest period; the run's 1 s stands for it
 
@@ -75,6 +76,7 @@ def dashboard_widgets(tofu: str, namespace: str, job_id: str) -> list[dict[str, 
     text = _locals_blocks((MONITORING / "main.tf").read_text())
     text = text.replace("aws_cloudwatch_metric_alarm.errors.arn", '"errors"')
     text = text.replace("aws_cloudwatch_metric_alarm.no_progress.arn", '"no-progress"')
+    text = text.replace("aws_cloudwatch_metric_alarm.bad_rows[*].arn", '["bad-rows"]')
     with tempfile.TemporaryDirectory() as scratch:
         Path(scratch, "variables.tf").write_text((MONITORING / "variables.tf").read_text())
         Path(scratch, "locals.tf").write_text(text)
