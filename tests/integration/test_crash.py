@@ -83,12 +83,18 @@ def test_sigterm_stops_cleanly_and_the_rerun_completes(job: Job) -> None:
 
 
 def test_two_instances_of_one_job_one_is_fenced(job: Job) -> None:
+    """Two runs of one job overlap: the first is paused (SIGSTOP) with rows committed, the
+    second runs to the end, then the first is continued. The pause makes the overlap certain
+    on any machine: free-running, the first could finish before the second has started."""
     job.put(make_csv(ROWS))
     first = job.start("--checkpoint-every", "500")
     wait_for_progress(first, job, 2_000)
-    second = job.start("--checkpoint-every", "500")
-
-    _out2, err2 = second.communicate(timeout=240)
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = job.start("--checkpoint-every", "500")
+        _out2, err2 = second.communicate(timeout=240)
+    finally:
+        first.send_signal(signal.SIGCONT)
     _out1, err1 = first.communicate(timeout=240)
 
     codes = sorted([first.returncode, second.returncode])
