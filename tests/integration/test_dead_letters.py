@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
@@ -174,9 +175,9 @@ def test_past_max_bad_rows_stops_after_what_came_before_and_a_rerun_goes_on(job:
     assert result.returncode == 3, result.stderr
     assert "more than 2 bad rows" in result.stderr
     assert "line 7" in result.stderr  # the third bad row
-    # Its batch (the bad row at line 5, then it, then row 6) is not sent.
+    # Exactly what came before it is committed: the good rows and the two bad rows before it.
     assert [r["id"] for r in job.records()] == ["1", "3"]
-    assert [int(h["csv-to-kafka.line"]) for _v, h in dead_letters(job, dlq)] == [3]
+    assert [int(h["csv-to-kafka.line"]) for _v, h in dead_letters(job, dlq)] == [3, 5]
     again = job.run(*common, "--max-bad-rows", "2")
     assert again.returncode == 3
     done = job.run(*common, "--max-bad-rows", "10")
@@ -344,3 +345,163 @@ def test_a_record_too_large_for_kafka_is_a_dead_letter(job: Job) -> None:
     assert headers["csv-to-kafka.error"] == "record-too-large"
     assert headers["csv-to-kafka.line"] == "3"
     assert headers["csv-to-kafka.offset"] == str(len(HEADER) + 4)
+
+
+TYPED_SCHEMA = {
+    "type": "object",
+    "properties": {"id": {"type": "integer"}, "amount": {"type": ["number", "null"]}},
+}
+
+
+def make_typed(rows: int) -> tuple[bytes, list[int], list[tuple[int, bytes]]]:
+    """A typed file, every 97th row a misfit (plain, or quoted), in blocks the C loop reads:
+    the data, the ids of the good rows, (line, bytes) of the misfits."""
+    out, good, bad = [b"id,amount,name\n"], [], []
+    for i in range(1, rows + 1):
+        line = i + 1
+        if i % 97 == 0:
+            row = b"%d,%s,n%d" % (i, b"lots" if i % 2 else b'"1,5"', i)
+            bad.append((line, row))
+        else:
+            row = b"%d,%d.25,n%d" % (i, i, i)
+            good.append(i)
+        out.append(row + b"\n")
+    return b"".join(out), good, bad
+
+
+def test_a_type_misfit_is_a_type_dead_letter_under_all(job: Job, tmp_path: Any) -> None:
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(TYPED_SCHEMA))
+    data, good, bad = make_typed(5000)
+    job.put(data)
+    dlq = f"{job.topic}-dlq"
+    common = ("--schema", str(schema), "--checkpoint-every", "700")
+    result = job.run(*common, "--errors-tolerance", "all", "--dlq-topic", dlq)
+    assert result.returncode == 0, result.stderr
+    assert [r["id"] for r in job.records()] == good
+    letters = dead_letters(job, dlq)
+    assert [(int(h["csv-to-kafka.line"]), v) for v, h in letters] == bad
+    _line, first_row = bad[0]
+    headers = letters[0][1]
+    assert headers["csv-to-kafka.error"] == "type"
+    assert headers["csv-to-kafka.offset"] == str(data.index(b"\n" + first_row) + 1)
+    assert headers["csv-to-kafka.source-file"] == job.source
+    assert headers["csv-to-kafka.job"] == job.job_id
+    assert headers["__connect.errors.exception.class.name"].endswith("BadInputError")
+    assert (
+        "column 'amount': 'lots' is not a number" in headers["__connect.errors.exception.message"]
+    )
+    assert {h["csv-to-kafka.error"] for _v, h in letters} == {"type"}
+    assert f"{len(bad)} BAD ROWS" in result.stdout + result.stderr
+    verified = subprocess.run(
+        [*verify_args(job, dlq), "--schema", str(schema)],
+        env=job.process_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+@pytest.mark.parametrize("client", ["confluent"])
+def test_a_type_misfit_under_none_is_still_exit_3_at_its_row(job: Job, tmp_path: Any) -> None:
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(TYPED_SCHEMA))
+    data, good, bad = make_typed(500)
+    job.put(data)
+    result = job.run("--schema", str(schema), "--checkpoint-every", "50")
+    assert result.returncode == 3, result.stderr
+    line, row = bad[0]
+    assert f"line {line}" in result.stderr
+    offset = data.index(b"\n" + row) + 1
+    assert f"byte offset {offset}" in result.stderr
+    assert [r["id"] for r in job.records()] == good[: line - 2]
+
+
+def spaced_bad_rows(rows: int, every: int, first: int = 1) -> tuple[bytes, list[int]]:
+    """``rows`` rows, every ``every``-th a field too many: the data, the bad rows' lines."""
+    out, bad = [HEADER], []
+    for i in range(first, first + rows):
+        if i % every == 0:
+            out.append(b"%d,bad,row\n" % i)
+            bad.append(i - first + 2)
+        else:
+            out.append(b"%d,n%d\n" % (i, i))
+    return b"".join(out), bad
+
+
+def ids_before(data: bytes, line: int) -> list[str]:
+    good, _bad = split_rows(b"\n".join(data.split(b"\n")[: line - 1]) + b"\n")
+    return good
+
+
+@pytest.mark.parametrize("checkpoint_every", ["1", "7", "5000"])
+def test_max_bad_rows_is_exact_in_one_object(job: Job, checkpoint_every: str) -> None:
+    data, bad = spaced_bad_rows(1000, 13)
+    job.put(data)
+    dlq = f"{job.topic}-dlq"
+    common = ("--errors-tolerance", "all", "--dlq-topic", dlq)
+    result = job.run(*common, "--checkpoint-every", checkpoint_every, "--max-bad-rows", "20")
+    assert result.returncode == 3, result.stderr
+    assert f"line {bad[20]}" in result.stderr
+    assert [int(h["csv-to-kafka.line"]) for _v, h in dead_letters(job, dlq)] == bad[:20]
+    assert [r["id"] for r in job.records()] == ids_before(data, bad[20])
+    cp = job.checkpoint()
+    assert cp is not None
+    assert (cp["status"], cp["bad_rows"]) == ("FAILED", "20")
+
+
+@pytest.mark.parametrize("client", ["confluent"])
+def test_max_bad_rows_counts_over_the_objects_of_a_job(job: Job) -> None:
+    from .test_objects import Prefix
+
+    prefix = Prefix(job)
+    texts = [spaced_bad_rows(300, 10, first=1 + 300 * n) for n in range(3)]  # 30 bad rows each
+    for n, (text, _bad) in enumerate(texts):
+        prefix.put(f"part-{n}.csv", text)
+    dlq = f"{job.topic}-dlq"
+    common = ("--errors-tolerance", "all", "--dlq-topic", dlq, "--checkpoint-every", "50")
+    result = job.run(*common, "--max-bad-rows", "70")  # the 71st: the 11th of the third object
+    assert result.returncode == 3, result.stderr
+    third, third_bad = texts[2]
+    assert f"line {third_bad[10]}" in result.stderr
+    assert prefix.uri(prefix.parts[2][0]) in result.stderr
+    letters = dead_letters(job, dlq)
+    assert len(letters) == 70
+    assert [h["csv-to-kafka.source-file"] for _v, h in letters] == [
+        prefix.uri(key) for key, _text in prefix.parts for _ in range(30)
+    ][:70]
+    want = (
+        split_rows(texts[0][0])[0] + split_rows(texts[1][0])[0] + ids_before(third, third_bad[10])
+    )
+    assert [r["id"] for r in job.records()] == want
+
+
+@pytest.mark.parametrize("client", ["confluent"])
+def test_max_bad_rows_is_exact_over_a_killed_and_resumed_run(job: Job) -> None:
+    """The first run is killed (kill -9, the ``after-commit`` failpoint: deterministic) just
+    after its second commit, with 15 or 16 bad rows committed with its 200 good rows (the count
+    is in the records' headers, committed with them); the resumed run counts on from them and
+    stops exactly at the job's 21st bad row."""
+    data, bad = spaced_bad_rows(1000, 13)
+    job.put(data)
+    dlq = f"{job.topic}-dlq"
+    common = ("--errors-tolerance", "all", "--dlq-topic", dlq, "--checkpoint-every", "100")
+    common += ("--max-bad-rows", "20")
+    crashed = job.run(*common, env={"CSV_TO_KAFKA_FAILPOINTS": "after-commit=2"})
+    assert crashed.returncode == -9, crashed.stderr
+    assert len(job.records()) == 200  # two transactions of 100 good rows each
+    letters = [int(h["csv-to-kafka.line"]) for _v, h in dead_letters(job, dlq)]
+    assert letters == bad[: len(letters)]
+    assert 15 <= len(letters) <= 16
+    result = job.run(*common)
+    assert result.returncode == 3, result.stderr
+    assert f"line {bad[20]}" in result.stderr
+    assert [int(h["csv-to-kafka.line"]) for _v, h in dead_letters(job, dlq)] == bad[:20]
+    assert [r["id"] for r in job.records()] == ids_before(data, bad[20])
+    again = job.run(*common)  # the count is the job's: a rerun stops at once
+    assert again.returncode == 3
+    assert len(dead_letters(job, dlq)) == 20
+    done = job.run(*common[:-2], "--max-bad-rows", "1000")
+    assert done.returncode == 0, done.stderr
+    assert_exact(job, dlq)
