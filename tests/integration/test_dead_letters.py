@@ -505,3 +505,117 @@ def test_max_bad_rows_is_exact_over_a_killed_and_resumed_run(job: Job) -> None:
     done = job.run(*common[:-2], "--max-bad-rows", "1000")
     assert done.returncode == 0, done.stderr
     assert_exact(job, dlq)
+
+
+def run_verify(job: Job, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*job.args()[:3], "verify", *job.args()[4:10], "--kafka-client", job.client, *extra],
+        env=job.process_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+@pytest.mark.parametrize("client", ["confluent"])
+def test_keyed_verify_compares_the_dead_letters(job: Job) -> None:
+    job.put(DATA)
+    dlq = f"{job.topic}-dlq"
+    keyed = ("--key-column", "id", "--partitions", "2")
+    result = job.run(*keyed, "--errors-tolerance", "all", "--dlq-topic", dlq)
+    assert result.returncode == 0, result.stderr
+    verified = run_verify(job, "--key-column", "id", "--dlq-topic", dlq)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert f"bad rows in CSV 4, dead letters in {dlq} 4" in verified.stdout
+    empty = f"{dlq}-empty"
+    admin = AdminClient({"bootstrap.servers": job.bootstrap})
+    admin.create_topics([NewTopic(empty, num_partitions=1)])[empty].result(30)
+    other = run_verify(job, "--key-column", "id", "--dlq-topic", empty)
+    assert other.returncode == 1, other.stdout + other.stderr
+    assert "0 dead letters of this object, the CSV has 4 bad rows" in other.stdout
+
+
+def with_sources(
+    job: Job, command: str, sources: tuple[str, ...], *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """``run`` or ``verify`` of the job with ``sources`` (repeated --source) instead of its
+    own --source, when given."""
+    args = job.args()
+    if command == "verify":
+        args = [*args[:3], "verify", *args[4:10], "--kafka-client", job.client]
+    if sources:
+        at = args.index("--source")
+        del args[at : at + 2]
+    return subprocess.run(
+        [*args, *sources, *extra],
+        env=job.process_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+@pytest.mark.parametrize("client", ["confluent"])
+@pytest.mark.parametrize("how", ["prefix", "repeated"])
+def test_verify_dlq_over_the_objects_of_a_job(job: Job, how: str) -> None:
+    from .test_objects import Prefix
+
+    prefix = Prefix(job)
+    texts = [spaced_bad_rows(300, 10, first=1 + 300 * n)[0] for n in range(3)]  # 30 bad each
+    keys = [prefix.put(f"part-{n}.csv", text) for n, text in enumerate(texts)]
+    # repeated: two of the three objects, named, the third first
+    sources = ("--source", prefix.uri(keys[2]), "--source", prefix.uri(keys[0]))
+    sources = sources if how == "repeated" else ()
+    dlq = f"{job.topic}-dlq"
+    tolerate = ("--errors-tolerance", "all", "--dlq-topic", dlq, "--checkpoint-every", "50")
+    result = with_sources(job, "run", sources, *tolerate)
+    assert result.returncode == 0, result.stderr
+    verified = with_sources(job, "verify", sources, "--dlq-topic", dlq)
+    bad = 60 if sources else 90
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert f"bad rows in CSV {bad}, dead letters in {dlq} {bad}" in verified.stdout
+    # A dead-letter topic that lacks the last object's is a mismatch.
+    partial = f"{dlq}-partial"
+    copy_letters(job, partial, dead_letters(job, dlq)[: bad - 30])
+    missing = with_sources(job, "verify", sources, "--dlq-topic", partial)
+    assert missing.returncode == 1, missing.stdout + missing.stderr
+    assert f"{bad - 30} dead letters of the objects, the CSV has {bad} bad rows" in missing.stdout
+    # Dead letters in another order (the objects swapped) are a mismatch naming the object.
+    swapped = f"{dlq}-swapped"
+    letters = dead_letters(job, dlq)
+    copy_letters(job, swapped, letters[30:60] + letters[:30] + letters[60:])
+    other = with_sources(job, "verify", sources, "--dlq-topic", swapped)
+    assert other.returncode == 1, other.stdout + other.stderr
+    first = keys[2] if sources else keys[0]
+    assert f"dead letter 1 in {swapped} is s3://" in other.stdout
+    assert f"expected {prefix.uri(first)} line" in other.stdout
+
+
+def copy_letters(job: Job, topic: str, letters: list[tuple[bytes, dict[str, str]]]) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": job.bootstrap})
+    admin = AdminClient({"bootstrap.servers": job.bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=1)])[topic].result(30)
+    for value, headers in letters:
+        producer.produce(topic, value, headers=[(k, v.encode()) for k, v in headers.items()])
+    producer.flush(30)
+
+
+def test_verify_uses_runs_record_size_limit(job: Job) -> None:
+    """A record over run's -X message.max.bytes is a record-too-large dead letter; verify with
+    the same -X finds both topics exact (with the default limit, the row would be expected in
+    the topic)."""
+    row = b"2," + b"x" * 5000
+    job.put(HEADER + b"1,a\n" + row + b"\n3,c\n")
+    dlq = f"{job.topic}-dlq"
+    limit = ("-X", "message.max.bytes=4000")
+    result = job.run(*limit, "--errors-tolerance", "all", "--dlq-topic", dlq)
+    assert result.returncode == 0, result.stderr
+    ((value, headers),) = dead_letters(job, dlq)
+    assert (value, headers["csv-to-kafka.error"]) == (row, "record-too-large")
+    verified = run_verify(job, *limit, "--dlq-topic", dlq)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert f"bad rows in CSV 1, dead letters in {dlq} 1" in verified.stdout
+    without = run_verify(job, "--dlq-topic", dlq)  # another limit: the row is expected
+    assert without.returncode == 1, without.stdout + without.stderr
