@@ -115,15 +115,17 @@ class DeadLetters:
             if self._logged < LOGGED_BAD_ROWS:
                 self._logged += 1
                 logger.warning(
-                    "bad row %d at line %d, byte %d (%s): %s; %s",
+                    "bad row %d at line %d, byte %d of %s (%s): %s; %s",
                     self.total,
                     reject.line,
                     reject.offset,
+                    self.source,
                     reject.reason,
                     reject.message,
                     "dropped" if self.topic is None else f"sent to {self.topic}",
                     extra={
                         "bad_row": {
+                            "source": self.source,
                             "line": reject.line,
                             "byte_offset": reject.offset,
                             "reason": reject.reason,

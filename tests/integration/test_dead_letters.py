@@ -126,6 +126,8 @@ def test_bad_rows_go_to_the_dead_letter_topic_with_their_headers(job: Job) -> No
         (7, "encoding"),
         (9, "field-count"),
     ]
+    assert {b["source"] for b in named} == {job.source}  # each names its object
+    assert f"of {job.source} (field-count)" in result.stderr
     assert any(entry.get("bad_rows") == 4 for entry in logged)
     assert_exact(job, dlq)
     cp = job.checkpoint()
