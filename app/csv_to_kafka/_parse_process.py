@@ -137,7 +137,8 @@ def ready_batches(
     Raises that row's BadInputError after yielding the values before it; with ``parse_rows``'
     ``tolerate``, such rows are Rejects instead. ``restarts`` (of a compressed object) gives
     each batch the member or frame that holds its end; ``keyer`` gives each value its key and
-    partition. A field that does not fit its type (--schema) stops the stream at its row.
+    partition. A field that does not fit its type (--schema) stops the stream at its row (with
+    ``tolerate``, parse_rows has made such rows TYPE Rejects already).
     ``limit`` (--max-bad-rows) cuts the batch that holds the job's (N+1)th bad row just before
     it, yields the rest, then raises that row's error.
     """

@@ -624,9 +624,9 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
     and the plain lines of a block (the common case: no quote, escape or control character)
     go from bytes to values without becoming Python strings and lists (``_fast_block``).
 
-    With ``tolerate``, a row with the wrong field count or bytes invalid in the encoding is a
-    ``Reject`` in its batch's ``rejects`` and the rows after it follow; errors that lose the
-    parser's place still raise.
+    With ``tolerate``, a row with the wrong field count, bytes invalid in the encoding or (a
+    typed encoder) a field that does not fit its type is a ``Reject`` in its batch's
+    ``rejects`` and the rows after it follow; errors that lose the parser's place still raise.
     """
     encoding = _check_encoding(encoding)
     fast = (
