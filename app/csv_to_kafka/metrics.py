@@ -2,7 +2,9 @@
 
 Recording (``count``, ``gauge``, ``observe``) takes a lock and updates a dict; a background
 thread sends what was recorded every ``interval`` seconds in one PutMetricData call (chunked to
-1000 data points), with the dimension ``JobId``. A failed send is logged at WARNING, counted in
+1000 data points), with the dimension ``JobId``. A planned part (``run --plan``) sends its metrics
+under its own job id (``J.part-I``) and its ``ProgressPercent`` also under ``{JobId: J, Part: I}``,
+so that the job's dashboard draws one line per part. A failed send is logged at WARNING, counted in
 ``failures`` and its data dropped: PutMetricData is not idempotent, so resending a request that
 timed out could count twice, and a metric that undercounts after an outage is the lesser harm.
 Nothing here raises into the caller once constructed, ``close()`` included: a value CloudWatch
@@ -38,6 +40,8 @@ __all__ = [
     "ETA_SECONDS",
     "METRICS",
     "OBJECTS_DONE",
+    "PART_DIMENSION",
+    "PER_PART",
     "PROGRESS_PERCENT",
     "RECORDS_SENT",
     "RETRIES",
@@ -51,6 +55,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_NAMESPACE = "CsvToKafka"
 DIMENSION = "JobId"
+PART_DIMENSION = "Part"  # with JobId = the planned job's id (not J.part-I), on PER_PART metrics
 MAX_DATUMS_PER_CALL = 1000  # the PutMetricData limit
 CLOSE_TIMEOUT = 5.0  # close() never waits longer than this for the final flush
 
@@ -92,6 +97,9 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(BAD_ROWS, "Count", "counter"),
     MetricSpec(OBJECTS_DONE, "Count", "gauge"),
 )
+
+# What a planned part also sends under {JobId: the job, Part: its index}.
+PER_PART: frozenset[str] = frozenset({PROGRESS_PERCENT})
 
 # CloudWatch's units; anything else makes the whole PutMetricData call fail.
 _UNITS = frozenset(
@@ -148,13 +156,23 @@ class MetricsEmitter:
         *,
         interval: float = 60.0,
         client: CloudWatchClient | None = None,
+        part_of: tuple[str, int] | None = None,
     ) -> None:
+        """``part_of``: (the planned job's id, the part's index) when ``job_id`` is a part's."""
         if interval <= 0:
             raise ValueError(f"metrics interval must be positive, got {interval}")
         self.namespace = namespace
         self.job_id = job_id
         self.interval = interval
         self._client = client
+        self._part_dimensions: list[DimensionTypeDef] | None = (
+            None
+            if part_of is None
+            else [
+                {"Name": DIMENSION, "Value": part_of[0]},
+                {"Name": PART_DIMENSION, "Value": str(part_of[1])},
+            ]
+        )
         self._lock = threading.Lock()  # guards the buffers and the counters below
         self._counts: dict[tuple[str, str], float] = {}
         self._gauges: dict[tuple[str, str], float] = {}
@@ -318,6 +336,8 @@ class MetricsEmitter:
                     "Unit": cast("StandardUnitType", unit),
                 }
             )
+            if self._part_dimensions is not None and name in PER_PART:
+                datums.append({**datums[-1], "Dimensions": self._part_dimensions})
         for (name, unit), s in stats.items():
             datums.append(
                 {

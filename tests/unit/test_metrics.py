@@ -116,6 +116,42 @@ def test_counts_gauges_and_statistics_arrive_with_the_job_dimension(cloudwatch: 
     assert emitter.failures == 0
 
 
+def test_a_part_sends_its_progress_also_under_the_job_and_the_part(cloudwatch: Any) -> None:
+    emitter = MetricsEmitter(NAMESPACE, f"{JOB}.part-3", part_of=(JOB, 3))
+    emitter.count("RecordsSent", 500)
+    emitter.gauge("ProgressPercent", 42.5, "Percent")
+    emitter.gauge("RowsPerSecond", 1000.0, "Count/Second")
+    emitter.flush()
+
+    found = [
+        (metric["MetricName"], {d["Name"]: d["Value"] for d in metric["Dimensions"]})
+        for page in cloudwatch.get_paginator("list_metrics").paginate(Namespace=NAMESPACE)
+        for metric in page["Metrics"]
+    ]
+    part = f"{JOB}.part-3"
+    assert sorted(found, key=str) == sorted(
+        [
+            ("RecordsSent", {"JobId": part}),
+            ("ProgressPercent", {"JobId": part}),
+            ("RowsPerSecond", {"JobId": part}),
+            ("ProgressPercent", {"JobId": JOB, "Part": "3"}),  # the job's id, not J.part-I
+        ],
+        key=str,
+    )
+    now = datetime.now(UTC)
+    points = cloudwatch.get_metric_statistics(
+        Namespace=NAMESPACE,
+        MetricName="ProgressPercent",
+        Dimensions=[{"Name": "JobId", "Value": JOB}, {"Name": "Part", "Value": "3"}],
+        StartTime=now - timedelta(minutes=10),
+        EndTime=now + timedelta(minutes=10),
+        Period=3600,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    assert [(p["Maximum"], p["Unit"]) for p in points] == [(42.5, "Percent")]
+    assert metrics.PER_PART == {"ProgressPercent"}
+
+
 def test_each_flush_sends_only_what_was_recorded_since_the_last(cloudwatch: Any) -> None:
     spy = Spy(cloudwatch)
     emitter = MetricsEmitter(NAMESPACE, JOB, client=spy)
@@ -315,3 +351,6 @@ def test_docs_describe_every_metric_with_its_unit_and_kind() -> None:
         assert spec.kind in rows[spec.name]
     assert "JobId" in text
     assert "get-metric-statistics" in text
+    # The per-part dimension set: named, with each metric sent under it.
+    for name in metrics.PER_PART:
+        assert f"`{{JobId, {metrics.PART_DIMENSION}}}`" in rows[name], rows[name]
