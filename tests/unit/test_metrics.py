@@ -149,7 +149,7 @@ def test_a_part_sends_its_progress_also_under_the_job_and_the_part(cloudwatch: A
         Statistics=["Maximum"],
     )["Datapoints"]
     assert [(p["Maximum"], p["Unit"]) for p in points] == [(42.5, "Percent")]
-    assert metrics.PER_PART == {"ProgressPercent"}
+    assert {"ProgressPercent"} == metrics.PER_PART
 
 
 def test_each_flush_sends_only_what_was_recorded_since_the_last(cloudwatch: Any) -> None:

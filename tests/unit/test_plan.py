@@ -5,13 +5,12 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from csv_to_kafka._retry import RetryPolicy
 from csv_to_kafka.check import check
@@ -40,14 +39,6 @@ def csv_rows(rows: int) -> bytes:
     for i in range(1, rows + 1):
         out.append(f'{i},"two\nlines {i}"' if i % 1000 in (0, 1) else f"{i},plain")
     return ("\n".join(out) + "\n").encode()
-
-
-@pytest.fixture
-def s3(aws_env: None) -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket="bkt")
-        yield client
 
 
 def config(*extra: str) -> Config:
