@@ -24,6 +24,7 @@ __all__ = [
     "PARTS",
     "assert_parts_exact",
     "cli",
+    "job_metrics",
     "make_plan",
     "part_checkpoint_rows",
     "parts_csv",
@@ -167,3 +168,18 @@ def assert_parts_exact(job: Job, plan: dict[str, Any]) -> None:
         lines = [record["_source_line"] for record in got]
         assert len(lines) == len(set(lines)), f"duplicates in partition {part['index']}"
         assert got == rows, f"partition {part['index']} differs from part {part['index']}"
+
+
+def job_metrics(job: Job) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+    """(name, dimensions) of every metric in moto's CloudWatch of the job or one of its parts."""
+    found = set()
+    pages = (
+        boto3.client("cloudwatch").get_paginator("list_metrics").paginate(Namespace="CsvToKafka")
+    )
+    for page in pages:
+        for metric in page["Metrics"]:
+            dimensions = tuple(sorted((d["Name"], d["Value"]) for d in metric["Dimensions"]))
+            job_id = dict(dimensions).get("JobId", "")
+            if job_id == job.job_id or job_id.startswith(f"{job.job_id}.part-"):
+                found.add((metric["MetricName"], dimensions))
+    return found

@@ -26,6 +26,7 @@ from .parts import (
     PARTS,
     assert_parts_exact,
     cli,
+    job_metrics,
     make_plan,
     part_checkpoint_rows,
     parts_csv,
@@ -132,6 +133,15 @@ def test_verify_plan_finds_a_part_never_copied(confluent_job: Job) -> None:
     make_plan(job, parts=2)
     ok = run_part(job, 0)
     assert ok.returncode == 0, ok.stderr
+    # Part 0's metrics (docs/metrics.md, "A job in parts"): all under its own job id; its
+    # progress also under {JobId: the job, Part: 0}; its counters also under the job's id.
+    metrics = job_metrics(job)
+    part0 = (("JobId", f"{job.job_id}.part-0"),)
+    assert ("ProgressPercent", part0) in metrics
+    assert ("RecordsSent", part0) in metrics
+    assert ("ProgressPercent", (("JobId", job.job_id), ("Part", "0"))) in metrics
+    assert ("RecordsSent", (("JobId", job.job_id),)) in metrics
+    assert ("ProgressPercent", (("JobId", job.job_id),)) not in metrics
     verified = verify_plan(job)
     assert verified.returncode == 1
     assert "part 1 (partition 1)" in verified.stdout
