@@ -64,7 +64,6 @@ _ZSTD_MIN_SLICE = 1024
 _ZSTD_MAX_SLICE = 64 * 1024
 
 
-
 class Restarts:
     """Where decoding can start again: the gzip members, zstd frames and bzip2 streams met so
     far, each as (its compressed offset in the object, the decoded offset where it starts); and

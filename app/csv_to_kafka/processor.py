@@ -556,9 +556,7 @@ class _Run:
             if parser is not None:
                 parser.close()
 
-    def _send(
-        self, ready: ReadyBatch, headers: list[tuple[str, bytes]], dead: DeadLetters
-    ) -> None:
+    def _send(self, ready: ReadyBatch, headers: list[tuple[str, bytes]], dead: DeadLetters) -> None:
         """Queue a batch's records (keyed or not) and its dead letters, in the transaction."""
         if ready.keys is None:
             self.sink.send(ready.values, headers)
@@ -591,9 +589,7 @@ class _Run:
             total=point.bad_rows,
         )
         self._log_start(point)
-        self.p._progress.started(
-            config.job_id, point.rows, self._job_position(point), self.span
-        )
+        self.p._progress.started(config.job_id, point.rows, self._job_position(point), self.span)
         if config.multi_object:
             self._next_object(point.object_index)
         self._checkpoint(point, Status.RUNNING, sync=True)
