@@ -3,6 +3,12 @@ against one copy of the same object.
 
     eval "$(local/stack env)"; .venv/bin/python -m bench.parts --rows 2000000 --parts 2
 
+    .venv/bin/python -m bench.parts --rows 2000000 --plan-vs-check 7
+
+``--plan-vs-check N`` runs only ``check`` and ``plan --output -`` (the plan to stdout: the same
+S3 requests as check, one HEAD and one GET), N times each, interleaved (check, plan, check,
+plan, ...) so that a drift of the shared machine weighs on both alike, and reports the medians.
+
 Each case runs the CLI as a child process (wall time from the fork to the exit, start-up
 included), on a fresh topic and job id; every copy is checked by ``verify`` (``--plan`` for
 the parts). Prints one JSON object with the figures.
@@ -13,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -54,12 +61,38 @@ def _side_by_side(commands: list[list[str]]) -> float:
     return time.monotonic() - started
 
 
+def _plan_vs_check(source: str, parts: int, rounds: int) -> dict[str, Any]:
+    check = _cli("check", "--source", source, "--progress", "none")
+    plan = _cli(
+        "plan", "--source", source, "--parts", str(parts), "--output", "-", "--progress", "none"
+    )
+    times: dict[str, list[float]] = {"check": [], "plan": []}
+    for _round in range(rounds):
+        for name, args in (("check", check), ("plan", plan)):
+            times[name].append(round(_timed(args)[0], 3))
+    check_s, plan_s = statistics.median(times["check"]), statistics.median(times["plan"])
+    return {
+        "rounds": rounds,
+        "check_s": times["check"],
+        "plan_s": times["plan"],
+        "check_median_s": check_s,
+        "plan_median_s": plan_s,
+        "plan_over_check": round(plan_s / check_s, 3),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.parts", description=__doc__)
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--parts", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--table", default="csv-to-kafka-bench-checkpoints")
+    parser.add_argument(
+        "--plan-vs-check",
+        type=int,
+        metavar="N",
+        help="only check and plan, N times each, interleaved; their medians",
+    )
     args = parser.parse_args(argv)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if not bootstrap or not os.environ.get("AWS_ENDPOINT_URL"):
@@ -68,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
 
     csv_file = datagen.cached_csv(datagen.default_cache_dir(), args.rows, args.seed)
     source = datagen.upload(boto3.client("s3"), csv_file, BUCKET)
+    if args.plan_vs_check:
+        result = {"rows": args.rows, "bytes": csv_file.bytes, "parts": args.parts}
+        result.update(_plan_vs_check(source, args.parts, args.plan_vs_check))
+        print(json.dumps(result, indent=2))
+        return 0
     plan = f"{source}.plan.json"
     tag = uuid.uuid4().hex[:8]
     kafka = ["--bootstrap-servers", bootstrap, "--checkpoint-table", args.table]

@@ -32,6 +32,7 @@ from .errors import BadInputError, ConfigError
 __all__ = [
     "AUTO",
     "INPUT_COMPRESSIONS",
+    "MAGIC_BYTES",
     "NO_COMPRESSION",
     "Restarts",
     "detect",
@@ -52,7 +53,7 @@ _MAGIC: tuple[tuple[str, bytes], ...] = (
     (GZIP, b"\x1f\x8b"),
     (BZIP2, b"BZh"),
 )
-_MAGIC_BYTES = max(len(magic) for _codec, magic in _MAGIC)
+MAGIC_BYTES = max(len(magic) for _codec, magic in _MAGIC)
 # Decoded bytes per piece, at most: the size of an S3 chunk, which the parser's blocks are cut
 # to fit in the CPU's cache (source._READ_SIZE).
 _OUT = 512 * 1024
@@ -61,7 +62,6 @@ _OUT = 512 * 1024
 # at most 32 MiB), doubled while the output stays small, up to 64 KiB.
 _ZSTD_MIN_SLICE = 1024
 _ZSTD_MAX_SLICE = 64 * 1024
-
 
 
 class Restarts:
@@ -155,13 +155,13 @@ def open_decoded(
     head: list[bytes] = []
     if compression == AUTO:
         seen = 0
-        while seen < _MAGIC_BYTES:
+        while seen < MAGIC_BYTES:
             chunk = next(stream, None)
             if chunk is None:
                 break
             head.append(chunk)
             seen += len(chunk)
-        compression = detect(b"".join(head)[:_MAGIC_BYTES])
+        compression = detect(b"".join(head)[:MAGIC_BYTES])
     raw = itertools.chain(head, stream) if head else stream
     if compression == NO_COMPRESSION:
         return compression, raw

@@ -2,11 +2,17 @@
 
 Recording (``count``, ``gauge``, ``observe``) takes a lock and updates a dict; a background
 thread sends what was recorded every ``interval`` seconds in one PutMetricData call (chunked to
-1000 data points), with the dimension ``JobId``. A failed send is logged at WARNING, counted in
-``failures`` and its data dropped: PutMetricData is not idempotent, so resending a request that
-timed out could count twice, and a metric that undercounts after an outage is the lesser harm.
-Nothing here raises into the caller once constructed, ``close()`` included: a value CloudWatch
-would refuse (NaN, infinity, an unknown unit) is dropped and logged rather than spoiling the batch.
+1000 data points), with the dimension ``JobId``. A planned part (``run --plan``) sends its metrics
+under its own job id (``J.part-I``), its ``ProgressPercent`` also under ``{JobId: J, Part: I}``
+(the job's dashboard draws one line per part), and the metrics that add up across parts
+(``JOB_TOTALS``: counters and statistic sets) also under ``{JobId: J}``, so that the job's own
+widgets and alarms (rows, errors, bad rows, latency) see every part.
+
+A failed send is logged at WARNING, counted in ``failures`` and its data dropped: PutMetricData
+is not idempotent, so resending a request that timed out could count twice, and a metric that
+undercounts after an outage is the lesser harm. Nothing here raises into the caller once
+constructed, ``close()`` included: a value CloudWatch would refuse (NaN, infinity, an unknown
+unit) is dropped and logged rather than spoiling the batch.
 
 The names the processor emits are the constants below; docs/metrics.md describes each.
 """
@@ -36,8 +42,11 @@ __all__ = [
     "DEFAULT_NAMESPACE",
     "ERRORS",
     "ETA_SECONDS",
+    "JOB_TOTALS",
     "METRICS",
     "OBJECTS_DONE",
+    "PART_DIMENSION",
+    "PER_PART",
     "PROGRESS_PERCENT",
     "RECORDS_SENT",
     "RETRIES",
@@ -51,6 +60,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_NAMESPACE = "CsvToKafka"
 DIMENSION = "JobId"
+PART_DIMENSION = "Part"  # with JobId = the planned job's id (not J.part-I), on PER_PART metrics
 MAX_DATUMS_PER_CALL = 1000  # the PutMetricData limit
 CLOSE_TIMEOUT = 5.0  # close() never waits longer than this for the final flush
 
@@ -91,6 +101,15 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(CHECKPOINT_LATENCY, "Milliseconds", "statistic"),
     MetricSpec(BAD_ROWS, "Count", "counter"),
     MetricSpec(OBJECTS_DONE, "Count", "gauge"),
+)
+
+# What a planned part also sends under {JobId: the job, Part: its index}.
+PER_PART: frozenset[str] = frozenset({PROGRESS_PERCENT})
+# What a planned part also sends under {JobId: the job}: what CloudWatch adds up correctly over
+# the parts (counters' Sum, statistic sets). Not the gauges: the job's progress, rate and ETA
+# are not any one part's.
+JOB_TOTALS: frozenset[str] = frozenset(
+    spec.name for spec in METRICS if spec.kind in ("counter", "statistic")
 )
 
 # CloudWatch's units; anything else makes the whole PutMetricData call fail.
@@ -148,13 +167,23 @@ class MetricsEmitter:
         *,
         interval: float = 60.0,
         client: CloudWatchClient | None = None,
+        part_of: tuple[str, int] | None = None,
     ) -> None:
+        """``part_of``: (the planned job's id, the part's index) when ``job_id`` is a part's."""
         if interval <= 0:
             raise ValueError(f"metrics interval must be positive, got {interval}")
         self.namespace = namespace
         self.job_id = job_id
         self.interval = interval
         self._client = client
+        self._part_dimensions: list[DimensionTypeDef] | None = None
+        self._job_dimensions: list[DimensionTypeDef] | None = None
+        if part_of is not None:
+            self._part_dimensions = [
+                {"Name": DIMENSION, "Value": part_of[0]},
+                {"Name": PART_DIMENSION, "Value": str(part_of[1])},
+            ]
+            self._job_dimensions = [{"Name": DIMENSION, "Value": part_of[0]}]
         self._lock = threading.Lock()  # guards the buffers and the counters below
         self._counts: dict[tuple[str, str], float] = {}
         self._gauges: dict[tuple[str, str], float] = {}
@@ -318,6 +347,7 @@ class MetricsEmitter:
                     "Unit": cast("StandardUnitType", unit),
                 }
             )
+            self._also(datums, name)
         for (name, unit), s in stats.items():
             datums.append(
                 {
@@ -333,4 +363,12 @@ class MetricsEmitter:
                     "Unit": cast("StandardUnitType", unit),
                 }
             )
+            self._also(datums, name)
         return datums
+
+    def _also(self, datums: list[MetricDatumTypeDef], name: str) -> None:
+        """A part's copies of the last datum under the job's dimension sets."""
+        if self._part_dimensions is not None and name in PER_PART:
+            datums.append({**datums[-1], "Dimensions": self._part_dimensions})
+        if self._job_dimensions is not None and name in JOB_TOTALS:
+            datums.append({**datums[-1], "Dimensions": self._job_dimensions})

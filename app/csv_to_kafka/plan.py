@@ -1,6 +1,7 @@
 """``csv-to-kafka plan``: split one object into N parts at proven row boundaries.
 
-The plan is ``check``'s pass (the same parser, encoder and limits, one GET) with a cut at the
+The plan is ``check``'s pass (the same parser, encoder and limits, and the same S3 requests:
+one HEAD, one GET; a compressed object is refused by that GET's first bytes) with a cut at the
 end of the first batch of rows that reaches each N-th of the object's bytes. A cut is where the
 parser stood after a row, so it is the first byte of the next row even when quoted fields hold
 newlines: the positions a resumed ``run`` starts from, not a guess at a newline. The plan pins
@@ -22,7 +23,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import botocore.exceptions
 
@@ -30,11 +31,13 @@ from ._retry import RetryPolicy, retry_call
 from .check import CheckReport, check
 from .checkpoint import Checkpoint, CheckpointStore, Status
 from .config import Config, parse_source_uri
-from .decompress import NO_COMPRESSION, detect
+from .decompress import AUTO, MAGIC_BYTES, NO_COMPRESSION, detect
 from .errors import BadInputError, ConfigError, InfrastructureError, ObjectChangedError
 from .source import ObjectInfo, S3Object, _s3_client
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from ._parse_process import ReadyBatch
     from .processor import ProgressListener
 
@@ -182,9 +185,14 @@ def make_plan(
         )
     )
     info = s3.head()
-    _refuse_compressed(config, s3, info)
+    _refuse_compressed(config, info)
     cutter = _Cutter(0, 2, info.size, parts)
-    report = check(config, s3=s3, progress=progress, on_ready=cutter, on_header=cutter.start)
+    # check's pass exactly: the HEAD above is its HEAD, and its one GET is also where a
+    # compressed object is found (by its first bytes) and refused.
+    reader = cast("S3Object", _PlainOnly(s3, config)) if config.input_compression == AUTO else s3
+    report = check(
+        config, s3=reader, info=info, progress=progress, on_ready=cutter, on_header=cutter.start
+    )
     if report.error is not None:
         raise BadInputError(f"plan stopped: {report.error}")
     plan = Plan(
@@ -198,22 +206,41 @@ def make_plan(
     return plan, report
 
 
-def _refuse_compressed(config: Config, s3: S3Object, info: ObjectInfo) -> None:
-    codec = config.input_compression
-    if codec == "auto":
-        # The first chunk of a plain GET, not a ranged one: moto copies the whole object to
-        # serve a Range (S3 does not); the GET is closed after its first chunk.
-        chunks = s3.chunks(info, 0)
-        try:
-            codec = detect(next(chunks, b""))
-        finally:
-            chunks.close()  # type: ignore[attr-defined]  # a generator
-    if codec != NO_COMPRESSION:
+def _refuse_compressed(config: Config, info: ObjectInfo, codec: str | None = None) -> None:
+    """ConfigError for a compressed object: ``codec`` as detected, else the option's."""
+    codec = codec if codec is not None else config.input_compression
+    if codec not in (AUTO, NO_COMPRESSION):
         raise ConfigError(
             f"{info.uri} is {codec}-compressed: a plan splits only plain objects (a gzip member "
             "or zstd frame cannot be entered in the middle). Copy it with run, without a plan, "
             "or store it uncompressed"
         )
+
+
+class _PlainOnly:
+    """``s3``, whose reads from the first byte refuse a compressed object (ConfigError) by its
+    first bytes, in check's own GET rather than one of their own."""
+
+    def __init__(self, s3: S3Object, config: Config) -> None:
+        self._s3 = s3
+        self._config = config
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._s3, name)
+
+    def chunks(self, pinned: ObjectInfo, start: int = 0, end: int = -1) -> Iterator[bytes]:
+        chunks = self._s3.chunks(pinned, start, end)
+        if start != 0:
+            yield from chunks
+            return
+        head = b""
+        for chunk in chunks:
+            if len(head) < MAGIC_BYTES:
+                head += chunk[:MAGIC_BYTES]
+                if len(head) >= MAGIC_BYTES:
+                    _refuse_compressed(self._config, pinned, detect(head))
+            yield chunk
+        _refuse_compressed(self._config, pinned, detect(head))  # a tiny object
 
 
 def _s3_url(url: str) -> tuple[str, str] | None:

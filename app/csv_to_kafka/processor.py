@@ -190,6 +190,7 @@ class Processor:
         # A planned part (--plan): its own job id, partition and byte range (plan.py).
         self.plan: Plan | None = None
         self.part: Part | None = None
+        job_id = config.job_id  # a part's ProgressPercent also goes under the job's own id
         if config.plan is not None or plan is not None:
             self.plan = plan if plan is not None else load_plan(str(config.plan), self._retry)
             index = part_index(config)
@@ -203,7 +204,10 @@ class Processor:
             metrics
             if metrics is not None
             else MetricsEmitter(
-                config.metrics_namespace, config.job_id, interval=config.metrics_interval
+                config.metrics_namespace,
+                config.job_id,
+                interval=config.metrics_interval,
+                part_of=(job_id, self.part.index) if self.part is not None else None,
             )
         )
         self._store = (

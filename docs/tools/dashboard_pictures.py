@@ -11,6 +11,10 @@
    (``m1 / PERIOD(m1)``, ``RUNNING_SUM``, ``IF``, ``SEARCH``) are evaluated here, on those series.
 4. The pictures: one PNG per metric widget, with matplotlib, plus ``alarms.png``: the no-progress
    alarm's expression and the errors alarm's metric over the same run.
+5. A job in parts: after that run, the same object is planned in 2 parts (``csv-to-kafka plan``)
+   and both parts run side by side under the same job id (``run --plan --part I``); the
+   "Progress per part (%)" widget (a ``SEARCH`` over ``{JobId, Part}``) is drawn from that run,
+   one line per part.
 
 The run sends every second, not every minute: one second of the pictures stands for one period
 of the real dashboard. ``PERIOD(m)`` is that second.
@@ -53,6 +57,11 @@ SENT = {spec.name for spec in METRICS}  # the product's own list (csv_to_kafka.m
 # Sent only when something happens: a healthy one-object run has no data point for them
 # (ObjectsDone: a job over many objects only).
 ONLY_ON_EVENTS = {RETRIES, ERRORS, BAD_ROWS, OBJECTS_DONE}
+# A SEARCH over the parts of a job in parts: the "Progress per part (%)" widget.
+PART_SEARCH = re.compile(
+    r"SEARCH\('\{\w+,JobId,Part\} MetricName=\"(?P<name>\w+)\" JobId=\"[^\"]+\"', "
+    r"'(?P<stat>\w+)', \d+\)"
+)
 HOURLY_COST = 0.0987  # option 1, Fargate 2 vCPU / 4 GB (docs/deployment.md)
 TF_PERIOD = 60  # the module's smallest period; the run's 1 s stands for it
 
@@ -210,6 +219,49 @@ def run_job(
     return timeline
 
 
+def run_parts(*, rows: int, parts: int, namespace: str, job_id: str, work: Path) -> dict[str, Any]:
+    """Plan ``rows`` rows in ``parts`` parts and run them side by side as job ``job_id``."""
+    bucket = f"docs-dashboard-{uuid.uuid4().hex[:12]}"
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="orders.csv", Body=make_csv(rows))
+    source = f"s3://{bucket}/orders.csv"
+    cli = [sys.executable, "-m", "csv_to_kafka.cli"]
+    plan = f"{source}.plan.json"
+    planned = subprocess.run(
+        [*cli, "plan", "--source", source, "--parts", str(parts), "--output", plan],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    if planned.returncode != 0:
+        raise SystemExit(f"plan failed ({planned.returncode}):\n{planned.stderr[-3000:]}")
+    args = [
+        *cli, "run",
+        "--plan", plan,
+        "--topic", f"docs-dashboard-parts-{job_id}",
+        "--bootstrap-servers", os.environ["KAFKA_BOOTSTRAP_SERVERS"],
+        "--job-id", job_id,
+        "--checkpoint-table", "csv-to-kafka-docs-dashboard",
+        "--checkpoint-every", "200",
+        "--metrics-namespace", namespace,
+        "--metrics-interval", "1",
+        "--progress", "none",
+    ]  # fmt: skip
+    timeline: dict[str, Any] = {"rows": rows, "parts": parts, "start": time.time()}
+    logs = [work / f"part-{i}.log" for i in range(parts)]
+    procs = []
+    for i, log in enumerate(logs):
+        with log.open("w") as out:
+            procs.append(subprocess.Popen([*args, "--part", str(i)], stdout=out, stderr=out))
+    codes = [proc.wait(timeout=600) for proc in procs]
+    timeline["end"] = time.time()
+    timeline["exit_codes"] = codes
+    if any(codes):
+        raise SystemExit(
+            f"a part failed ({codes}):\n" + "\n".join(log.read_text()[-2000:] for log in logs)
+        )
+    return timeline
+
+
 def _percent(table: str, job_id: str) -> float:
     """The job's checkpoint: bytes committed, in percent (0 before the first commit)."""
     try:
@@ -300,9 +352,21 @@ def evaluate(expression: str, ids: dict[str, Series], search: Callable[[str], Se
 
 
 def fetch(
-    cw: Any, namespace: str, job_id: str, name: str, stat: str, start: float, seconds: int
+    cw: Any,
+    namespace: str,
+    job_id: str,
+    name: str,
+    stat: str,
+    start: float,
+    seconds: int,
+    *,
+    part: str | None = None,
 ) -> Series:
-    """One metric of the job, per second of the run, with GetMetricData."""
+    """One metric of the job (of one of its parts: ``{JobId, Part}``), per second of the run,
+    with GetMetricData."""
+    dimensions = [{"Name": "JobId", "Value": job_id}]
+    if part is not None:
+        dimensions.append({"Name": "Part", "Value": part})
     result = cw.get_metric_data(
         MetricDataQueries=[
             {
@@ -311,7 +375,7 @@ def fetch(
                     "Metric": {
                         "Namespace": namespace,
                         "MetricName": name,
-                        "Dimensions": [{"Name": "JobId", "Value": job_id}],
+                        "Dimensions": dimensions,
                     },
                     "Period": 1,
                     "Stat": stat,
@@ -353,13 +417,35 @@ def widget_series(
             if d["Name"] == "JobId"
         ]
         total = Series([math.nan] * seconds)
-        for job in jobs:  # one line per job on the real dashboard; one job here
-            total = fetch(cw, namespace, job, match.group(1), "Sum", start, seconds)
+        # One line per job on the real dashboard; here the dashboard's job only (the parted
+        # run's parts are jobs J.part-I of their own).
+        if job_id in jobs:
+            total = fetch(cw, namespace, job_id, match.group(1), "Sum", start, seconds)
         return total
 
     for i, row in enumerate(props["metrics"]):
         options = row[-1] if isinstance(row[-1], dict) else {}
         metric_id = options.get("id", f"_{i}")
+        per_part = PART_SEARCH.fullmatch(options.get("expression", ""))
+        if per_part is not None:  # one line per part, as the SEARCH draws them
+            name, stat = per_part.group("name"), per_part.group("stat")
+            parts = sorted(
+                {
+                    d["Value"]
+                    for m in cw.list_metrics(
+                        Namespace=namespace,
+                        MetricName=name,
+                        Dimensions=[{"Name": "JobId", "Value": job_id}, {"Name": "Part"}],
+                    )["Metrics"]
+                    for d in m["Dimensions"]
+                    if d["Name"] == "Part"
+                },
+                key=int,
+            )
+            for part in parts:
+                series = fetch(cw, namespace, job_id, name, stat, start, seconds, part=part)
+                lines.append((f"part {part}", series, False, f"{metric_id}-{part}"))
+            continue
         if "expression" in options:
             series = evaluate(options["expression"], ids, search)
             label = options.get("label") or "rows/s"
@@ -381,6 +467,19 @@ def slug(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
 
 
+def _widget_metrics(widget: dict[str, Any]) -> tuple[set[str], bool]:
+    """The metric names a widget draws, and whether it draws a job's parts."""
+    rows = widget["properties"]["metrics"]
+    searches = [
+        PART_SEARCH.fullmatch(row[-1].get("expression", ""))
+        for row in rows
+        if isinstance(row[-1], dict)
+    ]
+    names = {row[1] for row in rows if isinstance(row[0], str)}
+    names |= {match.group("name") for match in searches if match is not None}
+    return names, any(searches)
+
+
 def draw(
     widgets: Sequence[dict[str, Any]],
     cw: Any,
@@ -388,6 +487,7 @@ def draw(
     job_id: str,
     timeline: dict[str, Any],
     out: Path,
+    parts_timeline: dict[str, Any],
 ) -> dict[str, Any]:
     import matplotlib  # noqa: PLC0415 (a docs-only dependency)
 
@@ -396,17 +496,20 @@ def draw(
 
     start = timeline["start"]
     seconds = int(timeline["end"] - start) + 3
-    x = list(range(seconds))
     pause = (timeline["pause_start"] - start, timeline["pause_end"] - start)
-    summary: dict[str, Any] = {"timeline": timeline, "widgets": {}}
+    summary: dict[str, Any] = {"timeline": timeline, "parts": parts_timeline, "widgets": {}}
     out.mkdir(parents=True, exist_ok=True)
     empty = []
     for widget in widgets:
         if widget["type"] != "metric":
             continue
         title = widget["properties"]["title"]
-        lines = widget_series(widget, cw, namespace, job_id, start, seconds)
-        names = {row[1] for row in widget["properties"]["metrics"] if isinstance(row[0], str)}
+        names, in_parts = _widget_metrics(widget)
+        # A widget over the parts is drawn from the run in parts, on its own clock.
+        w_start = parts_timeline["start"] if in_parts else start
+        w_seconds = int(parts_timeline["end"] - w_start) + 3 if in_parts else seconds
+        x = list(range(w_seconds))
+        lines = widget_series(widget, cw, namespace, job_id, w_start, w_seconds)
         fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)
         right = ax.twinx() if any(r for _, _, r, _ in lines) else None
         for label, series, on_right, _ in lines:
@@ -420,12 +523,13 @@ def draw(
                 label=label,
                 color=None if not on_right else "tab:orange",
             )
-        ax.axvspan(
-            *pause,
-            color="tab:red",
-            alpha=0.12,
-            label=f"broker paused {timeline['pause_seconds']:.0f} s",
-        )
+        if not in_parts:
+            ax.axvspan(
+                *pause,
+                color="tab:red",
+                alpha=0.12,
+                label=f"broker paused {timeline['pause_seconds']:.0f} s",
+            )
         ax.set_title(
             title
             + (
@@ -436,7 +540,13 @@ def draw(
             fontsize=10,
         )
         ax.set_xlabel(
-            "seconds since the job started (1 s here = one 60 s period in production)", fontsize=8
+            (
+                f"seconds since the {parts_timeline['parts']} parts started, side by side "
+                "(1 s here = one 60 s period)"
+                if in_parts
+                else "seconds since the job started (1 s here = one 60 s period in production)"
+            ),
+            fontsize=8,
         )
         handles, labels = ax.get_legend_handles_labels()
         if right is not None:
@@ -444,7 +554,7 @@ def draw(
             handles, labels = handles + h2, labels + l2
         ax.legend(handles, labels, fontsize=7, loc="best")
         ax.grid(alpha=0.3)
-        ax.set_xlim(0, seconds)
+        ax.set_xlim(0, w_seconds)
         if names <= ONLY_ON_EVENTS:
             ax.set_ylim(bottom=0)
         fig.tight_layout()
@@ -550,8 +660,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             work=Path(work),
             transaction_timeout_ms=args.transaction_timeout_ms,
         )
+        # The parts send their rows under the job's id too (metrics.JOB_TOTALS): a gap, so that
+        # none of theirs falls in the first run's pictures (which end 3 s after it).
+        time.sleep(4)
+        parts_timeline = run_parts(
+            rows=args.rows, parts=2, namespace=namespace, job_id=job_id, work=Path(work)
+        )
     time.sleep(1.5)  # moto has stored the final send
-    summary = draw(widgets, boto3.client("cloudwatch"), namespace, job_id, timeline, args.out)
+    summary = draw(
+        widgets, boto3.client("cloudwatch"), namespace, job_id, timeline, args.out, parts_timeline
+    )
     summary["job_id"], summary["namespace"] = job_id, namespace
     (args.out / "run.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     print(json.dumps({k: summary[k] for k in ("alarms", "job_id")}, indent=2))

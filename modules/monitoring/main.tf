@@ -1,6 +1,7 @@
 # The job's CloudWatch dashboard and alarms, built from docs/metrics.md: every metric carries the
-# dimension JobId; counters are graphed as Sum, gauges as Maximum/Minimum, statistics as
-# Average/Maximum. The period is the processor's send interval.
+# dimension JobId (a part's ProgressPercent also {JobId, Part}); counters are graphed as Sum,
+# gauges as Maximum/Minimum, statistics as Average/Maximum. The period is the processor's send
+# interval.
 
 locals {
   ns     = var.metrics_namespace
@@ -182,6 +183,21 @@ locals {
         metrics = [
           concat(local.job_metric["ObjectsDone"], [{ stat = "Maximum", label = "objects wholly committed" }]),
         ]
+      }
+    },
+    {
+      # A job in parts (run --plan --part I): each part sends ProgressPercent also under
+      # {JobId = the job's id, Part = I}; one line per part. Empty for a job not in parts.
+      type = "metric", x = 0, y = 26, width = 24, height = 6
+      properties = {
+        title  = "Progress per part (%)"
+        region = var.aws_region
+        view   = "timeSeries"
+        period = local.period
+        metrics = [
+          [{ expression = "SEARCH('{${local.ns},JobId,Part} MetricName=\"ProgressPercent\" JobId=\"${var.job_id}\"', 'Maximum', ${local.period})", id = "e1", label = "part" }],
+        ]
+        yAxis = { left = { min = 0, max = 100 } }
       }
     },
   ]

@@ -1,3 +1,13 @@
+# What a user types to see where the default job stands: `csv-to-kafka status` reads the
+# checkpoints from the table, with the region of the stack. A job in parts (deploy.sh --parts,
+# or N tasks of README's recipe) keeps its plan at SOURCE.plan.json, the default of both; with
+# --plan every part is listed, also those not started yet.
+locals {
+  status_command       = "AWS_REGION=${var.aws_region} csv-to-kafka status --job-id ${var.job_id} --checkpoint-table ${module.core.table_name}"
+  # The key may hold spaces or quotes: the plan's URL is single-quoted for the shell.
+  parts_status_command = "${local.status_command} --plan '${replace("${local.source}.plan.json", "'", "'\\''")}'"
+}
+
 output "aws_region" {
   description = "Region of the stack."
   value       = var.aws_region
@@ -66,4 +76,14 @@ output "dashboard_url" {
 output "submit_job_command" {
   description = "The aws batch submit-job command for the default job."
   value       = "aws batch submit-job --region ${var.aws_region} --job-name ${replace(var.job_id, "/[^a-zA-Z0-9_-]/", "-")} --job-queue ${aws_batch_job_queue.this.name} --job-definition ${aws_batch_job_definition.this.name}"
+}
+
+output "status_command" {
+  description = "The command that shows the default job's checkpoint: status, rows, percent done, ETA (of a job in parts: each part found by its job id and the total)."
+  value       = local.status_command
+}
+
+output "parts_status_command" {
+  description = "The command that shows every part of the default job copied in parts (plan at SOURCE.plan.json): done, running or not started, percent, and the total."
+  value       = local.parts_status_command
 }

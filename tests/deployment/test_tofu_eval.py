@@ -14,9 +14,11 @@ import json
 import os
 import re
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from .conftest import MODULES, ROOT, STACKS, tool, write_outputs
@@ -109,6 +111,82 @@ def test_bad_values_are_refused(name: str, value: str, tmp_path: Path) -> None:
     )
     result = console.run(f"var.{name}")
     assert "Invalid value for variable" in result.stderr, result.stderr
+
+
+# --- options 1 and 2: the status commands they output, run against moto -------------------------
+
+
+@pytest.mark.parametrize("stack_name", ["option1-ecs-fargate", "option2-aws-batch"])
+def test_the_status_commands_show_the_job_and_its_parts(
+    stack_name: str, tmp_path: Path, aws_env: dict[str, str]
+) -> None:
+    from csv_to_kafka._retry import RetryPolicy
+    from csv_to_kafka.checkpoint import Checkpoint, CheckpointStore, Status
+    from csv_to_kafka.plan import Part, Plan, part_job_id
+
+    terraform = STACKS[stack_name] / "terraform"
+    # outputs.tf's commands use main.tf's local.source: the same expression, copied here.
+    assert re.search(
+        r'^  source\s+= "s3://\$\{var.s3_bucket\}/\$\{var.s3_key\}"$',
+        (terraform / "main.tf").read_text(),
+        re.MULTILINE,
+    )
+    table = f"csv-to-kafka-status-{uuid.uuid4().hex[:8]}"
+    text = locals_blocks((terraform / "outputs.tf").read_text()).replace(
+        "module.core.table_name", f'"{table}"'
+    )
+    text += '\n\nlocals {\n  source = "s3://${var.s3_bucket}/${var.s3_key}"\n}\n'
+    bucket = f"status-{uuid.uuid4().hex[:12]}"
+    key = "exports/it's big.csv"  # a space and a quote: the plan URL is quoted for the shell
+    job = f"orders-{uuid.uuid4().hex[:6]}"
+    console = Console(
+        scratch(tmp_path, terraform / "variables.tf", text),
+        terraform / "terraform.tfvars.example",
+        s3_bucket=bucket,
+        s3_key=key,
+        job_id=job,
+    )
+    status = console.json("local.status_command")
+    parts_status = console.json("local.parts_status_command")
+    assert status == (
+        f"AWS_REGION=us-east-1 csv-to-kafka status --job-id {job} --checkpoint-table {table}"
+    )
+    assert parts_status.startswith(status + " --plan ")
+
+    # The job in 2 parts as deploy.sh --parts leaves it: the plan at SOURCE.plan.json, part 0
+    # done, part 1 not started yet.
+    source = f"s3://{bucket}/{key}"
+    plan = Plan(
+        source, '"e"', None, 200, ["id"], [Part(0, 3, 100, 2, 10), Part(1, 100, 200, 12, 10)]
+    )
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key=f"{key}.plan.json", Body=plan.to_json().encode())
+    store = CheckpointStore(table, retry=RetryPolicy(total_seconds=10), create_table=True)
+    store.save(
+        Checkpoint(
+            part_job_id(job, 0), Status.COMPLETED, source, "orders", '"e"', None,
+            11, 10, 100, 9, 97, 0.0, 0.0, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z",
+        )
+    )  # fmt: skip
+
+    def run(command: str) -> str:
+        result = subprocess.run(
+            ["bash", "-c", command], env=aws_env, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, f"{command}\n{result.stderr}"
+        return result.stdout
+
+    assert run(status).splitlines()[:2] == [
+        f"job {job}: 1 of 1 parts done, 10 rows, 100.0% done (parts found by job id; pass "
+        "--plan to list all)",
+        "  part 0: COMPLETED, 10 rows, 100.0%",
+    ]
+    assert run(parts_status).splitlines() == [
+        f"job {job}: 1 of 2 parts done, 10 rows, 49.2% done",  # 97 of 97 + 100 bytes
+        "  part 0: COMPLETED, 10 rows, 100.0%",
+        "  part 1: NOT STARTED, 0 rows, 0.0%",
+    ]
 
 
 # --- modules/core: ARNs and the container's environment ----------------------------------------

@@ -84,3 +84,20 @@ def test_bench_dead_letters_case(stack: dict[str, str], tmp_path: Path) -> None:
     assert round_["damaged"]["check_ok"] is True
     assert "dead letters in" in round_["damaged"]["check"]
     assert dead["ratio"] > 0
+
+
+def test_bench_parts_plan_vs_check_reports_interleaved_medians(stack: dict[str, str]) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.parts", "--rows", "2000", "--plan-vs-check", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout[run.stdout.index("{\n") :])  # after datagen's lines
+    assert result["rounds"] == 2
+    assert len(result["check_s"]) == len(result["plan_s"]) == 2
+    assert result["plan_median_s"] > 0
+    assert result["check_median_s"] > 0
+    assert result["plan_over_check"] == round(result["plan_median_s"] / result["check_median_s"], 3)

@@ -16,15 +16,14 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import Job, kill
-from tests.integration.test_parts import (
+from tests.integration.parts import (
     PARTS,
     assert_parts_exact,
-    cli,
     make_plan,
     part_checkpoint_rows,
     parts_csv,
-    plan_url,
     start_part,
+    verify_plan,
 )
 
 from .conftest import Profile, clients
@@ -67,17 +66,6 @@ def test_four_parts_with_kill_9s_at_random_instants(
     assert kills >= 1, f"no kill landed (seed {seed})"
 
     assert_parts_exact(job, plan)
-    verified = cli(
-        job,
-        "verify",
-        "--plan",
-        plan_url(job),
-        "--topic",
-        job.topic,
-        "--bootstrap-servers",
-        job.bootstrap,
-        "--kafka-client",
-        client,
-    )
+    verified = verify_plan(job, "--kafka-client", client)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert f"verify OK: {PARTS} parts, rows in CSV {rows}" in verified.stdout

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 
 @pytest.fixture
@@ -26,3 +30,13 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+
+
+@pytest.fixture
+def s3(aws_env: None) -> Iterator[Any]:
+    """moto's S3, in process, with the empty bucket ``bkt``: its client. The objects of check,
+    plan, verify and a part's reads live there (``s3://bkt/...``)."""
+    with mock_aws():
+        client = boto3.client("s3")
+        client.create_bucket(Bucket="bkt")
+        yield client

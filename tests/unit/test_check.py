@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from csv_to_kafka.check import check
 from csv_to_kafka.cli import build_config, build_parser
@@ -15,14 +12,6 @@ from csv_to_kafka.config import Config
 
 SOURCE = "s3://bkt/data.csv"
 GOOD = b'id,v\n1,a\n2,"b\nb"\n3,c\n'
-
-
-@pytest.fixture
-def s3(aws_env: None) -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket="bkt")
-        yield client
 
 
 def config(*extra: str) -> Config:

@@ -116,6 +116,62 @@ def test_counts_gauges_and_statistics_arrive_with_the_job_dimension(cloudwatch: 
     assert emitter.failures == 0
 
 
+def test_a_part_sends_its_progress_also_under_the_job_and_the_part(cloudwatch: Any) -> None:
+    """Part 3's ProgressPercent also goes under {JobId: J, Part: 3}; what adds up over the
+    parts (counters, statistic sets) also under {JobId: J}; the other gauges only as the part."""
+    emitter = MetricsEmitter(NAMESPACE, f"{JOB}.part-3", part_of=(JOB, 3))
+    emitter.count("RecordsSent", 500)
+    emitter.observe("CommitLatency", 20.0)
+    emitter.gauge("ProgressPercent", 42.5, "Percent")
+    emitter.gauge("RowsPerSecond", 1000.0, "Count/Second")
+    emitter.flush()
+    other = MetricsEmitter(NAMESPACE, f"{JOB}.part-0", part_of=(JOB, 0))
+    other.count("RecordsSent", 250)
+    other.observe("CommitLatency", 40.0)
+    other.flush()
+
+    found = [
+        (metric["MetricName"], {d["Name"]: d["Value"] for d in metric["Dimensions"]})
+        for page in cloudwatch.get_paginator("list_metrics").paginate(Namespace=NAMESPACE)
+        for metric in page["Metrics"]
+    ]
+    part, part0 = f"{JOB}.part-3", f"{JOB}.part-0"
+    assert sorted(found, key=str) == sorted(
+        [
+            ("RecordsSent", {"JobId": part}),
+            ("CommitLatency", {"JobId": part}),
+            ("ProgressPercent", {"JobId": part}),
+            ("RowsPerSecond", {"JobId": part}),
+            ("ProgressPercent", {"JobId": JOB, "Part": "3"}),  # the job's id, not J.part-I
+            ("RecordsSent", {"JobId": JOB}),
+            ("CommitLatency", {"JobId": JOB}),
+            ("RecordsSent", {"JobId": part0}),
+            ("CommitLatency", {"JobId": part0}),
+        ],
+        key=str,
+    )
+    # The job's own: the parts added up.
+    assert statistics(cloudwatch, "RecordsSent")["Sum"] == 750.0
+    latency = statistics(cloudwatch, "CommitLatency")
+    assert (latency["SampleCount"], latency["Sum"], latency["Maximum"]) == (2.0, 60.0, 40.0)
+    now = datetime.now(UTC)
+    points = cloudwatch.get_metric_statistics(
+        Namespace=NAMESPACE,
+        MetricName="ProgressPercent",
+        Dimensions=[{"Name": "JobId", "Value": JOB}, {"Name": "Part", "Value": "3"}],
+        StartTime=now - timedelta(minutes=10),
+        EndTime=now + timedelta(minutes=10),
+        Period=3600,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    assert [(p["Maximum"], p["Unit"]) for p in points] == [(42.5, "Percent")]
+    assert {"ProgressPercent"} == metrics.PER_PART
+    assert {
+        "RecordsSent", "BytesRead", "Retries", "Errors", "TransactionsCommitted", "BadRows",
+        "CommitLatency", "CheckpointLatency",
+    } == metrics.JOB_TOTALS  # fmt: skip
+
+
 def test_each_flush_sends_only_what_was_recorded_since_the_last(cloudwatch: Any) -> None:
     spy = Spy(cloudwatch)
     emitter = MetricsEmitter(NAMESPACE, JOB, client=spy)
@@ -315,3 +371,6 @@ def test_docs_describe_every_metric_with_its_unit_and_kind() -> None:
         assert spec.kind in rows[spec.name]
     assert "JobId" in text
     assert "get-metric-statistics" in text
+    # The per-part dimension set: named, with each metric sent under it.
+    for name in metrics.PER_PART:
+        assert f"`{{JobId, {metrics.PART_DIMENSION}}}`" in rows[name], rows[name]

@@ -7,10 +7,8 @@ import struct
 import threading
 from typing import Any
 
-import boto3
 import orjson
 import pytest
-from moto import mock_aws
 
 from csv_to_kafka._parse_process import (
     ParseJob,
@@ -106,24 +104,21 @@ CSV = b"id,name\n" + b"".join(b"%d,n%d\n" % (i, i) for i in range(1, 501))
 
 
 @pytest.fixture
-def s3_object(aws_env: None):
+def s3_object(s3: Any):
     """An S3Object on moto (in process) whose client counts the GETs it makes."""
-    with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket="bkt")
-        client.put_object(Bucket="bkt", Key="k.csv", Body=CSV)
-        gets: list[str | None] = []
+    s3.put_object(Bucket="bkt", Key="k.csv", Body=CSV)
+    gets: list[str | None] = []
 
-        class Counting:
-            def head_object(self, **kw: Any) -> Any:
-                return client.head_object(**kw)
+    class Counting:
+        def head_object(self, **kw: Any) -> Any:
+            return s3.head_object(**kw)
 
-            def get_object(self, **kw: Any) -> Any:
-                gets.append(kw.get("Range"))
-                return client.get_object(**kw)
+        def get_object(self, **kw: Any) -> Any:
+            gets.append(kw.get("Range"))
+            return s3.get_object(**kw)
 
-        obj = S3Object("bkt", "k.csv", retry=RetryPolicy(total_seconds=3), client=Counting())
-        yield obj, gets
+    obj = S3Object("bkt", "k.csv", retry=RetryPolicy(total_seconds=3), client=Counting())
+    return obj, gets
 
 
 def job_from(obj: S3Object, start_offset: int, start_line: int) -> ParseJob:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from csv_to_kafka._retry import RetryPolicy
+from csv_to_kafka.check import check
 from csv_to_kafka.checkpoint import Checkpoint, Status
 from csv_to_kafka.cli import build_config, build_parser, main
 from csv_to_kafka.config import Config
@@ -27,7 +28,7 @@ from csv_to_kafka.plan import (
     status_of_parts,
     write_plan,
 )
-from csv_to_kafka.source import ObjectInfo
+from csv_to_kafka.source import ObjectInfo, S3Object
 
 SOURCE = "s3://bkt/data.csv"
 RETRY = RetryPolicy(total_seconds=1)
@@ -38,14 +39,6 @@ def csv_rows(rows: int) -> bytes:
     for i in range(1, rows + 1):
         out.append(f'{i},"two\nlines {i}"' if i % 1000 in (0, 1) else f"{i},plain")
     return ("\n".join(out) + "\n").encode()
-
-
-@pytest.fixture
-def s3(aws_env: None) -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket="bkt")
-        yield client
 
 
 def config(*extra: str) -> Config:
@@ -112,6 +105,34 @@ def test_a_bad_row_and_a_compressed_object_are_refused(s3: Any) -> None:
         make_plan(config(), 2)
     with pytest.raises(ConfigError, match="--parts must be 1 to"):
         make_plan(config(), 0)
+
+
+def s3_requests(action: Callable[[S3Object], object]) -> list[str]:
+    """The S3 requests ``action`` makes through an S3Object, by a botocore event hook."""
+    client = boto3.client("s3")
+    made: list[str] = []
+    client.meta.events.register("before-call.s3", lambda model, **_: made.append(model.name))
+    action(S3Object("bkt", "data.csv", retry=RETRY, client=client))
+    return made
+
+
+def test_plan_makes_exactly_checks_s3_requests_one_head_one_get(s3: Any) -> None:
+    s3.put_object(Bucket="bkt", Key="data.csv", Body=csv_rows(20_000))
+    checked = s3_requests(lambda obj: check(config(), s3=obj))
+    assert checked == ["HeadObject", "GetObject"]
+    assert s3_requests(lambda obj: make_plan(config(), 4, s3=obj)) == checked
+
+    # A compressed object is refused by the first bytes of that same GET.
+    s3.put_object(Bucket="bkt", Key="data.csv", Body=gzip.compress(csv_rows(100)))
+
+    def refused(obj: S3Object) -> None:
+        with pytest.raises(ConfigError, match="gzip-compressed"):
+            make_plan(config(), 2, s3=obj)
+
+    assert s3_requests(refused) == checked
+    # Told it is compressed, plan needs no GET to refuse it.
+    with pytest.raises(ConfigError, match="gzip-compressed"):
+        make_plan(config("--input-compression", "gzip"), 2)
 
 
 def test_the_plan_round_trips_through_s3_and_a_file(s3: Any, tmp_path: Path) -> None:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import io
 from typing import Any
 
-import boto3
 import botocore.exceptions
 import pytest
-from moto import mock_aws
 
 from csv_to_kafka._retry import RetryPolicy
 from csv_to_kafka.errors import ConfigError, InfrastructureError, ObjectChangedError
@@ -19,12 +17,10 @@ FAST = RetryPolicy(total_seconds=5, initial_backoff=0.001, max_backoff=0.01)
 
 
 @pytest.fixture
-def s3(aws_env: None):
-    with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket="bkt")
-        client.put_object(Bucket="bkt", Key="k", Body=DATA)
-        yield client
+def s3(s3: Any) -> Any:
+    """conftest's S3, with the object ``k``."""
+    s3.put_object(Bucket="bkt", Key="k", Body=DATA)
+    return s3
 
 
 class BreakingBody:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
-import boto3
 import orjson
 import pytest
-from moto import mock_aws
 
 from csv_to_kafka.cli import build_config, build_parser
 from csv_to_kafka.verify import verify
@@ -39,15 +38,12 @@ def record(line: int, **fields: str) -> bytes:
 
 
 @pytest.fixture
-def config(aws_env: None):
-    with mock_aws():
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket="bkt")
-        s3.put_object(Bucket="bkt", Key="data.csv", Body=CSV)
-        args = build_parser().parse_args(
-            ["verify", "--source", SOURCE, "--topic", "t", "--bootstrap-servers", "x:1"]
-        )
-        yield build_config(args, {})
+def config(s3: Any):
+    s3.put_object(Bucket="bkt", Key="data.csv", Body=CSV)
+    args = build_parser().parse_args(
+        ["verify", "--source", SOURCE, "--topic", "t", "--bootstrap-servers", "x:1"]
+    )
+    return build_config(args, {})
 
 
 def run(config, lines: list[int], **change: bytes):
