@@ -11,6 +11,11 @@ themselves: a value is a JSON object whose fields are the row's fields, so the k
 same whichever path (the C loop or the Python encoder) made the value. With ``--schema``, a
 typed key column's part is its JSON text as the record holds it: ``12.50`` stays ``12.50``,
 ``+007`` is ``7`` (the record's canonical integer), ``yes`` is ``true``, and null an empty part.
+
+``Keyer.key`` is the reference. ``Keyer.keys``, the copy's path, reads a batch's values in C
+(``_speedups.value_keys``: the JSON scan, the join and Kafka's murmur2, without a Python object
+per field); a value the C scan is not sure of (anything but the flat objects the encoder writes)
+is left to ``key``, as is every value when the extension is not built.
 """
 
 from __future__ import annotations
@@ -23,6 +28,12 @@ import orjson
 
 from .errors import BadInputError
 from .partitioning import partition_for
+
+try:
+    from . import _speedups
+except ImportError:  # pragma: no cover (built without a C compiler: keys are made in Python)
+    _speedups = None  # type: ignore[assignment]  # (the fallback)
+_value_keys = None if _speedups is None else _speedups.value_keys
 
 __all__ = ["Keyer"]
 
@@ -54,7 +65,11 @@ class Keyer:
         self.columns = tuple(columns)
         self.separator = separator
         self.partitions = partitions
+        self.typed = typed
         self._loads = _typed_loads if typed else orjson.loads
+        # For the C scan: each key column's name as the encoder writes it, the separator's bytes.
+        self._names = tuple(orjson.dumps(name) for name in self.columns)
+        self._separator = separator.encode()
 
     def key(self, value: bytes) -> bytes:
         """The key of one record value."""
@@ -62,10 +77,25 @@ class Keyer:
         return self.separator.join(_text(fields[name]) for name in self.columns).encode()
 
     def keys(self, values: Sequence[bytes]) -> tuple[list[bytes], list[int]]:
-        """The keys of ``values`` and their partitions."""
-        keys = [self.key(value) for value in values]
+        """The keys of ``values`` and their partitions (a value that is not a record raises
+        as ``key`` does)."""
         n = self.partitions
-        return keys, [partition_for(key, n) for key in keys]
+        if _value_keys is None or not self.columns:
+            keys = [self.key(value) for value in values]
+            return keys, [partition_for(key, n) for key in keys]
+        found, partitions = _value_keys(
+            values if isinstance(values, list) else list(values),
+            self._names,
+            self._separator,
+            n,
+            self.typed,
+        )
+        if None in found:  # values the C scan left to the reference
+            for index, key in enumerate(found):
+                if key is None:
+                    want = found[index] = self.key(values[index])
+                    partitions[index] = partition_for(want, n)
+        return found, partitions  # type: ignore[return-value]  # (no None left)
 
 
 def _typed_loads(value: bytes) -> Any:
