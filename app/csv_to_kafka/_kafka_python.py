@@ -48,6 +48,7 @@ leave room for the record's headers and framing.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import itertools
 import logging
@@ -307,6 +308,7 @@ class KafkaPythonSink:
         self._producer: Any = None
         self._futures: list[Any] = []
         self._append: _kp_append.Appender | None = None
+        self._appenders: dict[int, _kp_append.Appender] = {}  # keyed: one per partition
         self._last: Any = None
         self._epoch: tuple[int, int] | None = None
         self._login_checked = security["security_protocol"] == "PLAINTEXT"
@@ -373,6 +375,7 @@ class KafkaPythonSink:
         self._call(self._producer.init_transactions, "init_transactions", producer=True)
         partition = TopicPartition(self._topic, self._partition)
         self._append = _kp_append.bulk_appender(self._producer, partition)
+        self._appenders = {self._partition: self._append} if self._append is not None else {}
         if self._append is None:
             logger.debug("kafka-python %s: every record goes through send()", _KAFKA_VERSION)
 
@@ -428,22 +431,53 @@ class KafkaPythonSink:
         keys: list[bytes],
         partitions: list[int],
     ) -> None:
-        """``send`` with a key and an explicit partition per record (keys.Keyer's): every
-        record through send(), the first future of each run of one producer batch kept."""
+        """``send`` with a key and an explicit partition per record (keys.Keyer's). The records
+        but the last, grouped by partition (in file order in each), go as ``send`` sends plain
+        ones: send() opens each producer batch, _kp_append appends the records after it; the
+        last, with the headers, goes last, after its partition's others."""
         send = self._producer.send
         topic = self._topic
         futures = self._futures
+        last_index = len(values) - 1
         try:
-            sent = [
-                send(topic, value, key, partition=partition)
-                for value, key, partition in zip(values[:-1], keys, partitions, strict=False)
-            ]
-            futures.extend(map(next, map(_group, itertools.groupby(sent, key=_batch_of))))
+            if self._append is None:  # another kafka-python: every record through send()
+                sent = [
+                    send(topic, value, key, partition=partition)
+                    for value, key, partition in zip(values[:-1], keys, partitions, strict=False)
+                ]
+                futures.extend(map(next, map(_group, itertools.groupby(sent, key=_batch_of))))
+            else:
+                # A stable sort: each partition's records stay in file order.
+                order = sorted(range(last_index), key=partitions.__getitem__)
+                placed = list(map(partitions.__getitem__, order))
+                ordered = list(map(values.__getitem__, order))
+                ordered_keys = list(map(keys.__getitem__, order))
+                index = 0
+                while index < last_index:
+                    partition = placed[index]
+                    stop = bisect.bisect_right(placed, partition, index)
+                    append = self._appender(partition)
+                    while index < stop:
+                        futures.append(
+                            send(topic, ordered[index], ordered_keys[index], partition=partition)
+                        )
+                        index = append(ordered, index + 1, stop, ordered_keys)
             last = send(topic, values[-1], keys[-1], headers=headers, partition=partitions[-1])
         except kafka_errors.KafkaError as err:
             self._raise(err, "send", unknown=False, producer=True)
         futures.append(last)
         self._last = last
+
+    def _appender(self, partition: int) -> _kp_append.Appender:
+        append = self._appenders.get(partition)
+        if append is None:
+            tp = TopicPartition(self._topic, partition)
+            made = _kp_append.bulk_appender(self._producer, tp)
+            if made is None:  # pragma: no cover (start found the internals it needs)
+                raise InfrastructureError("kafka-python's producer changed under the sink")
+            append = self._appenders[partition] = made
+        return append
+
     def send_dead_letters(
         self, topic: str, records: list[tuple[bytes, list[tuple[str, bytes]]]]
     ) -> None:
@@ -541,6 +575,7 @@ class KafkaPythonSink:
     def close(self) -> None:
         producer, self._producer = self._producer, None
         self._append = None
+        self._appenders = {}
         self._futures = []
         self._last = None
         if producer is not None:
