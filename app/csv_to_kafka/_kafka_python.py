@@ -692,13 +692,17 @@ class KafkaPythonSink:
         return int(low[tp]), int(high[tp])
 
     def last_committed(self, job_id: str, hint: int | None) -> ResumePoint | None:
+        if self._config.key_columns and self.partitions > 1:
+            return _sink.last_of_partitions(
+                _sink.read_partitions(
+                    self._consumer,
+                    _close_consumer,
+                    lambda consumer, partition: self._last_in(consumer, job_id, None, partition),
+                    range(self.partitions),
+                )
+            )
         consumer = self._consumer()
         try:
-            if self._config.key_columns and self.partitions > 1:
-                return _sink.last_of_partitions(
-                    self._last_in(consumer, job_id, None, partition)
-                    for partition in range(self.partitions)
-                )
             return self._last_in(consumer, job_id, hint, self._partition)
         finally:
             _close_consumer(consumer)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 import orjson
 
@@ -76,11 +76,26 @@ class Keyer:
         fields = self._loads(value)
         return self.separator.join(_text(fields[name]) for name in self.columns).encode()
 
-    def keys(self, values: Sequence[bytes]) -> tuple[list[bytes], list[int]]:
-        """The keys of ``values`` and their partitions (a value that is not a record raises
-        as ``key`` does)."""
+    @overload
+    def keys(
+        self, values: Sequence[bytes], *, strict: Literal[True] = True
+    ) -> tuple[list[bytes], list[int]]: ...
+
+    @overload
+    def keys(
+        self, values: Sequence[bytes], *, strict: Literal[False]
+    ) -> tuple[list[bytes | None], list[int]]: ...
+
+    def keys(
+        self, values: Sequence[bytes], *, strict: bool = True
+    ) -> tuple[list[bytes], list[int]] | tuple[list[bytes | None], list[int]]:
+        """The keys of ``values`` and their partitions. A value that is not a record (not a
+        JSON object, or one without a key column) raises as ``key`` does; with ``strict``
+        False (verify, reading what a topic holds), its key is None and its partition -1."""
         n = self.partitions
         if _value_keys is None or not self.columns:
+            if not strict:
+                return self._tolerant([None] * len(values), [-1] * len(values), values)
             keys = [self.key(value) for value in values]
             return keys, [partition_for(key, n) for key in keys]
         found, partitions = _value_keys(
@@ -91,11 +106,27 @@ class Keyer:
             self.typed,
         )
         if None in found:  # values the C scan left to the reference
+            if not strict:
+                return self._tolerant(found, partitions, values)
             for index, key in enumerate(found):
                 if key is None:
                     want = found[index] = self.key(values[index])
                     partitions[index] = partition_for(want, n)
-        return found, partitions  # type: ignore[return-value]  # (no None left)
+        return found, partitions
+
+    def _tolerant(
+        self, found: list[bytes | None], partitions: list[int], values: Sequence[bytes]
+    ) -> tuple[list[bytes | None], list[int]]:
+        """The reference's keys where ``found`` has None, None where it raises."""
+        for index, key in enumerate(found):
+            if key is None:
+                try:
+                    want = self.key(values[index])
+                except (ValueError, KeyError, TypeError):  # JSONDecodeError is a ValueError
+                    continue
+                found[index] = want
+                partitions[index] = partition_for(want, self.partitions)
+        return found, partitions
 
 
 def _typed_loads(value: bytes) -> Any:

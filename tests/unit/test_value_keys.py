@@ -242,3 +242,26 @@ def test_value_keys_refuses_bad_arguments() -> None:
         speedups.value_keys([], (), b"|", 1, False)
     with pytest.raises(TypeError):
         speedups.murmur2("text")
+
+
+@pytest.mark.parametrize("with_c", [True, False])
+def test_keys_not_strict_give_none_for_what_is_not_a_record(
+    monkeypatch: pytest.MonkeyPatch, *, with_c: bool
+) -> None:
+    """verify reads what a topic holds: a value that is no record of the job has no key."""
+    if not with_c:
+        monkeypatch.setattr(keys_module, "_value_keys", None)
+    keyer = Keyer(["k"], ["k"], "|", 6, source=SOURCE)
+    values = [
+        b'{"k":"a"}',
+        b"not json",
+        b'{"j":"b"}',
+        b"[1]",
+        b'{"k": "spaced"}',
+        b'{"k":"\\ud800"}',
+    ]
+    found, partitions = keyer.keys(values, strict=False)
+    assert found == [b"a", None, None, None, b"spaced", None]
+    assert partitions == [partition_for(b"a", 6), -1, -1, -1, partition_for(b"spaced", 6), -1]
+    with pytest.raises(ValueError):
+        keyer.keys(values)
