@@ -692,20 +692,83 @@ class KafkaPythonSink:
         return int(low[tp]), int(high[tp])
 
     def last_committed(self, job_id: str, hint: int | None) -> ResumePoint | None:
-        if self._config.key_columns and self.partitions > 1:
-            return _sink.last_of_partitions(
-                _sink.read_partitions(
-                    self._consumer,
-                    _close_consumer,
-                    lambda consumer, partition: self._last_in(consumer, job_id, None, partition),
-                    range(self.partitions),
-                )
-            )
         consumer = self._consumer()
         try:
+            if self._config.key_columns and self.partitions > 1:
+                return _sink.last_of_partitions(self._last_in_all(consumer, job_id))
             return self._last_in(consumer, job_id, hint, self._partition)
         finally:
             _close_consumer(consumer)
+
+    def _last_in_all(self, consumer: Any, job_id: str) -> list[ResumePoint | None]:
+        """The job's last point in each partition, read side by side by one consumer: each
+        fetch asks for every partition still scanned (kafka-python is pure Python, so threads
+        with a consumer each, as ConfluentSink reads them, only add a bootstrap apiece), in the
+        same backward windows as ``_last_in``."""
+        tps = [TopicPartition(self._topic, p) for p in range(self.partitions)]
+        low = self._call(lambda: consumer.beginning_offsets(tps, _METADATA_TIMEOUT_MS), "offsets")
+        ends = self._call(lambda: consumer.end_offsets(tps, _METADATA_TIMEOUT_MS), "offsets")
+        found: dict[Any, ResumePoint] = {}
+        pending = {tp: int(ends[tp]) for tp in tps if int(ends[tp]) > int(low[tp])}
+        window = _sink.SCAN_WINDOW
+        while pending:
+            ranges = {tp: (max(int(low[tp]), end - window), end) for tp, end in pending.items()}
+            points = self._scan_ranges(consumer, job_id, ranges)
+            pending = {}
+            for tp, (start, _end) in ranges.items():
+                if tp in points:
+                    found[tp] = points[tp]
+                elif start > int(low[tp]):
+                    pending[tp] = start
+            window *= 2
+        return [found.get(tp) for tp in tps]
+
+    def _scan_ranges(
+        self, consumer: Any, job_id: str, ranges: Mapping[Any, tuple[int, int]]
+    ) -> dict[Any, ResumePoint]:
+        """The job's last point in each partition's range [start, end) of committed offsets."""
+        consumer.assign(list(ranges))
+        for tp, (start, _end) in ranges.items():
+            consumer.seek(tp, start)
+        points: dict[Any, ResumePoint] = {}
+        position = {tp: start for tp, (start, _end) in ranges.items()}
+        open_ = {tp for tp, (start, end) in ranges.items() if start < end}
+        deadline = time.monotonic() + _READ_STALL_S
+        while open_:
+            batches = self._call(
+                lambda: consumer.poll(timeout_ms=1000, max_records=10_000), "reading"
+            )
+            for tp, records in batches.items():
+                end = ranges[tp][1] if tp in ranges else 0
+                for record in records:
+                    if record.offset >= end:
+                        break
+                    headers = record.headers
+                    if headers:
+                        point = ResumePoint.from_headers(headers, record.offset)
+                        if point is not None and point.job_id == job_id:
+                            points[tp] = point
+            moved = False
+            for tp in list(open_):
+                # The position also moves past transaction markers and aborted records.
+                now = self._call(
+                    functools.partial(consumer.position, tp, timeout_ms=_METADATA_TIMEOUT_MS),
+                    "reading",
+                )
+                if now is not None and now > position[tp]:
+                    position[tp] = now
+                    moved = True
+                if position[tp] >= ranges[tp][1]:
+                    open_.discard(tp)
+                    consumer.pause(tp)
+            if moved:
+                deadline = time.monotonic() + _READ_STALL_S
+            elif time.monotonic() > deadline:
+                raise InfrastructureError(
+                    f"reading {self._topic} stalled at offsets "
+                    f"{ {tp.partition: position[tp] for tp in open_} }"
+                )
+        return points
 
     def _last_in(
         self, consumer: Any, job_id: str, hint: int | None, partition: int
