@@ -728,6 +728,9 @@ class KafkaPythonSink:
     ) -> dict[Any, ResumePoint]:
         """The job's last point in each partition's range [start, end) of committed offsets."""
         consumer.assign(list(ranges))
+        # assign keeps the state of a partition it already had: a partition paused at the end
+        # of the last window would stay paused.
+        consumer.resume(*ranges)
         for tp, (start, _end) in ranges.items():
             consumer.seek(tp, start)
         points: dict[Any, ResumePoint] = {}
