@@ -48,6 +48,7 @@ leave room for the record's headers and framing.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import itertools
 import logging
@@ -307,6 +308,7 @@ class KafkaPythonSink:
         self._producer: Any = None
         self._futures: list[Any] = []
         self._append: _kp_append.Appender | None = None
+        self._appenders: dict[int, _kp_append.Appender] = {}  # keyed: one per partition
         self._last: Any = None
         self._epoch: tuple[int, int] | None = None
         self._login_checked = security["security_protocol"] == "PLAINTEXT"
@@ -373,6 +375,7 @@ class KafkaPythonSink:
         self._call(self._producer.init_transactions, "init_transactions", producer=True)
         partition = TopicPartition(self._topic, self._partition)
         self._append = _kp_append.bulk_appender(self._producer, partition)
+        self._appenders = {self._partition: self._append} if self._append is not None else {}
         if self._append is None:
             logger.debug("kafka-python %s: every record goes through send()", _KAFKA_VERSION)
 
@@ -428,22 +431,53 @@ class KafkaPythonSink:
         keys: list[bytes],
         partitions: list[int],
     ) -> None:
-        """``send`` with a key and an explicit partition per record (keys.Keyer's): every
-        record through send(), the first future of each run of one producer batch kept."""
+        """``send`` with a key and an explicit partition per record (keys.Keyer's). The records
+        but the last, grouped by partition (in file order in each), go as ``send`` sends plain
+        ones: send() opens each producer batch, _kp_append appends the records after it; the
+        last, with the headers, goes last, after its partition's others."""
         send = self._producer.send
         topic = self._topic
         futures = self._futures
+        last_index = len(values) - 1
         try:
-            sent = [
-                send(topic, value, key, partition=partition)
-                for value, key, partition in zip(values[:-1], keys, partitions, strict=False)
-            ]
-            futures.extend(map(next, map(_group, itertools.groupby(sent, key=_batch_of))))
+            if self._append is None:  # another kafka-python: every record through send()
+                sent = [
+                    send(topic, value, key, partition=partition)
+                    for value, key, partition in zip(values[:-1], keys, partitions, strict=False)
+                ]
+                futures.extend(map(next, map(_group, itertools.groupby(sent, key=_batch_of))))
+            else:
+                # A stable sort: each partition's records stay in file order.
+                order = sorted(range(last_index), key=partitions.__getitem__)
+                placed = list(map(partitions.__getitem__, order))
+                ordered = list(map(values.__getitem__, order))
+                ordered_keys = list(map(keys.__getitem__, order))
+                index = 0
+                while index < last_index:
+                    partition = placed[index]
+                    stop = bisect.bisect_right(placed, partition, index)
+                    append = self._appender(partition)
+                    while index < stop:
+                        futures.append(
+                            send(topic, ordered[index], ordered_keys[index], partition=partition)
+                        )
+                        index = append(ordered, index + 1, stop, ordered_keys)
             last = send(topic, values[-1], keys[-1], headers=headers, partition=partitions[-1])
         except kafka_errors.KafkaError as err:
             self._raise(err, "send", unknown=False, producer=True)
         futures.append(last)
         self._last = last
+
+    def _appender(self, partition: int) -> _kp_append.Appender:
+        append = self._appenders.get(partition)
+        if append is None:
+            tp = TopicPartition(self._topic, partition)
+            made = _kp_append.bulk_appender(self._producer, tp)
+            if made is None:  # pragma: no cover (start found the internals it needs)
+                raise InfrastructureError("kafka-python's producer changed under the sink")
+            append = self._appenders[partition] = made
+        return append
+
     def send_dead_letters(
         self, topic: str, records: list[tuple[bytes, list[tuple[str, bytes]]]]
     ) -> None:
@@ -541,6 +575,7 @@ class KafkaPythonSink:
     def close(self) -> None:
         producer, self._producer = self._producer, None
         self._append = None
+        self._appenders = {}
         self._futures = []
         self._last = None
         if producer is not None:
@@ -660,13 +695,83 @@ class KafkaPythonSink:
         consumer = self._consumer()
         try:
             if self._config.key_columns and self.partitions > 1:
-                return _sink.last_of_partitions(
-                    self._last_in(consumer, job_id, None, partition)
-                    for partition in range(self.partitions)
-                )
+                return _sink.last_of_partitions(self._last_in_all(consumer, job_id))
             return self._last_in(consumer, job_id, hint, self._partition)
         finally:
             _close_consumer(consumer)
+
+    def _last_in_all(self, consumer: Any, job_id: str) -> list[ResumePoint | None]:
+        """The job's last point in each partition, read side by side by one consumer: each
+        fetch asks for every partition still scanned (kafka-python is pure Python, so threads
+        with a consumer each, as ConfluentSink reads them, only add a bootstrap apiece), in the
+        same backward windows as ``_last_in``."""
+        tps = [TopicPartition(self._topic, p) for p in range(self.partitions)]
+        low = self._call(lambda: consumer.beginning_offsets(tps, _METADATA_TIMEOUT_MS), "offsets")
+        ends = self._call(lambda: consumer.end_offsets(tps, _METADATA_TIMEOUT_MS), "offsets")
+        found: dict[Any, ResumePoint] = {}
+        pending = {tp: int(ends[tp]) for tp in tps if int(ends[tp]) > int(low[tp])}
+        window = _sink.SCAN_WINDOW
+        while pending:
+            ranges = {tp: (max(int(low[tp]), end - window), end) for tp, end in pending.items()}
+            points = self._scan_ranges(consumer, job_id, ranges)
+            pending = {}
+            for tp, (start, _end) in ranges.items():
+                if tp in points:
+                    found[tp] = points[tp]
+                elif start > int(low[tp]):
+                    pending[tp] = start
+            window *= 2
+        return [found.get(tp) for tp in tps]
+
+    def _scan_ranges(
+        self, consumer: Any, job_id: str, ranges: Mapping[Any, tuple[int, int]]
+    ) -> dict[Any, ResumePoint]:
+        """The job's last point in each partition's range [start, end) of committed offsets."""
+        consumer.assign(list(ranges))
+        # assign keeps the state of a partition it already had: a partition paused at the end
+        # of the last window would stay paused.
+        consumer.resume(*ranges)
+        for tp, (start, _end) in ranges.items():
+            consumer.seek(tp, start)
+        points: dict[Any, ResumePoint] = {}
+        position = {tp: start for tp, (start, _end) in ranges.items()}
+        open_ = {tp for tp, (start, end) in ranges.items() if start < end}
+        deadline = time.monotonic() + _READ_STALL_S
+        while open_:
+            batches = self._call(
+                lambda: consumer.poll(timeout_ms=1000, max_records=10_000), "reading"
+            )
+            for tp, records in batches.items():
+                end = ranges[tp][1] if tp in ranges else 0
+                for record in records:
+                    if record.offset >= end:
+                        break
+                    headers = record.headers
+                    if headers:
+                        point = ResumePoint.from_headers(headers, record.offset)
+                        if point is not None and point.job_id == job_id:
+                            points[tp] = point
+            moved = False
+            for tp in list(open_):
+                # The position also moves past transaction markers and aborted records.
+                now = self._call(
+                    functools.partial(consumer.position, tp, timeout_ms=_METADATA_TIMEOUT_MS),
+                    "reading",
+                )
+                if now is not None and now > position[tp]:
+                    position[tp] = now
+                    moved = True
+                if position[tp] >= ranges[tp][1]:
+                    open_.discard(tp)
+                    consumer.pause(tp)
+            if moved:
+                deadline = time.monotonic() + _READ_STALL_S
+            elif time.monotonic() > deadline:
+                raise InfrastructureError(
+                    f"reading {self._topic} stalled at offsets "
+                    f"{ {tp.partition: position[tp] for tp in open_} }"
+                )
+        return points
 
     def _last_in(
         self, consumer: Any, job_id: str, hint: int | None, partition: int

@@ -4,7 +4,8 @@ kafka-python's ``send()`` is pure Python: for each record it checks the producer
 transaction, builds a future, takes two locks and encodes the record with a varint function per
 field, about 10 µs a record on the benchmark machine (81% of the copying thread in py-spy). The
 sink sends a transaction's records in order to one partition, with no key and, but for the last
-record, no headers; so it sends the first record of every producer batch through ``send()``,
+record, no headers (with ``--key-column``: a key each, and records of one partition in order);
+so it sends the first record of every producer batch through ``send()``,
 which does every check, opens the batch and wakes the sender, and appends the records after it
 to that batch here, under the accumulator's lock for the partition, while the batch has room.
 
@@ -33,9 +34,10 @@ __all__ = ["Appender", "bulk_appender", "encode_varint"]
 # The kafka-python releases whose internals this module was written against.
 _CHECKED_VERSIONS = ("3.0.",)
 
-# Appender(values, start, stop) appends values[start:stop] in order to the partition's open
-# batch while it has room and returns the index of the first value not appended.
-Appender = Callable[[Sequence[bytes], int, int], int]
+# Appender(values, start, stop[, keys]) appends values[start:stop] (with keys[start:stop] as
+# their keys, if given) in order to the partition's open batch while it has room and returns the
+# index of the first value not appended.
+Appender = Callable[..., int]
 
 
 def encode_varint(value: int) -> bytes:
@@ -85,7 +87,9 @@ def bulk_appender(producer: Any, tp: Any) -> Appender | None:
     batches = accumulator._batches
     in_progress = accumulator._appends_in_progress
 
-    def append(values: Sequence[bytes], start: int, stop: int) -> int:
+    def append(
+        values: Sequence[bytes], start: int, stop: int, keys: Sequence[bytes] | None = None
+    ) -> int:
         if start >= stop:
             return start
         in_progress.increment()
@@ -96,7 +100,9 @@ def bulk_appender(producer: Any, tp: Any) -> Appender | None:
                 dq = batches.get(tp)
                 if not dq:
                     return start
-                return _append_to(dq[-1], values, start, stop)
+                if keys is None:
+                    return _append_to(dq[-1], values, start, stop)
+                return _append_keyed(dq[-1], values, keys, start, stop)
         finally:
             in_progress.decrement()
 
@@ -134,6 +140,60 @@ def _append_to(batch: Any, values: Sequence[bytes], start: int, stop: int) -> in
             break
         room -= total
         add(b"%b\x00%b%b\x01%b%b\x00" % (length, timestamp_delta, offset_delta, value_size, value))
+        offset += 1
+        index += 1
+    count = index - start
+    if count:
+        builder._buffer += b"".join(parts)
+        builder._num_records += count
+        builder._last_offset = offset - 1
+        builder._max_timestamp = max(builder._max_timestamp, timestamp)
+        records._next_offset = offset
+        batch.max_record_size = max(batch.max_record_size, *map(len, parts))
+        batch.last_append = time.monotonic()
+    return index
+
+
+def _append_keyed(
+    batch: Any, values: Sequence[bytes], keys: Sequence[bytes], start: int, stop: int
+) -> int:
+    """``_append_to`` for records with keys (``--key-column``)."""
+    records = batch.records
+    if records._closed or not isinstance(records._builder, DefaultRecordBatchBuilder):
+        return start  # being sent
+    builder = records._builder
+    if builder._first_timestamp is None:  # send() opens a batch with its first record
+        return start
+    timestamp = int(time.time() * 1000)
+    timestamp_delta = _varint(timestamp - builder._first_timestamp)
+    # A record: length, attributes 0, timestamp delta, offset delta, key length, key, value
+    # length, value, 0 headers.
+    fixed = 2 + len(timestamp_delta)  # attributes, header count, timestamp delta
+    room = builder._batch_size - len(builder._buffer)
+    offset = records._next_offset
+    varints = _VARINTS
+    small = _SMALL
+    parts: list[bytes] = []
+    add = parts.append
+    index = start
+    while index < stop:
+        value = values[index]
+        key = keys[index]
+        size = len(value)
+        key_size = len(key)
+        offset_delta = varints[offset] if offset < small else encode_varint(offset)
+        value_size = varints[size] if size < small else encode_varint(size)
+        key_length = varints[key_size] if key_size < small else encode_varint(key_size)
+        body = fixed + len(offset_delta) + len(key_length) + key_size + len(value_size) + size
+        length = varints[body] if body < small else encode_varint(body)
+        total = len(length) + body
+        if total > room:
+            break
+        room -= total
+        add(
+            b"%b\x00%b%b%b%b%b%b\x00"
+            % (length, timestamp_delta, offset_delta, key_length, key, value_size, value)
+        )
         offset += 1
         index += 1
     count = index - start

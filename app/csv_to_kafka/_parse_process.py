@@ -10,8 +10,10 @@ sends back frames on a private pipe (each its size, then its bytes), in order: b
 values with where they end (each after a ``J`` frame of the bad rows among them, if any, with
 ``tolerate``), retries (for the metric), log records, then ``done`` or the error
 that stopped it. A batch travels as one buffer of lines: a head (``B rows last-line next-line
-next-byte member member-text stored-byte``), then one value per line (a JSON value never holds
-a raw newline), so the parent splits it with one call. Frames carry JSON and bytes, never
+next-byte member member-text stored-byte keyed object``), then one value per line (a JSON value
+never holds a raw newline), so the parent splits it with one call; with keys, a last section
+holds the partitions, the keys' sizes and the keys end to end (``_keys_section``), so that no key
+is a JSON string to decode, one a row, in the parent. Frames carry JSON and bytes, never
 pickles. In the parent, a thread reads the frames, so that reading the next batches overlaps the
 wait for a commit.
 
@@ -26,6 +28,7 @@ import bisect
 import ctypes
 import dataclasses
 import fcntl
+import itertools
 import json
 import logging
 import os
@@ -35,12 +38,10 @@ import struct
 import subprocess
 import sys
 import threading
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
-
-import orjson
-from orjson import loads
 
 from . import errors
 from ._ahead import ahead
@@ -98,6 +99,7 @@ _M_TOP_PAD = -2
 _M_MMAP_THRESHOLD = -3
 _FRAME_HEAD = struct.Struct("!Q")  # a frame: its size, then its bytes
 _PIPE_SIZE = 4 * 1024 * 1024  # asked of the kernel, which may give less (fs.pipe-max-size)
+_U32 = next(code for code in "IL" if array(code).itemsize == 4)  # a native 32-bit unsigned
 
 
 @dataclass(frozen=True)
@@ -629,34 +631,7 @@ class ParseProcess:
                 raise self._lost(err) from err
             kind = frame[:1]
             if kind == _BATCH:
-                # One split, no copy of the buffer: the head is a line of digits before the values.
-                values = frame.split(b"\n")
-                head = values[0][1:].split(b" ")
-                rows, last_line, next_line, next_offset, member, member_text, stored = map(
-                    int, head[:7]
-                )
-                keyed, index = int(head[7]), int(head[8])
-                del values[0]
-                keys = partitions = None
-                if keyed:  # then a line of partitions and a line per key (a JSON string)
-                    partitions = list(map(int, values[rows].split()))
-                    keys = [loads(key).encode() for key in values[rows + 1 :]]
-                    del values[rows:]
-                if len(values) != rows:  # pragma: no cover (a value holds no raw newline)
-                    raise CsvToKafkaError(f"the parser sent {len(values)} values for {rows} rows")
-                yield ReadyBatch(
-                    values,
-                    last_line,
-                    next_line,
-                    next_offset,
-                    member,
-                    member_text,
-                    stored,
-                    keys,
-                    partitions,
-                    rejects,
-                    index,
-                )
+                yield _batch_from_frame(frame, rejects)
                 rejects = ()
                 continue
             body = frame[1:]
@@ -687,6 +662,78 @@ class ParseProcess:
         if self._child.stdin is not None and not self._child.stdin.closed:
             self._child.stdin.close()
         self._frames.close()
+
+
+def _batch_frame(ready: ReadyBatch) -> bytes:
+    """A ``B`` frame: the batch's head, its values a line each, then its keys' section."""
+    head = b"B%d %d %d %d %d %d %d %d %d" % (
+        len(ready.values),
+        ready.last_line,
+        ready.next_line,
+        ready.next_offset,
+        ready.member_offset,
+        ready.member_text_offset,
+        ready.stored_offset,
+        ready.keys is not None,
+        ready.object_index,
+    )
+    lines = [head, *ready.values]
+    if ready.keys is not None and ready.partitions is not None:
+        lines.append(_keys_section(ready.keys, ready.partitions))
+    return b"\n".join(lines)
+
+
+def _batch_from_frame(frame: bytes, rejects: tuple[Reject, ...]) -> ReadyBatch:
+    """The batch of a ``B`` frame (``_batch_frame``), with the bad rows sent before it."""
+    # One split, no copy of the buffer: the head is a line of digits before the values.
+    values = frame.split(b"\n")
+    head = values[0][1:].split(b" ")
+    rows, last_line, next_line, next_offset, member, member_text, stored = map(int, head[:7])
+    keyed, index = int(head[7]), int(head[8])
+    del values[0]
+    keys = partitions = None
+    if keyed:  # then the keys' section, which may hold newlines: joined back
+        keys, partitions = _keys_from_section(b"\n".join(values[rows:]), rows)
+        del values[rows:]
+    if len(values) != rows:  # pragma: no cover (a value holds no raw newline)
+        raise CsvToKafkaError(f"the parser sent {len(values)} values for {rows} rows")
+    return ReadyBatch(
+        values,
+        last_line,
+        next_line,
+        next_offset,
+        member,
+        member_text,
+        stored,
+        keys,
+        partitions,
+        rejects,
+        index,
+    )
+
+
+def _keys_section(keys: list[bytes], partitions: list[int]) -> bytes:
+    """A batch's keys and partitions in one buffer: the partitions and the keys' sizes as
+    native 32-bit numbers, then the keys end to end (made and read with no Python code a row)."""
+    return (
+        array(_U32, partitions).tobytes() + array(_U32, map(len, keys)).tobytes() + b"".join(keys)
+    )
+
+
+def _keys_from_section(section: bytes, rows: int) -> tuple[list[bytes], list[int]]:
+    """``_keys_section``'s keys and partitions."""
+    size = 4 * rows
+    partitions = array(_U32, section[:size]).tolist()
+    ends = list(itertools.accumulate(array(_U32, section[size : 2 * size])))
+    if (
+        len(partitions) != rows
+        or len(ends) != rows
+        or (ends and ends[-1] != len(section) - 2 * size)
+    ):
+        raise CsvToKafkaError(f"the parser sent a keys section that does not hold {rows} keys")
+    blob = section[2 * size :]
+    keys = list(map(blob.__getitem__, map(slice, [0, *ends[:-1]], ends)))
+    return keys, partitions
 
 
 def _rejects_to_json(rejects: tuple[Reject, ...]) -> bytes:
@@ -890,22 +937,7 @@ def _child(argv: list[str]) -> None:
         for ready in job.ready_batches(s3):
             if ready.rejects:
                 sender.send(_REJECTS + _rejects_to_json(ready.rejects))
-            head = b"B%d %d %d %d %d %d %d %d %d" % (
-                len(ready.values),
-                ready.last_line,
-                ready.next_line,
-                ready.next_offset,
-                ready.member_offset,
-                ready.member_text_offset,
-                ready.stored_offset,
-                ready.keys is not None,
-                ready.object_index,
-            )
-            lines = [head, *ready.values]
-            if ready.keys is not None and ready.partitions is not None:
-                lines.append(b" ".join(b"%d" % p for p in ready.partitions))
-                lines.extend(orjson.dumps(key.decode()) for key in ready.keys)
-            sender.send(b"\n".join(lines))
+            sender.send(_batch_frame(ready))
         sender.send(_DONE)
     except BaseException as err:  # every error goes to the parent, which raises it
         if not isinstance(err, CsvToKafkaError):

@@ -19,6 +19,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 
 typedef struct {
@@ -561,8 +562,485 @@ failed:
     return NULL;
 }
 
+/* -- value_keys: message keys and their partitions (keys.Keyer's, in C) -------------------- */
+
+/* Kafka's Utils.murmur2 (seed 0x9747b28c) as an unsigned 32-bit value. */
+static uint32_t
+murmur2(const unsigned char *data, Py_ssize_t length)
+{
+    const uint32_t m = 0x5bd1e995;
+    uint32_t h = 0x9747b28cu ^ (uint32_t)length;
+    Py_ssize_t end = length - length % 4;
+    for (Py_ssize_t i = 0; i < end; i += 4) {
+        uint32_t k = (uint32_t)data[i] | (uint32_t)data[i + 1] << 8 | (uint32_t)data[i + 2] << 16
+                     | (uint32_t)data[i + 3] << 24;
+        k *= m;
+        k ^= k >> 24;
+        k *= m;
+        h *= m;
+        h ^= k;
+    }
+    switch (length % 4) {
+    case 3:
+        h ^= (uint32_t)data[end + 2] << 16;
+        /* fall through */
+    case 2:
+        h ^= (uint32_t)data[end + 1] << 8;
+        /* fall through */
+    case 1:
+        h ^= (uint32_t)data[end];
+        h *= m;
+    }
+    h ^= h >> 13;
+    h *= m;
+    h ^= h >> 15;
+    return h;
+}
+
+/* The length of the valid UTF-8 sequence at s[0:n] (a character), 0 if it is not one. */
+static Py_ssize_t
+utf8_char(const unsigned char *s, Py_ssize_t n)
+{
+    unsigned char c = s[0];
+    if (c < 0x80) {
+        return 1;
+    }
+    Py_ssize_t size;
+    uint32_t code;
+    if (c >= 0xc2 && c <= 0xdf) {
+        size = 2;
+        code = c & 0x1f;
+    }
+    else if (c >= 0xe0 && c <= 0xef) {
+        size = 3;
+        code = c & 0x0f;
+    }
+    else if (c >= 0xf0 && c <= 0xf4) {
+        size = 4;
+        code = c & 0x07;
+    }
+    else {
+        return 0;
+    }
+    if (n < size) {
+        return 0;
+    }
+    for (Py_ssize_t i = 1; i < size; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        code = code << 6 | (s[i] & 0x3f);
+    }
+    if ((size == 3 && (code < 0x800 || (code >= 0xd800 && code <= 0xdfff)))
+        || (size == 4 && (code < 0x10000 || code > 0x10ffff))) {
+        return 0;
+    }
+    return size;
+}
+
+static int
+hex4(const unsigned char *s, uint32_t *out)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned char c = s[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9') {
+            v |= (uint32_t)(c - '0');
+        }
+        else if (c >= 'a' && c <= 'f') {
+            v |= (uint32_t)(c - 'a' + 10);
+        }
+        else if (c >= 'A' && c <= 'F') {
+            v |= (uint32_t)(c - 'A' + 10);
+        }
+        else {
+            return -1;
+        }
+    }
+    *out = v;
+    return 0;
+}
+
+/* The JSON string whose opening quote is at s[*p]: *p moves past its closing quote; with out
+ * (room for its size), its decoded UTF-8 text is written there and *size set. 0, or -1 where
+ * the Python reference might read it otherwise (it then decides). */
+static int
+json_string(const unsigned char *s, Py_ssize_t *p, Py_ssize_t n, char *out, Py_ssize_t *size)
+{
+    Py_ssize_t i = *p + 1;
+    Py_ssize_t w = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c == '"') {
+            *p = i + 1;
+            if (size != NULL) {
+                *size = w;
+            }
+            return 0;
+        }
+        if (c < 0x20) {
+            return -1;
+        }
+        if (c == '\\') {
+            if (i + 1 >= n) {
+                return -1;
+            }
+            unsigned char e = s[i + 1];
+            const char *simple = strchr("\"\\/bfnrt", e);
+            if (e != 0 && simple != NULL) {
+                if (out != NULL) {
+                    out[w] = "\"\\/\b\f\n\r\t"[simple - "\"\\/bfnrt"];
+                }
+                w++;
+                i += 2;
+                continue;
+            }
+            if (e != 'u' || i + 6 > n) {
+                return -1;
+            }
+            uint32_t code;
+            if (hex4(s + i + 2, &code) < 0) {
+                return -1;
+            }
+            i += 6;
+            if (code >= 0xdc00 && code <= 0xdfff) {
+                return -1; /* a lone low surrogate */
+            }
+            if (code >= 0xd800 && code <= 0xdbff) {
+                uint32_t low;
+                if (i + 6 > n || s[i] != '\\' || s[i + 1] != 'u' || hex4(s + i + 2, &low) < 0
+                    || low < 0xdc00 || low > 0xdfff) {
+                    return -1; /* a lone high surrogate */
+                }
+                i += 6;
+                code = 0x10000 + ((code - 0xd800) << 10) + (low - 0xdc00);
+            }
+            char bytes[4];
+            Py_ssize_t k;
+            if (code < 0x80) {
+                bytes[0] = (char)code;
+                k = 1;
+            }
+            else if (code < 0x800) {
+                bytes[0] = (char)(0xc0 | code >> 6);
+                bytes[1] = (char)(0x80 | (code & 0x3f));
+                k = 2;
+            }
+            else if (code < 0x10000) {
+                bytes[0] = (char)(0xe0 | code >> 12);
+                bytes[1] = (char)(0x80 | (code >> 6 & 0x3f));
+                bytes[2] = (char)(0x80 | (code & 0x3f));
+                k = 3;
+            }
+            else {
+                bytes[0] = (char)(0xf0 | code >> 18);
+                bytes[1] = (char)(0x80 | (code >> 12 & 0x3f));
+                bytes[2] = (char)(0x80 | (code >> 6 & 0x3f));
+                bytes[3] = (char)(0x80 | (code & 0x3f));
+                k = 4;
+            }
+            if (out != NULL) {
+                memcpy(out + w, bytes, (size_t)k);
+            }
+            w += k;
+            continue;
+        }
+        Py_ssize_t k = c < 0x80 ? 1 : utf8_char(s + i, n - i);
+        if (k == 0) {
+            return -1;
+        }
+        if (out != NULL) {
+            memcpy(out + w, s + i, (size_t)k);
+        }
+        w += k;
+        i += k;
+    }
+    return -1; /* no closing quote */
+}
+
+/* A JSON number at s[*p] (RFC 8259's grammar); *p moves past it. */
+static int
+json_number(const unsigned char *s, Py_ssize_t *p, Py_ssize_t n)
+{
+    Py_ssize_t i = *p;
+    if (i < n && s[i] == '-') {
+        i++;
+    }
+    if (i < n && s[i] == '0') {
+        i++;
+    }
+    else if (i < n && s[i] >= '1' && s[i] <= '9') {
+        while (i < n && is_digit((char)s[i])) {
+            i++;
+        }
+    }
+    else {
+        return -1;
+    }
+    if (i < n && s[i] == '.') {
+        i++;
+        Py_ssize_t digits = i;
+        while (i < n && is_digit((char)s[i])) {
+            i++;
+        }
+        if (i == digits) {
+            return -1;
+        }
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-')) {
+            i++;
+        }
+        Py_ssize_t digits = i;
+        while (i < n && is_digit((char)s[i])) {
+            i++;
+        }
+        if (i == digits) {
+            return -1;
+        }
+    }
+    *p = i;
+    return 0;
+}
+
+#define KEY_PARTS_MAX 64
+
+/* The key of one value: its key columns' texts joined by the separator, into buf (which it
+ * resets). -1 where the Python reference decides (it may read it, or raise): anything but a
+ * flat JSON object without whitespace of strings, true, false, null (and numbers, if typed),
+ * or one without a key column. */
+static int
+value_key(Buffer *buf, const unsigned char *s, Py_ssize_t n, PyObject *names, Py_ssize_t count,
+          const char *separator, Py_ssize_t separator_size, int typed)
+{
+    Py_ssize_t start[KEY_PARTS_MAX], stop[KEY_PARTS_MAX];
+    char kind[KEY_PARTS_MAX]; /* 's' a string (decoded), 't' a token as it is, 'n' null */
+    for (Py_ssize_t k = 0; k < count; k++) {
+        start[k] = -1;
+    }
+    Py_ssize_t i = 0;
+    if (n < 2 || s[0] != '{') {
+        return -1;
+    }
+    i = 1;
+    if (s[i] == '}') {
+        return count ? -1 : 0;
+    }
+    for (;;) {
+        if (i >= n || s[i] != '"') {
+            return -1;
+        }
+        Py_ssize_t name_start = i;
+        if (json_string(s, &i, n, NULL, NULL) < 0) {
+            return -1;
+        }
+        Py_ssize_t name_size = i - name_start;
+        if (i >= n || s[i] != ':') {
+            return -1;
+        }
+        i++;
+        if (i >= n) {
+            return -1;
+        }
+        Py_ssize_t value_start = i;
+        char value_kind;
+        if (s[i] == '"') {
+            if (json_string(s, &i, n, NULL, NULL) < 0) {
+                return -1;
+            }
+            value_kind = 's';
+        }
+        else if (n - i >= 4 && memcmp(s + i, "true", 4) == 0) {
+            i += 4;
+            value_kind = 't';
+        }
+        else if (n - i >= 5 && memcmp(s + i, "false", 5) == 0) {
+            i += 5;
+            value_kind = 't';
+        }
+        else if (n - i >= 4 && memcmp(s + i, "null", 4) == 0) {
+            i += 4;
+            value_kind = 'n';
+        }
+        else if (s[i] == '-' || is_digit((char)s[i])) {
+            if (json_number(s, &i, n) < 0) {
+                return -1;
+            }
+            value_kind = 'd';
+        }
+        else {
+            return -1; /* an object, an array, whitespace: the reference decides */
+        }
+        for (Py_ssize_t k = 0; k < count; k++) {
+            PyObject *name = PyTuple_GET_ITEM(names, k);
+            if (PyBytes_GET_SIZE(name) == name_size
+                && memcmp(PyBytes_AS_STRING(name), s + name_start, (size_t)name_size) == 0) {
+                start[k] = value_start; /* the last one of a name counts, as in json.loads */
+                stop[k] = i;
+                kind[k] = value_kind;
+            }
+        }
+        if (i >= n) {
+            return -1;
+        }
+        if (s[i] == ',') {
+            i++;
+            continue;
+        }
+        if (s[i] == '}' && i + 1 == n) {
+            break;
+        }
+        return -1;
+    }
+    buf->size = 0;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        if (start[k] < 0) {
+            return -1; /* no such field: KeyError in the reference */
+        }
+        if (kind[k] == 'd' && !typed) {
+            return -1; /* orjson reads it as a number, whose text may differ */
+        }
+        Py_ssize_t size = stop[k] - start[k];
+        if (reserve(buf, size + separator_size) < 0) {
+            return -2;
+        }
+        if (k > 0) {
+            put(buf, separator, separator_size);
+        }
+        if (kind[k] == 's') {
+            Py_ssize_t p = start[k], written;
+            json_string(s, &p, n, buf->data + buf->size, &written);
+            buf->size += written;
+        }
+        else if (kind[k] != 'n') {
+            put(buf, (const char *)s + start[k], size);
+        }
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(value_keys_doc,
+"value_keys(values, names, separator, partitions, typed)\n"
+"--\n\n"
+"The keys of record values and their partitions, as keys.Keyer gives them.\n\n"
+"``names`` holds each key column's name as JSON (orjson.dumps), ``separator`` the UTF-8\n"
+"--key-separator. A key is its columns' texts joined by the separator (a string's decoded\n"
+"text, null as empty, true, false, and with ``typed`` a number, as they stand); its partition\n"
+"is toPositive(murmur2(key)) % partitions, as the Java client's default partitioner picks it.\n"
+"Returns ``(keys, partitions)``; where the Python reference decides (a value that is not a\n"
+"flat JSON object without whitespace, or lacks a key column), the key is None and the\n"
+"partition -1.");
+
+static PyObject *
+value_keys(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "value_keys() takes 5 arguments");
+        return NULL;
+    }
+    PyObject *values = args[0];
+    PyObject *names = args[1];
+    PyObject *separator = args[2];
+    if (!PyList_Check(values) || !PyTuple_Check(names) || !PyBytes_Check(separator)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "value_keys(list[bytes], tuple[bytes, ...], bytes, int, bool)");
+        return NULL;
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(names);
+    if (count < 1 || count > KEY_PARTS_MAX) {
+        PyErr_SetString(PyExc_ValueError, "value_keys(): 1 to 64 key columns");
+        return NULL;
+    }
+    for (Py_ssize_t k = 0; k < count; k++) {
+        if (!PyBytes_Check(PyTuple_GET_ITEM(names, k))) {
+            PyErr_SetString(PyExc_TypeError, "value_keys(): names must be bytes");
+            return NULL;
+        }
+    }
+    long long partitions = PyLong_AsLongLong(args[3]);
+    int typed = PyObject_IsTrue(args[4]);
+    if (PyErr_Occurred() || typed < 0) {
+        return NULL;
+    }
+    if (partitions < 1 || partitions > 0x7fffffffLL) {
+        PyErr_SetString(PyExc_ValueError, "value_keys(): a topic has at least one partition");
+        return NULL;
+    }
+    Py_ssize_t rows = PyList_GET_SIZE(values);
+    PyObject *keys = PyList_New(rows);
+    PyObject *chosen = PyList_New(rows);
+    Buffer buf = {NULL, 0, 0};
+    if (keys == NULL || chosen == NULL) {
+        goto failed;
+    }
+    const char *sep = PyBytes_AS_STRING(separator);
+    Py_ssize_t sep_size = PyBytes_GET_SIZE(separator);
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        PyObject *value = PyList_GET_ITEM(values, r);
+        if (!PyBytes_Check(value)) {
+            PyErr_SetString(PyExc_TypeError, "value_keys(): values must be bytes");
+            goto failed;
+        }
+        int outcome = value_key(&buf, (const unsigned char *)PyBytes_AS_STRING(value),
+                                PyBytes_GET_SIZE(value), names, count, sep, sep_size, typed);
+        if (outcome == -2) {
+            goto failed;
+        }
+        PyObject *key;
+        long partition;
+        if (outcome < 0) {
+            key = Py_NewRef(Py_None);
+            partition = -1;
+        }
+        else {
+            key = PyBytes_FromStringAndSize(buf.data, buf.size);
+            if (key == NULL) {
+                goto failed;
+            }
+            uint32_t hash = murmur2((const unsigned char *)buf.data, buf.size);
+            partition = (long)((hash & 0x7fffffffu) % (uint32_t)partitions);
+        }
+        PyList_SET_ITEM(keys, r, key);
+        PyObject *number = PyLong_FromLong(partition);
+        if (number == NULL) {
+            goto failed;
+        }
+        PyList_SET_ITEM(chosen, r, number);
+    }
+    PyMem_Free(buf.data);
+    return Py_BuildValue("(NN)", keys, chosen);
+
+failed:
+    PyMem_Free(buf.data);
+    Py_XDECREF(keys);
+    Py_XDECREF(chosen);
+    return NULL;
+}
+
+PyDoc_STRVAR(murmur2_doc,
+"murmur2(data)\n"
+"--\n\n"
+"Kafka's Utils.murmur2(data), a signed 32-bit int as Java returns it (value_keys' hash).");
+
+static PyObject *
+murmur2_py(PyObject *module, PyObject *data)
+{
+    (void)module;
+    if (!PyBytes_Check(data)) {
+        PyErr_SetString(PyExc_TypeError, "murmur2(bytes)");
+        return NULL;
+    }
+    uint32_t hash = murmur2((const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data));
+    return PyLong_FromLong((long)(int32_t)hash);
+}
+
 static PyMethodDef methods[] = {
     {"encode_block", (PyCFunction)(void (*)(void))encode_block, METH_FASTCALL, encode_block_doc},
+    {"murmur2", (PyCFunction)murmur2_py, METH_O, murmur2_doc},
+    {"value_keys", (PyCFunction)(void (*)(void))value_keys, METH_FASTCALL, value_keys_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -12,3 +12,12 @@ def encode_block(
     nulls: tuple[bytes, ...] = ...,
     /,
 ) -> tuple[list[bytes], list[int], int, int, int]: ...
+def value_keys(
+    values: list[bytes],
+    names: tuple[bytes, ...],
+    separator: bytes,
+    partitions: int,
+    typed: bool,
+    /,
+) -> tuple[list[bytes | None], list[int]]: ...
+def murmur2(data: bytes, /) -> int: ...

@@ -94,6 +94,10 @@ class Checkpoint:
     object_index: int = 0
     object_count: int = 1
     current_object: str | None = None
+    # --schema: the SHA-256 of its JSON (schema.schema_digest) and where the run read it; ""
+    # for a job without one; None in items written before schemas were pinned (not checked).
+    schema_sha256: str | None = None
+    schema: str | None = None
 
     @property
     def percent_done(self) -> float:
@@ -150,12 +154,14 @@ _STR_FIELDS = (
     "updated_at",
     "key_columns",
 )
-_OPTIONAL_STR_FIELDS = ("version_id", "error", "current_object")
+_OPTIONAL_STR_FIELDS = ("version_id", "error", "current_object", "schema_sha256", "schema")
 # What a field missing from a stored item loads as (items written by older versions).
 _DEFAULTS: Mapping[str, Any] = {
     "version_id": None,
     "error": None,
     "current_object": None,
+    "schema_sha256": None,
+    "schema": None,
     "object_index": 0,
     "object_count": 1,
     "last_line": 0,
@@ -194,6 +200,10 @@ def _to_item(cp: Checkpoint) -> dict[str, AttributeValueTypeDef]:
         item["bad_rows"] = {"N": str(cp.bad_rows)}
     if cp.current_object is not None:
         item["current_object"] = {"S": cp.current_object}
+    if cp.schema_sha256 is not None:
+        item["schema_sha256"] = {"S": cp.schema_sha256}
+    if cp.schema is not None:
+        item["schema"] = {"S": cp.schema}
     return item
 
 

@@ -48,6 +48,7 @@ from .metrics import MetricsEmitter
 from .objects import JobObjects, PinnedObjects, check_still_listed, list_objects, read_manifest
 from .plan import Part, Plan, load_plan, part_config, part_index
 from .record import ResumePoint
+from .schema import schema_digest
 from .sink import Sink, open_sink
 from .source import ObjectInfo, S3Object
 
@@ -197,6 +198,7 @@ class Processor:
             config = part_config(config, self.plan, index)
             self.part = self.plan.part(index)
         self.config = config
+        self._schema_sha256 = ""  # --schema's digest (schema.schema_digest), found by run
         self._stop = stop if stop is not None else threading.Event()
         self._stop_signal = 0
         self._progress: ProgressListener = progress if progress is not None else _Quiet()
@@ -279,6 +281,8 @@ class Processor:
                 stored.total_sent,
             )
             return RunResult(config.job_id, stored.total_sent, 0, 0, 0.0, already_complete=True)
+        self._schema_sha256 = schema_digest(config.schema) if config.schema else ""
+        self._check_schema(stored)
         objects = JobObjects((info,)) if info is not None else self._pin(stored)
 
         sink = self._sink_factory(config)
@@ -319,6 +323,24 @@ class Processor:
             time.monotonic() - started,
             already_complete=False,
             bad_rows=run.bad_rows,
+        )
+
+    def _check_schema(self, stored: Checkpoint | None) -> None:
+        """A job keeps its --schema (by content): a record's value, and so its key, depend on
+        it. Checkpoints written before schemas were pinned (None) are not checked."""
+        if stored is None or stored.schema_sha256 is None:
+            return
+        if stored.schema_sha256 == self._schema_sha256:
+            return
+
+        def named(location: str | None, digest: str) -> str:
+            return f"--schema {location} (sha256 {digest[:12]})" if digest else "no --schema"
+
+        raise ConfigError(
+            f"job {self.config.job_id} started with {named(stored.schema, stored.schema_sha256)}, "
+            f"not {named(self.config.schema, self._schema_sha256)}: a job keeps its schema "
+            "(its records' values and keys depend on it). Give the job its first schema back, "
+            "or use a new --job-id"
         )
 
     def _check_partitions(self, stored: Checkpoint | None, partitions: int) -> None:
@@ -782,6 +804,8 @@ class _Run:
             error=error,
             partitions=self.sink.partitions,
             key_columns=",".join(self.config.key_columns),
+            schema_sha256=self.p._schema_sha256,
+            schema=self.config.schema or "",
             bad_rows=point.bad_rows,
             object_index=point.object_index,
             object_count=len(self.objects),

@@ -38,6 +38,7 @@ check (``minimum``, ``pattern``, ``format``, ...) that the copy does not make.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -158,9 +159,7 @@ class RowTypes:
     def kinds(self) -> bytes:
         """A letter per column for ``_speedups.encode_block``: s(tring), i(nteger), n(umber),
         b(oolean); upper case if nullable."""
-        return bytes(
-            ord(t.kind[0].upper() if t.nullable else t.kind[0]) for t in self.types
-        )
+        return bytes(ord(t.kind[0].upper() if t.nullable else t.kind[0]) for t in self.types)
 
     def value(self, index: int, text: str) -> bytes:
         """The JSON of field ``index``; FieldTypeError if it does not fit its type."""
@@ -240,6 +239,21 @@ def read_schema(location: str) -> Schema:
     """The schema at ``location``: a file, or ``s3://BUCKET/KEY`` read with the standard AWS
     configuration; ConfigError (exit 2) naming the location if it cannot be read or parsed."""
     origin = f"--schema {location}"
+    return parse_schema(_schema_text(location), origin)
+
+
+def schema_digest(location: str) -> str:
+    """The SHA-256 (hex) of the schema at ``location`` as JSON with sorted keys and no spaces:
+    the same for the same document wherever it is stored and however it is laid out (a job's
+    checkpoint keeps it: a resumed run must type its values with the same schema)."""
+    read_schema(location)  # the same errors as a run's (exit 2, naming the problem)
+    document = json.loads(_schema_text(location))
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _schema_text(location: str) -> str:
+    origin = f"--schema {location}"
     if location.startswith("s3://"):
         import botocore.exceptions  # noqa: PLC0415 (only for a schema in S3)
 
@@ -257,10 +271,9 @@ def read_schema(location: str) -> Schema:
         except OSError as err:
             raise ConfigError(f"{origin}: cannot read it: {err.strerror}") from err
     try:
-        text = body.decode("utf-8")
+        return body.decode("utf-8")
     except UnicodeDecodeError as err:
         raise ConfigError(f"{origin} is not UTF-8 text") from err
-    return parse_schema(text, origin)
 
 
 def parse_schema(text: str, origin: str = "the schema") -> Schema:

@@ -21,10 +21,12 @@ Kafka after any of them except FencedError.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
-from typing import Any, NoReturn, Protocol
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NoReturn, Protocol, TypeVar
 
 from . import _auth
 from .config import Config
@@ -43,6 +45,10 @@ __all__ = ["PARTITION", "Sink", "open_sink", "topic_partitions"]
 PARTITION = 0
 DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
 SCAN_WINDOW = 5_000
+# A keyed job's resume read: partitions read side by side, by at most this many readers.
+MAX_READERS = 6
+_Reader = TypeVar("_Reader")
+_T = TypeVar("_T")
 # The resume scan's consumer group: unique per reader (no join, no commits), named so that one IAM
 # statement covers every reader (modules/core: group/.../csv-to-kafka-reader-*).
 READER_GROUP_PREFIX = "csv-to-kafka-reader-"
@@ -244,6 +250,56 @@ def last_of_partitions(points: Iterable[ResumePoint | None]) -> ResumePoint | No
     transaction ends with one record with headers, in one of the partitions)."""
     found = [point for point in points if point is not None]
     return max(found, key=lambda point: point.rows) if found else None
+
+
+def read_partitions(
+    open_reader: Callable[[], _Reader],
+    close_reader: Callable[[_Reader], None],
+    read: Callable[[_Reader, int], _T],
+    partitions: Sequence[int],
+    readers: int = MAX_READERS,
+) -> list[_T]:
+    """``read(reader, partition)`` for each of ``partitions``, side by side: up to ``readers``
+    threads, each with a reader of its own (``open_reader``), take the partitions in turn; the
+    results in the order of ``partitions``. The first error raised ends the rest (each thread
+    stops at its next partition) and is raised here.
+
+    A keyed job's last commit may be in any partition: reading them one after another costs a
+    round trip and a fetch each; side by side, the broker serves them together (the clients wait
+    without the GIL).
+    """
+    if not partitions:
+        return []
+    pending = list(enumerate(partitions))
+    lock = threading.Lock()
+    results: dict[int, _T] = {}
+    failed = threading.Event()
+
+    def work() -> None:
+        reader = open_reader()
+        try:
+            while not failed.is_set():
+                with lock:
+                    if not pending:
+                        return
+                    index, partition = pending.pop(0)
+                try:
+                    results[index] = read(reader, partition)
+                except BaseException:
+                    failed.set()
+                    raise
+        finally:
+            close_reader(reader)
+
+    count = max(1, min(readers, len(partitions)))
+    if count == 1:
+        work()
+    else:
+        with ThreadPoolExecutor(count, thread_name_prefix="partition-reader") as pool:
+            futures = [pool.submit(work) for _ in range(count)]
+        for future in futures:
+            future.result()  # the first error, raised here
+    return [results[index] for index in range(len(partitions))]
 
 
 def check_partitions(topic: str, partitions: int, allow_multiple: bool, needed: int = 1) -> None:
@@ -478,9 +534,7 @@ class ConfluentSink:
                 try:
                     produce(topic, value, key, partition)
                 except BufferError:
-                    self._wait_for_room(
-                        lambda v=value, k=key, p=partition: produce(topic, v, k, p)
-                    )
+                    self._wait_for_room(lambda v=value, k=key, p=partition: produce(topic, v, k, p))
             if values:
 
                 def produce_last() -> None:
@@ -500,6 +554,7 @@ class ConfluentSink:
             producer.poll(0)
         except self._ck.KafkaException as err:
             self._raise(err, "produce", unknown=False)
+
     def send_dead_letters(
         self, topic: str, records: list[tuple[bytes, list[tuple[str, bytes]]]]
     ) -> None:
@@ -721,13 +776,17 @@ class ConfluentSink:
         return int(low), int(high)
 
     def last_committed(self, job_id: str, hint: int | None) -> ResumePoint | None:
+        if self._config.key_columns and self.partitions > 1:
+            return last_of_partitions(
+                read_partitions(
+                    self._consumer,
+                    _close,
+                    lambda consumer, partition: self._last_in(consumer, job_id, None, partition),
+                    range(self.partitions),
+                )
+            )
         consumer = self._consumer()
         try:
-            if self._config.key_columns and self.partitions > 1:
-                return last_of_partitions(
-                    self._last_in(consumer, job_id, None, partition)
-                    for partition in range(self.partitions)
-                )
             return self._last_in(consumer, job_id, hint, self._partition)
         finally:
             consumer.close()
@@ -782,3 +841,7 @@ class ConfluentSink:
                 yield message.offset(), message.key(), message.value()
         finally:
             consumer.close()
+
+
+def _close(consumer: Any) -> None:
+    consumer.close()

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import itertools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import orjson
 
@@ -21,7 +23,6 @@ from .config import Config
 from .deadletter import LINE, SOURCE_FILE
 from .keys import Keyer
 from .objects import bucket_and_key, config_objects
-from .partitioning import partition_for
 from .plan import Plan
 from .sink import Sink, max_message_bytes, open_sink
 from .source import Header, ObjectInfo, Reject, S3Object
@@ -29,6 +30,9 @@ from .source import Header, ObjectInfo, Reject, S3Object
 logger = logging.getLogger(__name__)
 
 __all__ = ["VerifyReport", "verify", "verify_objects", "verify_plan"]
+
+_KEY_CHUNK = 2000  # records whose keys are checked at once (Keyer.keys)
+_Item = TypeVar("_Item")
 
 
 @dataclass
@@ -347,18 +351,24 @@ def _verify_keyed(config: Config, sink: Sink, s3: S3Object) -> VerifyReport:
                 yield line, partition, offset, key, value
 
         keyer: Keyer | None = None
-        for _line, partition, offset, key, value in heapq.merge(
-            *(placed(p) for p in range(partitions))
-        ):
-            comparison.record(offset, value)
-            if keyer is None:
+        for chunk in _chunks(heapq.merge(*(placed(p) for p in range(partitions))), _KEY_CHUNK):
+            recorded = 0
+            if keyer is None:  # the header is known once the first row has been read
+                comparison.record(chunk[0][2], chunk[0][4])
+                recorded = 1
                 keyer = ParseJob.keyer_for(config, header[0], partitions, source)
-            if _misplaced(keyer, key, value, partition):
-                comparison.report.misplaced += 1
-                comparison._first(
-                    f"the record at offset {offset} of partition {partition} has key {key!r}, "
-                    "not the key and partition run gives its row"
-                )
+            # run's own path (Keyer.keys, in C); None: not a record of this object (foreign)
+            wants, want_partitions = keyer.keys([item[4] for item in chunk], strict=False)
+            for index, (_line, partition, offset, key, value) in enumerate(chunk):
+                if index >= recorded:
+                    comparison.record(offset, value)
+                want = wants[index]
+                if want is not None and (key != want or want_partitions[index] != partition):
+                    comparison.report.misplaced += 1
+                    comparison._first(
+                        f"the record at offset {offset} of partition {partition} has key "
+                        f"{key!r}, not the key and partition run gives its row"
+                    )
         report = comparison.finish()
     finally:
         sink.close()
@@ -367,12 +377,10 @@ def _verify_keyed(config: Config, sink: Sink, s3: S3Object) -> VerifyReport:
     return report
 
 
-def _misplaced(keyer: Keyer, key: bytes | None, value: bytes, partition: int) -> bool:
-    try:
-        want = keyer.key(value)
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        return False  # not a row of this object: counted as foreign
-    return key != want or partition_for(want, keyer.partitions) != partition
+def _chunks(items: Iterable[_Item], size: int) -> Iterator[list[_Item]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
 
 
 def verify_objects(config: Config, *, sink: Sink | None = None) -> VerifyReport:

@@ -19,12 +19,7 @@ SCHEMA = {
     },
     "required": ["id"],
 }
-DATA = (
-    b"id,amount,active,note\n"
-    b'1,12.50,yes,"a, b"\n'
-    b"2,,no,plain\n"
-    b"3,NA,true,x\n"
-)
+DATA = b'id,amount,active,note\n1,12.50,yes,"a, b"\n2,,no,plain\n3,NA,true,x\n'
 
 
 def test_typed_copy_and_verify(job: Job, tmp_path: Path) -> None:
@@ -97,6 +92,40 @@ def test_a_typed_key_column_keys_by_the_records_json_text(job: Job, tmp_path: Pa
     assert result.returncode == 0, result.stderr
     got = sorted((v["_source_line"], k, p) for p, _o, k, v in read_all(job, 3))
     want_keys = [b"7|12.50", b"8|1", b"9|"]
-    assert got == [(line, key, java_partition(key, 3)) for line, key in zip([2, 3, 4], want_keys, strict=True)]  # noqa: E501
+    assert got == [
+        (line, key, java_partition(key, 3)) for line, key in zip([2, 3, 4], want_keys, strict=True)
+    ]
     verified = verify(job, *keyed)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_a_job_keeps_its_schema(job: Job, tmp_path: Path) -> None:
+    """The schema's digest is kept with the checkpoint at the first run: a resumed run with
+    another schema (or none) stops, exit 2, naming both; the same document laid out otherwise,
+    elsewhere, resumes."""
+    first = tmp_path / "schema.json"
+    first.write_text(json.dumps(SCHEMA))
+    data = b"id,amount,active,note\n" + b"".join(b"%d,1.5,t,n\n" % i for i in range(1, 1001))
+    job.put(data + b"1001,1.5,maybe,n\n1002,1,t,n\n")  # stops at line 1002 (exit 3), resumable
+    assert job.run("--schema", str(first)).returncode == 3
+    cp = job.checkpoint()
+    assert cp is not None
+    assert cp["schema"] == str(first)
+    assert len(cp["schema_sha256"]) == 64
+
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**SCHEMA, "properties": {"id": {"type": "string"}}}))
+    changed = job.run("--schema", str(other))
+    assert changed.returncode == 2, changed.stderr
+    assert f"started with --schema {first} (sha256 {cp['schema_sha256'][:12]})" in changed.stderr
+    assert f"not --schema {other} (sha256 " in changed.stderr
+    dropped = job.run()
+    assert dropped.returncode == 2, dropped.stderr
+    assert "not no --schema" in dropped.stderr
+
+    same = tmp_path / "moved.json"
+    same.write_text(json.dumps(SCHEMA, indent=4, sort_keys=True))
+    resumed = job.run("--schema", str(same))  # resumes, and stops at the same row again
+    assert resumed.returncode == 3, resumed.stderr
+    assert "column 'active': 'maybe' is not a boolean" in resumed.stderr
+    assert [r["id"] for r in job.records()] == list(range(1, 1001))

@@ -105,3 +105,57 @@ def test_other_kafka_python_versions_send_every_record(monkeypatch: pytest.Monke
     monkeypatch.setattr(_kp_append.kafka, "__version__", "3.1.0")
     producer = SimpleNamespace(_accumulator=_accumulator(1 << 20))
     assert _kp_append.bulk_appender(producer, TP) is None
+
+
+def _keyed_by_send(
+    values: list[bytes], keys: list[bytes], batch_size: int
+) -> tuple[list[bytes], list[int]]:
+    accumulator = _accumulator(batch_size)
+    opened = []
+    for index, (value, key) in enumerate(zip(values, keys, strict=True)):
+        if accumulator.append(TP, TIMESTAMP, key, value, [])[2]:
+            opened.append(index)
+    return _batches(accumulator), opened
+
+
+def _keyed_by_appender(
+    values: list[bytes], keys: list[bytes], batch_size: int, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[bytes], list[int]]:
+    monkeypatch.setattr(_kp_append.time, "time", lambda: TIMESTAMP / 1000)
+    accumulator = _accumulator(batch_size)
+    append = _kp_append.bulk_appender(SimpleNamespace(_accumulator=accumulator), TP)
+    assert append is not None
+    opened = []
+    index = 0
+    while index < len(values):
+        if accumulator.append(TP, TIMESTAMP, keys[index], values[index], [])[2]:
+            opened.append(index)
+        index = append(values, index + 1, len(values), keys)
+    return _batches(accumulator), opened
+
+
+@pytest.mark.parametrize(
+    ("count", "sizes", "key_sizes", "batch_size"),
+    [
+        (1, (10, 10), (3, 3), 1 << 20),
+        (2_000, (0, 400), (0, 40), 1 << 20),  # empty keys and values too
+        (2_000, (50, 400), (1, 30), 16_384),  # many batches
+        (40, (16_000, 70_000), (16_000, 20_000), 200_000),  # keys past the varint table
+        (20_000, (0, 3), (0, 2), 1 << 20),  # offset deltas past the varint table
+    ],
+)
+def test_keyed_batches_are_the_same_bytes_as_sends(
+    count: int,
+    sizes: tuple[int, int],
+    key_sizes: tuple[int, int],
+    batch_size: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    values = _values(count, sizes, seed=count)
+    keys = _values(count, key_sizes, seed=count + 1)
+    expected, expected_opened = _keyed_by_send(values, keys, batch_size)
+    got, opened = _keyed_by_appender(values, keys, batch_size, monkeypatch)
+    assert opened == expected_opened
+    assert got == expected
+    records = [(r.key, r.value) for b in got for r in DefaultRecordBatch(b)]
+    assert records == list(zip(keys, values, strict=True))

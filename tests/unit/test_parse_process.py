@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 import threading
@@ -12,10 +13,15 @@ import pytest
 
 from csv_to_kafka._parse_process import (
     ParseJob,
+    ReadyBatch,
+    _batch_frame,
+    _batch_from_frame,
     _error_from_json,
     _error_to_json,
     _FrameReader,
     _FrameWriter,
+    _keys_from_section,
+    _keys_section,
 )
 from csv_to_kafka._retry import RetryPolicy
 from csv_to_kafka.errors import (
@@ -192,3 +198,27 @@ def test_a_frame_cut_short_is_an_eof_not_a_short_frame() -> None:
     with pytest.raises(EOFError, match="5 bytes before a frame's end"):
         reader.read()
     reader.close()
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        [b"a", b"", b"line\nbreak", b"\n\n", "Zoë".encode(), b"\x00\n\xff" * 40],
+        [b""],
+        [],
+    ],
+)
+def test_keyed_batches_cross_the_pipe_with_their_keys_and_partitions(keys: list[bytes]) -> None:
+    """The keys' section (raw sizes and bytes, newlines and all) comes back as it was sent."""
+    values = [b'{"k":%d}' % n for n in range(len(keys))]
+    partitions = [n * 7919 % 100_000 for n in range(len(keys))]
+    ready = ReadyBatch(values, 9, 10, 1234, -1, 0, 1234, keys, partitions, (), 2)
+    assert _batch_from_frame(_batch_frame(ready), ()) == ready
+    plain = dataclasses.replace(ready, keys=None, partitions=None)
+    assert _batch_from_frame(_batch_frame(plain), ()) == plain
+
+
+def test_a_keys_section_of_the_wrong_size_is_refused() -> None:
+    section = _keys_section([b"ab", b"c"], [1, 2])
+    with pytest.raises(CsvToKafkaError, match="keys section"):
+        _keys_from_section(section[:-1], 2)
