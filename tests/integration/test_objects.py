@@ -449,3 +449,27 @@ def test_compressed_objects_with_bad_rows_skipped(job: Job) -> None:
     assert cp is not None
     assert (cp["status"], cp["bad_rows"]) == ("COMPLETED", "3")
     assert "3 BAD ROWS dropped" in result.stdout, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("client", ["confluent"])  # the same with either client
+def test_verify_with_the_job_uses_its_pinned_list(job: Job) -> None:
+    """An object added under the prefix after the job's first run is not part of the job:
+    verify with --job-id and --checkpoint-table compares with the pinned list (OK), without
+    them with the listing of now (the added object's rows are missing)."""
+    prefix = Prefix(job)
+    for n in range(2):
+        prefix.put(f"p{n}.csv", make_csv(300, seed=n))
+    assert job.run().returncode == 0
+    added = prefix.put("p2.csv", make_csv(50, seed=2), data=False)
+
+    listed = job.verify()
+    assert listed.returncode == 1, listed.stdout + listed.stderr
+    assert f"MISMATCH {prefix.uri(added)}" in listed.stdout
+    pinned = job.verify("--job-id", job.job_id, "--checkpoint-table", job.table)
+    assert pinned.returncode == 0, pinned.stdout + pinned.stderr
+    assert prefix.uri(added) not in pinned.stdout
+    assert f"the 2 objects job {job.job_id} pinned at its first run" in pinned.stderr
+    # A job that pinned nothing (never run): the listing of now.
+    other = job.verify("--job-id", f"never-{uuid.uuid4()}", "--checkpoint-table", job.table)
+    assert other.returncode == 1, other.stdout + other.stderr
+    assert "pinned no list of objects" in other.stderr
