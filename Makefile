@@ -86,13 +86,14 @@ bench-deps: ## Install kcat (Debian), the benchmark's C baseline, if it is missi
 	@if ! command -v kcat >/dev/null; then apt-get update -qq && apt-get install -y -qq kcat; fi
 
 .PHONY: bench
-bench: install stack-up bench-deps ## Both clients vs kcat and the original design, 2M rows (BENCH_ARGS="--resume ...")
-	eval "$$(local/stack env)" && $(BIN)/python -m bench $(BENCH_ARGS)
+bench: install stack-up bench-deps ## Both clients vs kcat and the original design, 2M rows, and 1% bad rows vs clean (BENCH_ARGS="--resume ...")
+	eval "$$(local/stack env)" && $(BIN)/python -m bench --dead-letters $(BENCH_ARGS)
 
 .PHONY: bench-smoke
 bench-smoke: install stack-up bench-deps ## Every benchmark case on small files: does the harness still work?
 	eval "$$(local/stack env)" && $(BIN)/python -m bench --rows 20k --original-rows 1000 \
-	  --resume --resume-rows 300k --memory --memory-rows 10k,20k $(BENCH_ARGS)
+	  --resume --resume-rows 300k --memory --memory-rows 10k,20k \
+	  --dead-letters --dead-letters-repeat 1 $(BENCH_ARGS)
 
 # --- Deployment: the image, the three Terraform stacks and their scripts (docs/deployment.md) --
 # Tools are cached outside the repo so that later runs are quick: OpenTofu built from the Go

@@ -19,13 +19,14 @@ import argparse
 import os
 import shlex
 import shutil
+import statistics
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import datagen, report
+from . import datagen, dead_letters, report
 from .measure import machine_info
 from .runs import Bench, RunResult, median_run, summarize_samples
 
@@ -184,6 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the unmeasured 5k-row run that first creates the table and Kafka's "
         "transaction state",
     )
+    dead = p.add_argument_group("bad rows to a dead-letter topic (issue 14)")
+    dead.add_argument(
+        "--dead-letters",
+        action="store_true",
+        help="confluent on the --rows file and on a copy with 1%% of its rows bad under "
+        "--errors-tolerance all (a dead-letter topic), alternated, --dead-letters-repeat "
+        "rounds; the median of the rounds' ratios of rates (target >= 0.9)",
+    )
+    dead.add_argument("--dead-letters-repeat", type=int, default=3, help="rounds (default 3)")
     p.add_argument(
         "--profile",
         nargs="?",
@@ -238,6 +248,57 @@ def _slice(
         if f_big.read(small.bytes) != f_small.read():
             raise SystemExit(f"bench: {small.path} is not a prefix of {big.path}; clear the cache")
     return small, source
+
+
+def _dead_letters(bench: Bench, cache: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The clean --rows file and its copy with 1% bad rows (``dead_letters.damage``), under
+    --errors-tolerance all with a dead-letter topic, alternated round by round (the machine's
+    load drifts: a round's two runs see about the same): the median of the rounds' ratios."""
+    clean, clean_source = _prepare(cache, args.rows, args.seed, args.bucket)
+    damaged_path = Path(clean.path).with_name(Path(clean.path).stem + "-1pct-bad.csv")
+    bad = dead_letters.damage(Path(clean.path), damaged_path)
+    damaged = datagen.CsvFile(
+        str(damaged_path),
+        clean.rows,
+        clean.seed,
+        damaged_path.stat().st_size,
+        clean.lines,
+        clean.special_rows,
+    )
+    key = f"bench/rows-{clean.rows}-seed-{clean.seed}-v{clean.generator_version}-1pct-bad.csv"
+    damaged_source = datagen.upload(_s3(), damaged, args.bucket, log=_log, key=key)
+    _log(f"dead letters: {bad:,} bad rows of {clean.rows:,} ({bad / clean.rows:.2%})")
+    rounds: list[dict[str, Any]] = []
+    for round_no in range(1, args.dead_letters_repeat + 1):
+        _log(f"dead letters: round {round_no} of {args.dead_letters_repeat}")
+        plain = bench.product(clean, clean_source, "confluent", f"dlq-clean-{round_no}")
+        damaged_run = bench.product(
+            damaged,
+            damaged_source,
+            "confluent",
+            f"dlq-bad-{round_no}",
+            name="confluent 1% bad",
+            bad_rows=bad,
+        )
+        ratio = damaged_run.rows_per_s / plain.rows_per_s if plain.rows_per_s else None
+        rounds.append({"clean": plain.to_json(), "damaged": damaged_run.to_json(), "ratio": ratio})
+        _log(
+            f"  clean {plain.rows_per_s:,.0f} rows/s ({plain.check}); 1% bad "
+            f"{damaged_run.rows_per_s:,.0f} rows/s ({damaged_run.check}); ratio {ratio}"
+        )
+    ratios = [r["ratio"] for r in rounds if r["ratio"] is not None]
+    # verify of both topics (None with --no-verify counts as not failed)
+    exact = all(r[run]["check_ok"] is not False for r in rounds for run in ("clean", "damaged"))
+    median = round(statistics.median(ratios), 3) if ratios else None
+    _log(f"dead letters: median ratio {median} (target >= {dead_letters.TARGET}); exact {exact}")
+    return {
+        "bad_rows": bad,
+        "rounds": rounds,
+        "ratio": median,
+        "target_ratio": dead_letters.TARGET,
+        "met": median is not None and median >= dead_letters.TARGET and exact,
+        "verified": exact,
+    }
 
 
 def _resume_line(r: dict[str, Any]) -> str:
@@ -317,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 (one l
         or args.compressed
         or args.compressed_resume
         or args.prefix
+        or args.dead_letters
     ):
         warm_file, warm_source = _prepare(cache, WARMUP_ROWS, args.seed, args.bucket)
         bench.warm_up(warm_file, warm_source)
@@ -439,6 +501,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 (one l
         }
         _log(f"prefix: ratio {document['prefix']['ratio']} (target >= 0.5)")
 
+    if args.dead_letters:
+        document["dead_letters"] = _dead_letters(bench, cache, args)
+
     packed_resume: dict[str, dict[str, Any]] = {}
     if args.compressed_resume:
         csv_file_r, _source_r = _prepare(cache, args.resume_rows, args.seed, args.bucket)
@@ -472,6 +537,16 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 (one l
     document["memory"] = [r.to_json() for r in memory] if args.memory else None
 
     found = report.targets(runs, resume, memory) + report.compressed_targets(packed_runs)
+    if args.dead_letters:
+        dead = document["dead_letters"]
+        found.append(
+            report.Target(
+                "1% bad rows (all) / clean rows/s, median of rounds",
+                f"{dead['ratio']}x" if dead["ratio"] is not None else "-",
+                f">= {dead['target_ratio']:g}x, both topics verified",
+                dead["met"],
+            )
+        )
     table_rows = list(runs.values()) + list(packed_runs.values()) + memory
     table = report.render_table(table_rows, found)
     finished = datetime.now(UTC)

@@ -183,7 +183,7 @@ class Bench:
             *extra,
         ]
 
-    def _verify(self, source: str, topic: str, label: str) -> tuple[bool | None, str]:
+    def _verify(self, source: str, topic: str, label: str, *extra: str) -> tuple[bool | None, str]:
         if not self.verify:
             return None, "not verified (--no-verify)"
         self.log(f"  verify {topic} ...")
@@ -199,6 +199,7 @@ class Bench:
                 topic,
                 "--bootstrap-servers",
                 self.bootstrap,
+                *extra,
             ],
             self._log_path(f"{label}-verify"),
             timeout=self.timeout,
@@ -247,14 +248,30 @@ class Bench:
     # -- the four runs -------------------------------------------------------------------------
 
     def product(
-        self, csv_file: CsvFile, source: str, client: str, label: str, name: str | None = None
+        self,
+        csv_file: CsvFile,
+        source: str,
+        client: str,
+        label: str,
+        name: str | None = None,
+        *,
+        bad_rows: int | None = None,
     ) -> RunResult:
+        """One run of the product; ``bad_rows`` (the dead-letters case): the file has that many
+        bad rows, sent under --errors-tolerance all to a dead-letter topic, and verify checks
+        both topics."""
         topic, job_id = self._names(label)
-        argv = self.product_argv(source, topic, job_id, client)
+        extra: tuple[str, ...] = ()
+        verify_extra: tuple[str, ...] = ()
+        if bad_rows is not None:
+            dlq = f"{topic}-dlq"
+            verify_extra = ("--dlq-topic", dlq)
+            extra = ("--errors-tolerance", "all", *verify_extra, "--max-bad-rows", str(bad_rows))
+        argv = self.product_argv(source, topic, job_id, client, *extra)
         self.log(f"run {label}: csv-to-kafka run --kafka-client {client} -> {topic}")
         child, stack = self._measured(argv, label)
         if child.exit_code == 0:
-            check_ok, check = self._verify(source, topic, label)
+            check_ok, check = self._verify(source, topic, label, *verify_extra)
         else:
             check_ok, check = False, f"exit {child.exit_code}: {child.log_tail(3)}"
         result = RunResult(
@@ -281,7 +298,7 @@ class Bench:
                 **self._record_span(topic, csv_file.rows),
             },
         )
-        self._cleanup(topic)
+        self._cleanup(topic, *([f"{topic}-dlq"] if bad_rows is not None else []))
         return result
 
     def kcat_argv(self, topic: str) -> list[str]:

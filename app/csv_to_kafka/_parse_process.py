@@ -22,6 +22,7 @@ dies with its parent (``PR_SET_PDEATHSIG``), so a ``kill -9`` of the copy leaves
 from __future__ import annotations
 
 import base64
+import bisect
 import ctypes
 import dataclasses
 import fcntl
@@ -45,6 +46,7 @@ from . import errors
 from ._ahead import ahead
 from ._retry import RetryPolicy
 from .config import Config
+from .deadletter import BadRowLimit, limit_error
 from .decompress import AUTO, NO_COMPRESSION, Restarts, open_decoded, skip_bytes
 from .errors import (
     BadInputError,
@@ -75,7 +77,14 @@ from .source import (
 # forwarded (and shown at INFO) under the package's name.
 logger = logging.getLogger("csv_to_kafka._parse_process")
 
-__all__ = ["ParseJob", "ParseProcess", "ReadyBatch", "ready_batches", "source_object"]
+__all__ = [
+    "ParseJob",
+    "ParseProcess",
+    "ReadyBatch",
+    "ready_batches",
+    "set_aside",
+    "source_object",
+]
 
 _BATCH = b"B"
 _REJECTS = b"J"  # the bad rows of the next batch, as JSON
@@ -123,13 +132,18 @@ def ready_batches(
     restarts: Restarts | None = None,
     keyer: Keyer | None = None,
     object_index: int = 0,
+    *,
+    limit: BadRowLimit | None = None,
 ) -> Iterator[ReadyBatch]:
     """``batches`` (from ``parse_rows``) as values, up to the first row too large for Kafka.
 
     Raises that row's BadInputError after yielding the values before it; with ``parse_rows``'
     ``tolerate``, such rows are Rejects instead. ``restarts`` (of a compressed object) gives
     each batch the member or frame that holds its end; ``keyer`` gives each value its key and
-    partition. A field that does not fit its type (--schema) stops the stream at its row.
+    partition. A field that does not fit its type (--schema) stops the stream at its row (with
+    ``tolerate``, parse_rows has made such rows TYPE Rejects already).
+    ``limit`` (--max-bad-rows) cuts the batch that holds the job's (N+1)th bad row just before
+    it, yields the rest, then raises that row's error.
     """
     for batch in batches:
         encoded = (
@@ -143,17 +157,30 @@ def ready_batches(
         batch_rejects = batch.rejects
         stop = len(values)  # the batch's rows before the one that stops the stream
         if bad is not None and batch.keeps_text:  # tolerate: such rows are dead letters
-            (values, batch_rejects), bad = _set_aside(batch, encoded, encoder), None
+            (values, batch_rejects), bad = set_aside(batch, encoded, encoder), None
             stop = rows
         if bad is None:
             bad = misfit
-        n = len(values)
         whole = bad is None
         rejects = tuple(
             batch_rejects if whole else (r for r in batch_rejects if r.line < batch.lines[stop])
         )
+        cut = None
+        if limit is not None and rejects:
+            cut = limit.over(rejects)
+            if cut is not None:  # the job's (N+1)th bad row: the batch ends just before it
+                values = values[: cut.index]
+                rejects = tuple(r for r in rejects if r.line < cut.line)
+                stop = bisect.bisect_left(batch.lines, cut.line)
+                bad, whole = limit_error(cut, limit.max_bad_rows, encoder.source), False
+        n = len(values)
         if n or rejects:
-            next_offset = batch.end_offset if whole else batch.row_offset(stop)
+            if cut is not None:
+                next_offset, next_line = cut.offset, cut.line
+            elif whole:
+                next_offset, next_line = batch.end_offset, batch.end_line + 1
+            else:
+                next_offset, next_line = batch.row_offset(stop), batch.lines[stop]
             member, member_text, stored = -1, 0, next_offset
             if restarts is not None and restarts.compressed:
                 member, member_text = restarts.at(next_offset)
@@ -164,7 +191,7 @@ def ready_batches(
                 last_line=max(
                     batch.lines[stop - 1] if stop else 0, rejects[-1].line if rejects else 0
                 ),
-                next_line=batch.end_line + 1 if whole else batch.lines[stop],
+                next_line=next_line,
                 next_offset=next_offset,
                 member_offset=member,
                 member_text_offset=member_text,
@@ -192,7 +219,7 @@ def _misfit(encoder: RecordEncoder, batch: RowBatch, index: int) -> TypeMisfitEr
     )
 
 
-def _set_aside(
+def set_aside(
     batch: RowBatch, encoded: list[bytes], encoder: RecordEncoder
 ) -> tuple[list[bytes], list[Reject]]:
     """The batch's values without those too large for Kafka, which join its Rejects (each
@@ -269,6 +296,10 @@ class ParseJob:
     first: ObjectInfo | None = None
     columns: tuple[str, ...] = ()  # --no-header: the field names; line 1 is data
     end_offset: int = -1  # a planned part of a plain object: its rows end here (-1: the end)
+    # --max-bad-rows under --errors-tolerance all, and the job's bad rows when the run started
+    # (-1: no limit here, as for check and verify, which count for themselves)
+    max_bad_rows: int = -1
+    bad_rows: int = 0
 
     @classmethod
     def whole_object(cls, config: Config, info: ObjectInfo, max_bytes: int) -> ParseJob:
@@ -302,8 +333,16 @@ class ParseJob:
             restarts = Restarts(max(self.member_offset, 0), self.member_text_offset)
             header, encoder, batches = self.rows(s3, restarts)
             keyer = self.keyer(header, typed=encoder.typed_args is not None)
-            return ready_batches(batches, encoder, restarts, keyer, self.object_index)
+            return ready_batches(
+                batches, encoder, restarts, keyer, self.object_index, limit=self.bad_row_limit()
+            )
         return self._objects_batches(s3)
+
+    def bad_row_limit(self) -> BadRowLimit | None:
+        """The job's --max-bad-rows, counted over all the objects this job reads."""
+        if not self.tolerate or self.max_bad_rows < 0:
+            return None
+        return BadRowLimit(self.max_bad_rows, self.bad_rows)
 
     @staticmethod
     def keyer_for(config: Config, header: Header, partitions: int, source: str) -> Keyer:
@@ -389,6 +428,7 @@ class ParseJob:
                 expected = None  # skipped when it was read: the next object's header rules
         # The next object's GET starts (and its header is read) while this one is parsed.
         opened = ahead(self._opened(s3), depth=1, name="next-object")
+        limit = self.bad_row_limit()  # one count over all the objects
         for job, header, encoder, batches, restarts in opened:
             if expected is None:
                 expected = header.names
@@ -402,7 +442,9 @@ class ParseJob:
                     byte_offset=0,
                 )
             keyer = job.keyer(header, typed=encoder.typed_args is not None)
-            yield from ready_batches(batches, encoder, restarts, keyer, job.object_index)
+            yield from ready_batches(
+                batches, encoder, restarts, keyer, job.object_index, limit=limit
+            )
 
     def rows(
         self, s3: S3Object, restarts: Restarts | None = None

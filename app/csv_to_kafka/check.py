@@ -44,9 +44,11 @@ class CheckReport:
     last_line: int = 0  # where the last good row ends
     largest_record: int = 0  # bytes of the largest record value
     error: str | None = None  # the bad input, as run would report it
-    # --errors-tolerance all: every bad row (line, byte_offset, reason, message), in order
+    # --errors-tolerance all: every bad row (source, line, byte_offset, reason, message), in
+    # order
     bad_rows: list[dict[str, Any]] = field(default_factory=list)
     empty: bool = False  # of a job's several objects: empty once decoded, run skips it
+    bad_rows_before: int = 0  # of the objects before this one in the job (--max-bad-rows)
 
     @property
     def ok(self) -> bool:
@@ -54,8 +56,8 @@ class CheckReport:
 
     def summary(self) -> str:
         bad = "".join(
-            f"\nbad row at line {r['line']}, byte {r['byte_offset']} ({r['reason']}): "
-            f"{r['message']}"
+            f"\nbad row at line {r['line']}, byte {r['byte_offset']} of {r['source']} "
+            f"({r['reason']}): {r['message']}"
             for r in self.bad_rows
         )
         if self.ok and self.empty:
@@ -105,7 +107,8 @@ def check_objects(config: Config, *, progress: ProgressListener | None = None) -
     rows = done = 0
     for info in infos:
         bucket, key = bucket_and_key(info.uri)
-        report = check(config, s3=s3.sibling(bucket, key), info=info)
+        before = sum(len(r.bad_rows) for r in reports)  # --max-bad-rows counts the job's
+        report = check(config, s3=s3.sibling(bucket, key), info=info, bad_rows_before=before)
         first = next((r for r in reports if r.columns), None)  # empty objects have none
         if report.ok and report.columns and first is not None and report.columns != first.columns:
             report.error = (
@@ -125,9 +128,11 @@ def objects_summary(reports: list[CheckReport]) -> str:
     lines = [report.summary() for report in reports]
     failed = sum(1 for report in reports if not report.ok)
     verdict = "OK" if not failed else f"FAILED ({failed} objects)"
+    bad = sum(len(r.bad_rows) for r in reports)
     lines.append(
         f"check {verdict}: {len(reports)} objects, {sum(r.rows for r in reports):,} rows, "
         f"{sum(r.size for r in reports):,} bytes"
+        + (f", {bad:,} BAD ROWS (dead letters)" if bad else "")
     )
     return "\n".join(lines)
 
@@ -139,6 +144,8 @@ def objects_json(reports: list[CheckReport]) -> dict[str, Any]:
         "rows": sum(report.rows for report in reports),
         "bytes": sum(report.size for report in reports),
         "per_object": [report.to_json_dict() for report in reports],
+        # every bad row of the job, in order, each naming its object ("source")
+        "bad_rows": [row for report in reports for row in report.bad_rows],
     }
 
 
@@ -150,16 +157,20 @@ def check(
     info: ObjectInfo | None = None,
     on_ready: Callable[[ReadyBatch], None] | None = None,
     on_header: Callable[[int, int], None] | None = None,
+    bad_rows_before: int = 0,
 ) -> CheckReport:
     """Parse and encode every row of ``config.source``, telling ``progress`` how far it got.
 
     ``on_header`` is told where the data rows start (byte, line) and ``on_ready`` each batch
-    (``plan`` cuts the object with them).
+    (``plan`` cuts the object with them). ``bad_rows_before``: the job's bad rows in the
+    objects before this one, which --max-bad-rows counts too.
     """
     s3 = s3 if s3 is not None else source_object(config)
     info = info if info is not None else s3.head()
     limit = max_message_bytes(config)
-    report = CheckReport(source=info.uri, size=info.size, limit=limit)
+    report = CheckReport(
+        source=info.uri, size=info.size, limit=limit, bad_rows_before=bad_rows_before
+    )
     if progress is not None:
         progress.started(config.job_id, 0, 0, info.size)
     try:
@@ -195,7 +206,7 @@ def check(
 def _bad_rows(report: CheckReport, config: Config, rejects: tuple[Reject, ...]) -> None:
     """List ``rejects``; past ``--max-bad-rows``, raise what run would stop with."""
     for reject in rejects:
-        if len(report.bad_rows) == config.max_bad_rows:
+        if report.bad_rows_before + len(report.bad_rows) == config.max_bad_rows:
             raise BadInputError(
                 f"more than {config.max_bad_rows} bad rows (--max-bad-rows): run would stop "
                 f"here; this one: {reject.reason}: {reject.message}",
@@ -205,6 +216,7 @@ def _bad_rows(report: CheckReport, config: Config, rejects: tuple[Reject, ...]) 
             )
         report.bad_rows.append(
             {
+                "source": report.source,
                 "line": reject.line,
                 "byte_offset": reject.offset,
                 "reason": reject.reason,

@@ -33,8 +33,10 @@ __all__ = [
     "NEXT_OFFSET",
     "OFFSET",
     "SOURCE_FILE",
+    "BadRowLimit",
     "DeadLetters",
     "dead_letter_headers",
+    "limit_error",
 ]
 
 LINE = HEADER_PREFIX + "line"  # the row's first line, decimal
@@ -97,18 +99,12 @@ class DeadLetters:
         self._logged = 0
 
     def check_limit(self, rejects: tuple[Reject, ...]) -> None:
-        """Raise the error that stops the copy if ``rejects`` take the job past the limit."""
+        """Raise the error that stops the copy if ``rejects`` take the job past the limit (the
+        parser cuts a batch at the limit's row, ``BadRowLimit``: a guard)."""
         if self.total + len(rejects) <= self.max_bad_rows:
             return
         where = rejects[max(0, self.max_bad_rows - self.total)]
-        raise BadInputError(
-            f"more than {self.max_bad_rows} bad rows (--max-bad-rows); this one: "
-            f"{where.reason}: {where.message}. The rows before its batch are committed; raise "
-            "--max-bad-rows to go on with the same --job-id",
-            source=self.source,
-            line=where.line,
-            byte_offset=where.offset,
-        )
+        raise limit_error(where, self.max_bad_rows, self.source)
 
     def take(
         self, rejects: tuple[Reject, ...], position: list[tuple[str, bytes]]
@@ -119,15 +115,17 @@ class DeadLetters:
             if self._logged < LOGGED_BAD_ROWS:
                 self._logged += 1
                 logger.warning(
-                    "bad row %d at line %d, byte %d (%s): %s; %s",
+                    "bad row %d at line %d, byte %d of %s (%s): %s; %s",
                     self.total,
                     reject.line,
                     reject.offset,
+                    self.source,
                     reject.reason,
                     reject.message,
                     "dropped" if self.topic is None else f"sent to {self.topic}",
                     extra={
                         "bad_row": {
+                            "source": self.source,
                             "line": reject.line,
                             "byte_offset": reject.offset,
                             "reason": reject.reason,
@@ -149,3 +147,31 @@ class DeadLetters:
             )
             for reject in rejects
         ]
+
+
+def limit_error(where: Reject, max_bad_rows: int, source: str) -> BadInputError:
+    """The error of the job's (max_bad_rows + 1)th bad row, ``where``."""
+    return BadInputError(
+        f"more than {max_bad_rows} bad rows (--max-bad-rows); this one: "
+        f"{where.reason}: {where.message}. The rows before it are committed; raise "
+        "--max-bad-rows to go on with the same --job-id",
+        source=source,
+        line=where.line,
+        byte_offset=where.offset,
+    )
+
+
+class BadRowLimit:
+    """--max-bad-rows where the rows are parsed: how many more bad rows the job may have, over
+    all its objects (``total``: the job's count when the run started, from Kafka)."""
+
+    def __init__(self, max_bad_rows: int, total: int) -> None:
+        self.max_bad_rows = max_bad_rows
+        self.left = max_bad_rows - total
+
+    def over(self, rejects: tuple[Reject, ...]) -> Reject | None:
+        """The first of ``rejects`` past the limit (None: all pass, and are counted)."""
+        if len(rejects) > self.left:
+            return rejects[max(self.left, 0)]
+        self.left -= len(rejects)
+        return None

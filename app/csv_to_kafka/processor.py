@@ -538,6 +538,8 @@ class _Run:
             first=self.objects[0] if index > 0 else None,
             columns=config.columns,
             end_offset=self.p.part.end_byte if self.p.part is not None else -1,
+            max_bad_rows=config.max_bad_rows,
+            bad_rows=point.bad_rows,
         )
         if parser is not None:
             return parser.batches(job, on_retry=lambda: self.p._metrics.count(m.RETRIES))
@@ -553,9 +555,7 @@ class _Run:
             if parser is not None:
                 parser.close()
 
-    def _send(
-        self, ready: ReadyBatch, headers: list[tuple[str, bytes]], dead: DeadLetters
-    ) -> None:
+    def _send(self, ready: ReadyBatch, headers: list[tuple[str, bytes]], dead: DeadLetters) -> None:
         """Queue a batch's records (keyed or not) and its dead letters, in the transaction."""
         if ready.keys is None:
             self.sink.send(ready.values, headers)
@@ -588,9 +588,7 @@ class _Run:
             total=point.bad_rows,
         )
         self._log_start(point)
-        self.p._progress.started(
-            config.job_id, point.rows, self._job_position(point), self.span
-        )
+        self.p._progress.started(config.job_id, point.rows, self._job_position(point), self.span)
         if config.multi_object:
             self._next_object(point.object_index)
         self._checkpoint(point, Status.RUNNING, sync=True)

@@ -15,8 +15,10 @@ from the header's, it is not valid in the encoding, a quote is never closed, or 
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import csv
+import dataclasses
 import functools
 import io
 import itertools
@@ -136,6 +138,49 @@ def _row_begin(text: str, end: int, lines: int) -> int:
     return text.rfind("\n", 0, at) + 1
 
 
+def _type_message(encoder: BatchEncoder) -> str:
+    misfit = encoder.misfit
+    return (
+        f"{misfit} (--schema)"
+        if misfit is not None
+        else "a field does not fit its column's type (--schema)"
+    )
+
+
+def _encode_tolerant(
+    encoder: BatchEncoder,
+    rows: list[list[str]],
+    lines: list[int],
+    rejects: list[Reject],
+    raw_row: Callable[[int], tuple[int, int, int, bytes]],
+) -> tuple[list[list[str]], list[int], list[bytes], list[Reject]]:
+    """The batch's rows, lines and values without the rows whose field does not fit its type
+    (--schema, ``tolerate``), which join ``rejects`` as TYPE rows, in order of lines."""
+    values = encoder.encode_rows(rows, lines)
+    if len(values) == len(rows):
+        return rows, lines, values, rejects
+    kept_rows, kept_lines = rows[: len(values)], lines[: len(values)]
+    misfits: list[Reject] = []
+    at = len(values)
+    while at < len(rows):
+        offset, end, next_line, raw = raw_row(lines[at])
+        misfits.append(
+            Reject(0, lines[at], offset, next_line, end, TYPE, _type_message(encoder), raw)
+        )
+        at += 1
+        got = encoder.encode_rows(rows[at:], lines[at:])
+        values += got
+        kept_rows += rows[at : at + len(got)]
+        kept_lines += lines[at : at + len(got)]
+        at += len(got)
+    merged = sorted([*rejects, *misfits], key=lambda reject: reject.line)
+    placed = [
+        dataclasses.replace(reject, index=bisect.bisect_left(kept_lines, reject.line))
+        for reject in merged
+    ]
+    return kept_rows, kept_lines, values, placed
+
+
 class BatchEncoder(Protocol):
     """Turns rows into record values (``record.RecordEncoder``)."""
 
@@ -149,6 +194,11 @@ class BatchEncoder(Protocol):
 
     def encode_lines(self, lines: list[bytes], first_line: int) -> list[bytes] | None:
         """Values of plain UTF-8 lines, one row each; None when one has the wrong field count."""
+        ...
+
+    @property
+    def misfit(self) -> ValueError | None:
+        """The field that stopped the last ``encode_rows`` short of its rows (--schema)."""
         ...
 
 
@@ -580,9 +630,9 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
     and the plain lines of a block (the common case: no quote, escape or control character)
     go from bytes to values without becoming Python strings and lists (``_fast_block``).
 
-    With ``tolerate``, a row with the wrong field count or bytes invalid in the encoding is a
-    ``Reject`` in its batch's ``rejects`` and the rows after it follow; errors that lose the
-    parser's place still raise.
+    With ``tolerate``, a row with the wrong field count, bytes invalid in the encoding or (a
+    typed encoder) a field that does not fit its type is a ``Reject`` in its batch's
+    ``rejects`` and the rows after it follow; errors that lose the parser's place still raise.
     """
     encoding = _check_encoding(encoding)
     fast = (
@@ -677,6 +727,37 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
         rows: list[list[str]] = []
         lines: list[int] = []
         keep, mark = rows.append, lines.append
+
+        def _batch(  # noqa: PLR0917 (the batch's parts, named at the two calls' site)
+            rows: list[list[str]],
+            lines: list[int],
+            rejects: list[Reject],
+            start: int,
+            end: int,
+            end_line: int,
+            *,
+            position: _Position = position,
+            raw_row: Callable[[int], tuple[int, int, int, bytes]] | None = raw_row,
+        ) -> RowBatch:
+            values = None
+            if encoder is not None and raw_row is not None and encoder.typed_args is not None:
+                rows, lines, values, rejects = _encode_tolerant(
+                    encoder, rows, lines, rejects, raw_row
+                )
+            elif encoder is not None:
+                values = encoder.encode_rows(rows, lines)
+            return RowBatch(
+                rows,
+                lines,
+                start_offset=start,
+                end_offset=end,
+                end_line=end_line,
+                locate=position.line,
+                values=values,
+                rejects=rejects,
+                raw_row=raw_row,
+            )
+
         rejects: list[Reject] = []
         batch_start = end_offset
         try:
@@ -688,17 +769,7 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
                     mark(start)
                     if len(rows) == batch_rows:
                         end_offset = position.byte_at(buffer.tell())
-                        yield RowBatch(
-                            rows,
-                            lines,
-                            start_offset=batch_start,
-                            end_offset=end_offset,
-                            end_line=line,
-                            locate=position.line,
-                            values=None if encoder is None else encoder.encode_rows(rows, lines),
-                            rejects=rejects,
-                            raw_row=raw_row,
-                        )
+                        yield _batch(rows, lines, rejects, batch_start, end_offset, line)
                         rows, lines, rejects = [], [], []
                         keep, mark = rows.append, lines.append
                         batch_start = end_offset
@@ -755,17 +826,7 @@ def parse_rows(  # noqa: PLR0912, PLR0915 (one loop over blocks keeps the per-ro
             consumed = position.char_of_line(line + 1)
         end_offset = position.byte_at(consumed)
         if rows or rejects:
-            yield RowBatch(
-                rows,
-                lines,
-                start_offset=batch_start,
-                end_offset=end_offset,
-                end_line=line,
-                locate=position.line,
-                values=None if encoder is None else encoder.encode_rows(rows, lines),
-                rejects=rejects,
-                raw_row=raw_row,
-            )
+            yield _batch(rows, lines, rejects, batch_start, end_offset, line)
         if error is None and decode_error is not None:
             error = bad(decode_error.reason, at=decode_error.byte_offset)
         if error is not None:
@@ -898,8 +959,24 @@ def _fast_block(  # noqa: PLR0912, PLR0915 (one loop over the block keeps the ro
         if row is None:
             return None
         encoded = encode_rows([row], [line + 1])
-        if not encoded:  # a field that does not fit its type: the general parser places it
-            return None
+        if not encoded:  # a field that does not fit its type
+            if not tolerate:  # the general parser places it
+                return None
+            rejects.append(
+                Reject(
+                    index=len(values),
+                    line=line + 1,
+                    offset=offset + pos,
+                    next_line=line + 1 + count(b"\n", pos, end),
+                    end_offset=offset + end,
+                    reason=TYPE,
+                    message=_type_message(encoder),
+                    raw=block[pos : end - 1],
+                )
+            )
+            line += count(b"\n", pos, end)
+            pos = end
+            return True
         value = encoded[0]
         largest = max(largest, len(value))
         values.append(value)
@@ -935,10 +1012,21 @@ def _fast_block(  # noqa: PLR0912, PLR0915 (one loop over the block keeps the ro
             if pos == size:
                 break
             end = find(b"\n", pos)
-            if find(quote, pos, end) < 0:  # a plain line, with the wrong field count
+            if find(quote, pos, end) < 0:  # a plain line: the wrong field count, or a type
                 if not tolerate or end - pos <= 1:  # (a blank line is skipped, not a Reject)
                     return None
                 raw = block[pos : end - 1 if block[end - 1 : end] == b"\r" else end]
+                fields = raw.count(delimiter) + 1
+                if fields == width:  # the C loop left a typed field to Python (--schema)
+                    encoded = encode_rows([raw.decode().split(delimiter.decode())], [line + 1])
+                    if encoded:  # it fits after all
+                        values.append(encoded[0])
+                        lines.append(line + 1)
+                        largest = max(largest, len(encoded[0]))
+                        pos, line = end + 1, line + 1
+                        if len(values) == batch_rows:
+                            close_batch()
+                        continue
                 rejects.append(
                     Reject(
                         index=len(values),
@@ -946,9 +1034,11 @@ def _fast_block(  # noqa: PLR0912, PLR0915 (one loop over the block keeps the ro
                         offset=offset + pos,
                         next_line=line + 2,
                         end_offset=offset + end + 1,
-                        reason=FIELD_COUNT,
+                        reason=FIELD_COUNT if fields != width else TYPE,
                         message=(
-                            f"row has {raw.count(delimiter) + 1} fields but the header has {width}"
+                            f"row has {fields} fields but the header has {width}"
+                            if fields != width
+                            else _type_message(encoder)
                         ),
                         raw=raw,
                     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 import orjson
 
-from ._parse_process import ParseJob, source_object
+from ._parse_process import ParseJob, set_aside, source_object
 from ._retry import RetryPolicy
 from .config import Config
 from .deadletter import LINE, SOURCE_FILE
@@ -24,7 +24,7 @@ from .keys import Keyer
 from .objects import PinnedObjects, bucket_and_key, config_objects
 from .partitioning import partition_for
 from .plan import Plan
-from .sink import Sink, open_sink
+from .sink import Sink, max_message_bytes, open_sink
 from .source import Header, ObjectInfo, Reject, S3Object
 
 logger = logging.getLogger(__name__)
@@ -86,20 +86,31 @@ def _expected_batches(
 
     The same parser and encoder as ``run`` (the C loop where it applies), so a record that was
     copied right is byte for byte its row's value. ``header``, if given, receives the header.
+    ``rejects`` (--dlq-topic) receives the bad rows; then a record larger than run's limit
+    (``message.max.bytes``, -X as run's) is one of them, as run made it a dead letter.
     """
+    if rejects is not None:
+        max_bytes = max_message_bytes(config)  # run's limit: its too-large rows are dead letters
     if job is None:
         job = ParseJob.whole_object(config, info if info is not None else s3.head(), max_bytes)
         job = dataclasses.replace(job, bucket=s3.bucket, key=s3.key)
+    elif rejects is not None:
+        job = dataclasses.replace(job, max_bytes=max_bytes)
     found, encoder, batches = job.rows(s3)
     if header is not None:
         header.append(found)
     for batch in batches:
-        if rejects is not None:
-            rejects += batch.rejects  # (with --dlq-topic: the bad rows, for the dead letters)
         values = batch.values
         if values is None:
             values = encoder.encode_rows(batch.rows, batch.lines)
-        yield batch.lines, values
+        lines = batch.lines
+        if rejects is not None:  # (with --dlq-topic: the bad rows, for the dead letters)
+            batch_rejects = batch.rejects
+            if batch.keeps_text and max(map(len, values), default=0) > max_bytes:
+                lines = [line for line, v in zip(lines, values, strict=True) if len(v) <= max_bytes]
+                values, batch_rejects = set_aside(batch, values, encoder)
+            rejects += batch_rejects
+        yield lines, values
 
 
 _EXPECTED, _SEEN, _BOTH = 1, 2, 3
@@ -262,43 +273,55 @@ def verify(config: Config, *, sink: Sink | None = None, s3: S3Object | None = No
     finally:
         sink.close()
     if config.dlq_topic:
-        _compare_dead_letters(report, config, config.dlq_topic, rejects)
+        _compare_dead_letters(
+            report, config, config.dlq_topic, [(str(config.source), r) for r in rejects]
+        )
     return report
 
 
 def _compare_dead_letters(
-    report: VerifyReport, config: Config, topic: str, rejects: list[Reject]
+    report: VerifyReport, config: Config, topic: str, rejects: list[tuple[str, Reject]]
 ) -> None:
-    """The dead-letter ``topic``'s records of this object against its bad rows, in order."""
-    view = dataclasses.replace(config, topic=topic, dlq_topic=None, errors_tolerance="none")
+    """The dead-letter ``topic``'s records of the job's objects against their bad rows
+    (``rejects``: each object's, s3://… and the Reject, in the job's order), in order."""
+    view = dataclasses.replace(
+        config, topic=topic, dlq_topic=None, errors_tolerance="none", key_columns=()
+    )
     dlq = open_sink(view)
-    source = str(config.source).encode()
+    sources = {uri.encode() for uri, _reject in rejects} | {str(config.source).encode()}
+    several = len(sources) > 1
     report.dlq_topic = topic
     report.bad_rows_in_csv = len(rejects)
-    got: list[tuple[int, bytes]] = []
+    got: list[tuple[str, int, bytes]] = []
     try:
         for _offset, value, headers in dlq.committed_records():
             found = dict(headers)
-            if found.get(SOURCE_FILE) == source:
-                got.append((int(found.get(LINE) or b"-1"), value or b""))
+            source = found.get(SOURCE_FILE)
+            if source in sources:
+                got.append((source.decode(), int(found.get(LINE) or b"-1"), value or b""))
     finally:
         dlq.close()
     report.dead_letters = len(got)
-    want = [(r.line, r.raw) for r in rejects]
+    want = [(uri, r.line, r.raw) for uri, r in rejects]
     if got == want:
         return
+
+    def where(uri: str, line: int) -> str:
+        return f"{uri} line {line}" if several else f"line {line}"
+
     for index, (have, should) in enumerate(zip(got, want, strict=False)):
         if have != should:
             difference = (
-                f"dead letter {index + 1} in {topic} is line {have[0]}, expected line {should[0]}"
-                if have[0] != should[0]
-                else f"dead letter {index + 1} (line {have[0]}) differs from the row's bytes"
+                f"dead letter {index + 1} in {topic} is {where(*have[:2])}, expected "
+                f"{where(*should[:2])}"
+                if have[:2] != should[:2]
+                else f"dead letter {index + 1} ({where(*have[:2])}) differs from the row's bytes"
             )
             break
     else:
         difference = (
-            f"{topic} holds {len(got)} dead letters of this object, the CSV has "
-            f"{len(want)} bad rows"
+            f"{topic} holds {len(got)} dead letters of "
+            f"{'the objects' if several else 'this object'}, the CSV has {len(want)} bad rows"
         )
     if report.first_difference is None:
         report.first_difference = difference
@@ -311,7 +334,10 @@ def _verify_keyed(config: Config, sink: Sink, s3: S3Object) -> VerifyReport:
     comparison, which counts what is missing, repeated or out of order."""
     source = str(config.source)
     header: list[Header] = []
-    comparison = _Comparison(_expected_batches(config, s3, 1 << 30, header=header), source)
+    rejects: list[Reject] | None = [] if config.dlq_topic else None
+    comparison = _Comparison(
+        _expected_batches(config, s3, 1 << 30, header=header, rejects=rejects), source
+    )
     try:
         sink.ensure_topic()  # the partition count (a missing topic: exit 2, never created)
         partitions = sink.partitions
@@ -334,9 +360,12 @@ def _verify_keyed(config: Config, sink: Sink, s3: S3Object) -> VerifyReport:
                     f"the record at offset {offset} of partition {partition} has key {key!r}, "
                     "not the key and partition run gives its row"
                 )
-        return comparison.finish()
+        report = comparison.finish()
     finally:
         sink.close()
+    if config.dlq_topic and rejects is not None:
+        _compare_dead_letters(report, config, config.dlq_topic, [(source, r) for r in rejects])
+    return report
 
 
 def _misplaced(keyer: Keyer, key: bytes | None, value: bytes, partition: int) -> bool:
@@ -381,11 +410,16 @@ def verify_objects(config: Config, *, sink: Sink | None = None) -> VerifyReport:
     infos = _job_objects(config, s3)
     index = {info.uri: n for n, info in enumerate(infos)}
     comparisons: dict[int, _Comparison] = {}
+    # --dlq-topic: each object's bad rows, filled as its rows are compared
+    rejects: dict[int, list[Reject]] = {}
 
     def comparison(n: int) -> _Comparison:
         if n not in comparisons:
             bucket, key = bucket_and_key(infos[n].uri)
-            batches = _expected_batches(config, s3.sibling(bucket, key), 1 << 30, info=infos[n])
+            found = rejects.setdefault(n, []) if config.dlq_topic else None
+            batches = _expected_batches(
+                config, s3.sibling(bucket, key), 1 << 30, info=infos[n], rejects=found
+            )
             comparisons[n] = _Comparison(_unless_empty(batches), infos[n].uri)
         return comparisons[n]
 
@@ -425,6 +459,15 @@ def verify_objects(config: Config, *, sink: Sink | None = None) -> VerifyReport:
         finish_until(len(infos))
     finally:
         sink.close()
+    _add_up(total, reports)
+    if config.dlq_topic:
+        bad = [(infos[n].uri, r) for n in sorted(rejects) for r in rejects[n]]
+        _compare_dead_letters(total, config, config.dlq_topic, bad)
+    return total
+
+
+def _add_up(total: VerifyReport, reports: list[tuple[str, VerifyReport]]) -> None:
+    """The objects' reports into ``total``, each logged."""
     for uri, report in reports:
         for name in (
             "rows_in_csv",
@@ -440,7 +483,6 @@ def verify_objects(config: Config, *, sink: Sink | None = None) -> VerifyReport:
             total.first_difference = f"{uri}: {report.first_difference}"
         logger.info("%s: %s", uri, report.summary())
     total.objects = [(uri, report.ok) for uri, report in reports]
-    return total
 
 
 def _source_of(value: bytes | None) -> str | None:

@@ -162,11 +162,13 @@ class Job:
         return expected_records(self.data, self.source, **fmt)
 
     def checkpoint(self) -> dict[str, Any] | None:
-        item = (
-            boto3.client("dynamodb")
-            .get_item(TableName=self.table, Key={"job_id": {"S": self.job_id}}, ConsistentRead=True)
-            .get("Item")
-        )
+        dynamodb = boto3.client("dynamodb")
+        try:
+            item = dynamodb.get_item(
+                TableName=self.table, Key={"job_id": {"S": self.job_id}}, ConsistentRead=True
+            ).get("Item")
+        except dynamodb.exceptions.ResourceNotFoundException:
+            return None  # the first run creates the table: none yet is no checkpoint yet
         if item is None:
             return None
         return {name: next(iter(value.values())) for name, value in item.items()}

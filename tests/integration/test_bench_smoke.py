@@ -55,3 +55,32 @@ def test_bench_smoke_writes_its_results(stack: dict[str, str], tmp_path: Path) -
     assert confluent["extra"]["span_rows_per_s"] > confluent["rows_per_s"]
     assert "confluent rows/s" in document["table"]
     assert str(path) in run.stdout
+
+
+def test_bench_dead_letters_case(stack: dict[str, str], tmp_path: Path) -> None:
+    """``--dead-letters`` (issue 14): the clean file and its 1%-bad copy, one round, both
+    topics verified; the ratio is recorded (not asserted: it is the machine's, not the code's)."""
+    results = tmp_path / "results"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            *("--rows", "20000", "--runs", "none", "--no-warmup"),
+            *("--dead-letters", "--dead-letters-repeat", "1"),
+            *("--results-dir", str(results), "--cache-dir", str(tmp_path / "cache")),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    [path] = results.glob("bench-*.json")
+    dead = json.loads(path.read_text())["dead_letters"]
+    assert dead["bad_rows"] > 0
+    assert dead["verified"] is True
+    (round_,) = dead["rounds"]
+    assert round_["damaged"]["check_ok"] is True
+    assert "dead letters in" in round_["damaged"]["check"]
+    assert dead["ratio"] > 0

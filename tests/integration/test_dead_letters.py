@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
@@ -125,6 +126,8 @@ def test_bad_rows_go_to_the_dead_letter_topic_with_their_headers(job: Job) -> No
         (7, "encoding"),
         (9, "field-count"),
     ]
+    assert {b["source"] for b in named} == {job.source}  # each names its object
+    assert f"of {job.source} (field-count)" in result.stderr
     assert any(entry.get("bad_rows") == 4 for entry in logged)
     assert_exact(job, dlq)
     cp = job.checkpoint()
@@ -174,9 +177,9 @@ def test_past_max_bad_rows_stops_after_what_came_before_and_a_rerun_goes_on(job:
     assert result.returncode == 3, result.stderr
     assert "more than 2 bad rows" in result.stderr
     assert "line 7" in result.stderr  # the third bad row
-    # Its batch (the bad row at line 5, then it, then row 6) is not sent.
+    # Exactly what came before it is committed: the good rows and the two bad rows before it.
     assert [r["id"] for r in job.records()] == ["1", "3"]
-    assert [int(h["csv-to-kafka.line"]) for _v, h in dead_letters(job, dlq)] == [3]
+    assert [int(h["csv-to-kafka.line"]) for _v, h in dead_letters(job, dlq)] == [3, 5]
     again = job.run(*common, "--max-bad-rows", "2")
     assert again.returncode == 3
     done = job.run(*common, "--max-bad-rows", "10")
@@ -344,3 +347,277 @@ def test_a_record_too_large_for_kafka_is_a_dead_letter(job: Job) -> None:
     assert headers["csv-to-kafka.error"] == "record-too-large"
     assert headers["csv-to-kafka.line"] == "3"
     assert headers["csv-to-kafka.offset"] == str(len(HEADER) + 4)
+
+
+TYPED_SCHEMA = {
+    "type": "object",
+    "properties": {"id": {"type": "integer"}, "amount": {"type": ["number", "null"]}},
+}
+
+
+def make_typed(rows: int) -> tuple[bytes, list[int], list[tuple[int, bytes]]]:
+    """A typed file, every 97th row a misfit (plain, or quoted), in blocks the C loop reads:
+    the data, the ids of the good rows, (line, bytes) of the misfits."""
+    out, good, bad = [b"id,amount,name\n"], [], []
+    for i in range(1, rows + 1):
+        line = i + 1
+        if i % 97 == 0:
+            row = b"%d,%s,n%d" % (i, b"lots" if i % 2 else b'"1,5"', i)
+            bad.append((line, row))
+        else:
+            row = b"%d,%d.25,n%d" % (i, i, i)
+            good.append(i)
+        out.append(row + b"\n")
+    return b"".join(out), good, bad
+
+
+def test_a_type_misfit_is_a_type_dead_letter_under_all(job: Job, tmp_path: Any) -> None:
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(TYPED_SCHEMA))
+    data, good, bad = make_typed(5000)
+    job.put(data)
+    dlq = f"{job.topic}-dlq"
+    common = ("--schema", str(schema), "--checkpoint-every", "700")
+    result = job.run(*common, "--errors-tolerance", "all", "--dlq-topic", dlq)
+    assert result.returncode == 0, result.stderr
+    assert [r["id"] for r in job.records()] == good
+    letters = dead_letters(job, dlq)
+    assert [(int(h["csv-to-kafka.line"]), v) for v, h in letters] == bad
+    _line, first_row = bad[0]
+    headers = letters[0][1]
+    assert headers["csv-to-kafka.error"] == "type"
+    assert headers["csv-to-kafka.offset"] == str(data.index(b"\n" + first_row) + 1)
+    assert headers["csv-to-kafka.source-file"] == job.source
+    assert headers["csv-to-kafka.job"] == job.job_id
+    assert headers["__connect.errors.exception.class.name"].endswith("BadInputError")
+    assert (
+        "column 'amount': 'lots' is not a number" in headers["__connect.errors.exception.message"]
+    )
+    assert {h["csv-to-kafka.error"] for _v, h in letters} == {"type"}
+    assert f"{len(bad)} BAD ROWS" in result.stdout + result.stderr
+    verified = subprocess.run(
+        [*verify_args(job, dlq), "--schema", str(schema)],
+        env=job.process_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+@pytest.mark.parametrize("client", ["confluent"])
+def test_a_type_misfit_under_none_is_still_exit_3_at_its_row(job: Job, tmp_path: Any) -> None:
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(TYPED_SCHEMA))
+    data, good, bad = make_typed(500)
+    job.put(data)
+    result = job.run("--schema", str(schema), "--checkpoint-every", "50")
+    assert result.returncode == 3, result.stderr
+    line, row = bad[0]
+    assert f"line {line}" in result.stderr
+    offset = data.index(b"\n" + row) + 1
+    assert f"byte offset {offset}" in result.stderr
+    assert [r["id"] for r in job.records()] == good[: line - 2]
+
+
+def spaced_bad_rows(rows: int, every: int, first: int = 1) -> tuple[bytes, list[int]]:
+    """``rows`` rows, every ``every``-th a field too many: the data, the bad rows' lines."""
+    out, bad = [HEADER], []
+    for i in range(first, first + rows):
+        if i % every == 0:
+            out.append(b"%d,bad,row\n" % i)
+            bad.append(i - first + 2)
+        else:
+            out.append(b"%d,n%d\n" % (i, i))
+    return b"".join(out), bad
+
+
+def ids_before(data: bytes, line: int) -> list[str]:
+    good, _bad = split_rows(b"\n".join(data.split(b"\n")[: line - 1]) + b"\n")
+    return good
+
+
+@pytest.mark.parametrize("checkpoint_every", ["1", "7", "5000"])
+def test_max_bad_rows_is_exact_in_one_object(job: Job, checkpoint_every: str) -> None:
+    data, bad = spaced_bad_rows(1000, 13)
+    job.put(data)
+    dlq = f"{job.topic}-dlq"
+    common = ("--errors-tolerance", "all", "--dlq-topic", dlq)
+    result = job.run(*common, "--checkpoint-every", checkpoint_every, "--max-bad-rows", "20")
+    assert result.returncode == 3, result.stderr
+    assert f"line {bad[20]}" in result.stderr
+    assert [int(h["csv-to-kafka.line"]) for _v, h in dead_letters(job, dlq)] == bad[:20]
+    assert [r["id"] for r in job.records()] == ids_before(data, bad[20])
+    cp = job.checkpoint()
+    assert cp is not None
+    assert (cp["status"], cp["bad_rows"]) == ("FAILED", "20")
+
+
+@pytest.mark.parametrize("client", ["confluent"])
+def test_max_bad_rows_counts_over_the_objects_of_a_job(job: Job) -> None:
+    from .test_objects import Prefix
+
+    prefix = Prefix(job)
+    texts = [spaced_bad_rows(300, 10, first=1 + 300 * n) for n in range(3)]  # 30 bad rows each
+    for n, (text, _bad) in enumerate(texts):
+        prefix.put(f"part-{n}.csv", text)
+    dlq = f"{job.topic}-dlq"
+    common = ("--errors-tolerance", "all", "--dlq-topic", dlq, "--checkpoint-every", "50")
+    result = job.run(*common, "--max-bad-rows", "70")  # the 71st: the 11th of the third object
+    assert result.returncode == 3, result.stderr
+    third, third_bad = texts[2]
+    assert f"line {third_bad[10]}" in result.stderr
+    assert prefix.uri(prefix.parts[2][0]) in result.stderr
+    letters = dead_letters(job, dlq)
+    assert len(letters) == 70
+    assert [h["csv-to-kafka.source-file"] for _v, h in letters] == [
+        prefix.uri(key) for key, _text in prefix.parts for _ in range(30)
+    ][:70]
+    want = (
+        split_rows(texts[0][0])[0] + split_rows(texts[1][0])[0] + ids_before(third, third_bad[10])
+    )
+    assert [r["id"] for r in job.records()] == want
+
+
+@pytest.mark.parametrize("client", ["confluent"])
+def test_max_bad_rows_is_exact_over_a_killed_and_resumed_run(job: Job) -> None:
+    """The first run is killed (kill -9, the ``after-commit`` failpoint: deterministic) just
+    after its second commit, with 15 or 16 bad rows committed with its 200 good rows (the count
+    is in the records' headers, committed with them); the resumed run counts on from them and
+    stops exactly at the job's 21st bad row."""
+    data, bad = spaced_bad_rows(1000, 13)
+    job.put(data)
+    dlq = f"{job.topic}-dlq"
+    common = ("--errors-tolerance", "all", "--dlq-topic", dlq, "--checkpoint-every", "100")
+    common += ("--max-bad-rows", "20")
+    crashed = job.run(*common, env={"CSV_TO_KAFKA_FAILPOINTS": "after-commit=2"})
+    assert crashed.returncode == -9, crashed.stderr
+    assert len(job.records()) == 200  # two transactions of 100 good rows each
+    letters = [int(h["csv-to-kafka.line"]) for _v, h in dead_letters(job, dlq)]
+    assert letters == bad[: len(letters)]
+    assert 15 <= len(letters) <= 16
+    result = job.run(*common)
+    assert result.returncode == 3, result.stderr
+    assert f"line {bad[20]}" in result.stderr
+    assert [int(h["csv-to-kafka.line"]) for _v, h in dead_letters(job, dlq)] == bad[:20]
+    assert [r["id"] for r in job.records()] == ids_before(data, bad[20])
+    again = job.run(*common)  # the count is the job's: a rerun stops at once
+    assert again.returncode == 3
+    assert len(dead_letters(job, dlq)) == 20
+    done = job.run(*common[:-2], "--max-bad-rows", "1000")
+    assert done.returncode == 0, done.stderr
+    assert_exact(job, dlq)
+
+
+def run_verify(job: Job, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*job.args()[:3], "verify", *job.args()[4:10], "--kafka-client", job.client, *extra],
+        env=job.process_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+@pytest.mark.parametrize("client", ["confluent"])
+def test_keyed_verify_compares_the_dead_letters(job: Job) -> None:
+    job.put(DATA)
+    dlq = f"{job.topic}-dlq"
+    keyed = ("--key-column", "id", "--partitions", "2")
+    result = job.run(*keyed, "--errors-tolerance", "all", "--dlq-topic", dlq)
+    assert result.returncode == 0, result.stderr
+    verified = run_verify(job, "--key-column", "id", "--dlq-topic", dlq)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert f"bad rows in CSV 4, dead letters in {dlq} 4" in verified.stdout
+    empty = f"{dlq}-empty"
+    admin = AdminClient({"bootstrap.servers": job.bootstrap})
+    admin.create_topics([NewTopic(empty, num_partitions=1)])[empty].result(30)
+    other = run_verify(job, "--key-column", "id", "--dlq-topic", empty)
+    assert other.returncode == 1, other.stdout + other.stderr
+    assert "0 dead letters of this object, the CSV has 4 bad rows" in other.stdout
+
+
+def with_sources(
+    job: Job, command: str, sources: tuple[str, ...], *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """``run`` or ``verify`` of the job with ``sources`` (repeated --source) instead of its
+    own --source, when given."""
+    args = job.args()
+    if command == "verify":
+        args = [*args[:3], "verify", *args[4:10], "--kafka-client", job.client]
+    if sources:
+        at = args.index("--source")
+        del args[at : at + 2]
+    return subprocess.run(
+        [*args, *sources, *extra],
+        env=job.process_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+@pytest.mark.parametrize("client", ["confluent"])
+@pytest.mark.parametrize("how", ["prefix", "repeated"])
+def test_verify_dlq_over_the_objects_of_a_job(job: Job, how: str) -> None:
+    from .test_objects import Prefix
+
+    prefix = Prefix(job)
+    texts = [spaced_bad_rows(300, 10, first=1 + 300 * n)[0] for n in range(3)]  # 30 bad each
+    keys = [prefix.put(f"part-{n}.csv", text) for n, text in enumerate(texts)]
+    # repeated: two of the three objects, named, the third first
+    sources = ("--source", prefix.uri(keys[2]), "--source", prefix.uri(keys[0]))
+    sources = sources if how == "repeated" else ()
+    dlq = f"{job.topic}-dlq"
+    tolerate = ("--errors-tolerance", "all", "--dlq-topic", dlq, "--checkpoint-every", "50")
+    result = with_sources(job, "run", sources, *tolerate)
+    assert result.returncode == 0, result.stderr
+    verified = with_sources(job, "verify", sources, "--dlq-topic", dlq)
+    bad = 60 if sources else 90
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert f"bad rows in CSV {bad}, dead letters in {dlq} {bad}" in verified.stdout
+    # A dead-letter topic that lacks the last object's is a mismatch.
+    partial = f"{dlq}-partial"
+    copy_letters(job, partial, dead_letters(job, dlq)[: bad - 30])
+    missing = with_sources(job, "verify", sources, "--dlq-topic", partial)
+    assert missing.returncode == 1, missing.stdout + missing.stderr
+    assert f"{bad - 30} dead letters of the objects, the CSV has {bad} bad rows" in missing.stdout
+    # Dead letters in another order (the objects swapped) are a mismatch naming the object.
+    swapped = f"{dlq}-swapped"
+    letters = dead_letters(job, dlq)
+    copy_letters(job, swapped, letters[30:60] + letters[:30] + letters[60:])
+    other = with_sources(job, "verify", sources, "--dlq-topic", swapped)
+    assert other.returncode == 1, other.stdout + other.stderr
+    first = keys[2] if sources else keys[0]
+    assert f"dead letter 1 in {swapped} is s3://" in other.stdout
+    assert f"expected {prefix.uri(first)} line" in other.stdout
+
+
+def copy_letters(job: Job, topic: str, letters: list[tuple[bytes, dict[str, str]]]) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": job.bootstrap})
+    admin = AdminClient({"bootstrap.servers": job.bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=1)])[topic].result(30)
+    for value, headers in letters:
+        producer.produce(topic, value, headers=[(k, v.encode()) for k, v in headers.items()])
+    producer.flush(30)
+
+
+def test_verify_uses_runs_record_size_limit(job: Job) -> None:
+    """A record over run's -X message.max.bytes is a record-too-large dead letter; verify with
+    the same -X finds both topics exact (with the default limit, the row would be expected in
+    the topic)."""
+    row = b"2," + b"x" * 5000
+    job.put(HEADER + b"1,a\n" + row + b"\n3,c\n")
+    dlq = f"{job.topic}-dlq"
+    limit = ("-X", "message.max.bytes=4000")
+    result = job.run(*limit, "--errors-tolerance", "all", "--dlq-topic", dlq)
+    assert result.returncode == 0, result.stderr
+    ((value, headers),) = dead_letters(job, dlq)
+    assert (value, headers["csv-to-kafka.error"]) == (row, "record-too-large")
+    verified = run_verify(job, *limit, "--dlq-topic", dlq)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert f"bad rows in CSV 1, dead letters in {dlq} 1" in verified.stdout
+    without = run_verify(job, "--dlq-topic", dlq)  # another limit: the row is expected
+    assert without.returncode == 1, without.stdout + without.stderr

@@ -104,3 +104,34 @@ def test_check_needs_only_the_source() -> None:
         build_config(build_parser().parse_args(["check"]), {})
     from_env = build_config(build_parser().parse_args(["check"]), {"CSV_TO_KAFKA_SOURCE": SOURCE})
     assert str(from_env.source) == SOURCE
+
+
+def test_check_lists_each_bad_row_of_many_objects_with_its_object(s3: Any) -> None:
+    """--errors-tolerance all over a prefix: each bad row with its object, text and JSON, and
+    --max-bad-rows counts over the objects."""
+    from csv_to_kafka.check import check_objects, objects_json, objects_summary
+
+    s3.put_object(Bucket="bkt", Key="in/a.csv", Body=b"id,v\n1,a\n2,b,x\n3,c\n")
+    s3.put_object(Bucket="bkt", Key="in/b.csv", Body=b"id,v\n4\n5,e\n6,f,y\n")
+
+    def objects_config(*extra: str) -> Config:
+        args = build_parser().parse_args(["check", "--source", "s3://bkt/in/", *extra])
+        return build_config(args, {})
+
+    reports = check_objects(objects_config("--errors-tolerance", "all"))
+    text = objects_summary(reports)
+    assert "bad row at line 3, byte 9 of s3://bkt/in/a.csv (field-count)" in text
+    assert "bad row at line 2, byte 5 of s3://bkt/in/b.csv (field-count)" in text
+    assert "bad row at line 4, byte 11 of s3://bkt/in/b.csv (field-count)" in text
+    assert text.endswith("3 BAD ROWS (dead letters)")
+    as_json = objects_json(reports)
+    assert [(r["source"], r["line"], r["byte_offset"]) for r in as_json["bad_rows"]] == [
+        ("s3://bkt/in/a.csv", 3, 9),
+        ("s3://bkt/in/b.csv", 2, 5),
+        ("s3://bkt/in/b.csv", 4, 11),
+    ]
+    limited = check_objects(objects_config("--errors-tolerance", "all", "--max-bad-rows", "2"))
+    assert limited[0].ok
+    assert not limited[1].ok
+    assert "more than 2 bad rows" in (limited[1].error or "")
+    assert "line 4" in (limited[1].error or "")

@@ -105,5 +105,7 @@ def test_dropped_rows_are_counted_and_logged_up_to_a_limit(
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 3
     assert "line 2" in messages[0]
+    assert "of s" in messages[0]  # the object (s3://...)
+    assert caplog.records[0].bad_row["source"] == "s"  # type: ignore[attr-defined]
     assert "dropped" in messages[0]
     assert "only counted" in messages[2]

@@ -17,6 +17,7 @@ import pytest
 
 from csv_to_kafka import source
 from csv_to_kafka._parse_process import ready_batches
+from csv_to_kafka.deadletter import BadRowLimit
 from csv_to_kafka.errors import BadInputError
 from csv_to_kafka.record import RecordEncoder
 from csv_to_kafka.source import ENCODING, FIELD_COUNT, Reject, parse_header, parse_rows
@@ -240,3 +241,51 @@ def test_rejects_cross_the_pipe_as_json_with_their_bytes() -> None:
         Reject(2, 7, 90, 9, 120, ENCODING, "not valid", b'"q\n\xff",\r3'),
     )
     assert _rejects_from_json(_rejects_to_json(sent)) == sent
+
+
+@pytest.mark.parametrize("limit", range(6))
+@pytest.mark.parametrize("total", [0, 2])
+def test_max_bad_rows_cuts_the_batch_just_before_the_jobs_n_plus_first_bad_row(
+    fast_loop: str, limit: int, total: int
+) -> None:
+    """One batch of 4 rows: the values and dead letters before the (N+1)th bad row of the job
+    (the count starting at ``total``) are yielded, up to it, then its error is raised."""
+    data = b'a,b\n1,2\nx\n3,4\ny\nz\n5,6\n"w\nw"\n7,8\n'
+    bad_lines = [3, 5, 6, 8]
+    _header, encoder, batches = parse(data, 1000)
+    got = []
+    over = max(limit - total, 0)  # the bad rows of this object that pass
+    gen = ready_batches(batches, encoder, limit=BadRowLimit(limit, total))
+    if over >= len(bad_lines):
+        got = list(gen)
+    else:
+        with pytest.raises(BadInputError) as err:
+            for ready in gen:
+                got.append(ready)
+        cut = bad_lines[over]
+        assert err.value.line == cut
+        assert f"more than {limit} bad rows" in str(err.value)
+        assert err.value.byte_offset == data.index({3: b"x\n", 5: b"y\n", 6: b"z\n", 8: b'"w'}[cut])
+        assert got == [] or got[-1].next_line == cut
+        if got:
+            assert got[-1].next_offset == err.value.byte_offset
+    rejects = [r.line for ready in got for r in ready.rejects]
+    assert rejects == bad_lines[:over]
+    good = [orjson.loads(v)["_source_line"] for ready in got for v in ready.values]
+    last = bad_lines[over] if over < len(bad_lines) else 99
+    assert good == [line for line in (2, 4, 7, 10) if line < last]
+
+
+def test_the_limit_counts_over_the_objects_of_a_job() -> None:
+    limit = BadRowLimit(3, 0)
+    data = b"a,b\n1,2\nx\n3,4\ny\n"
+    _header, encoder, batches = parse(data, 1000)  # the first object: its 2 bad rows pass
+    first = [r for ready in ready_batches(batches, encoder, limit=limit) for r in ready.rejects]
+    assert len(first) == 2
+    _header, encoder, batches = parse(data, 1000)  # the second: the third passes, not the 4th
+    got = []
+    with pytest.raises(BadInputError) as err:
+        for ready in ready_batches(batches, encoder, limit=limit):
+            got.append(ready)
+    assert err.value.line == 5
+    assert [r.line for ready in got for r in ready.rejects] == [3]

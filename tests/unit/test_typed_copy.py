@@ -35,9 +35,16 @@ def schema_of(columns: dict[str, Any], **top: Any) -> str:
 
 
 def copy(
-    data: bytes, schema: str, nulls: tuple[str, ...] = (), batch_rows: int = 1000
+    data: bytes,
+    schema: str,
+    nulls: tuple[str, ...] = (),
+    batch_rows: int = 1000,
+    *,
+    tolerate: bool = False,
+    chunk: int = 0,
 ) -> Iterator[ReadyBatch]:
-    header, chunks = split_header(iter([data]), source=SOURCE)
+    pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)] if chunk else [data]
+    header, chunks = split_header(iter(pieces), source=SOURCE)
     types = parse_schema(schema).bind(header.names, nulls)
     encoder = RecordEncoder(header.names, SOURCE, 1_000_000, types=types)
     batches = parse_rows(
@@ -48,6 +55,7 @@ def copy(
         expected_fields=len(header.names),
         batch_rows=batch_rows,
         encoder=encoder,
+        tolerate=tolerate,
     )
     return ready_batches(batches, encoder)
 
@@ -171,3 +179,76 @@ def test_read_schema_from_a_file(tmp_path: Any) -> None:
 def test_schema_mistakes_are_config_errors(schema: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         list(copy(b"id,name\n1,a\n", schema))
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("quoted", [False, True])
+def test_a_misfit_under_tolerate_is_a_type_reject_and_the_rows_after_it_follow(
+    fast: bool, quoted: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not fast:
+        monkeypatch.setattr(source, "_encode_block", None)
+    bad = b'"x"' if quoted else b"x"
+    data = b"id,amount,ok,name\n1,1,t,a\n2,2,f,b\n" + bad + b',3,t,"c\nd"\n4,4,t,d\n5,y,t,e\n'
+    got = list(copy(data, TYPED, tolerate=True))
+    values = [orjson.loads(v) for ready in got for v in ready.values]
+    assert [v["id"] for v in values] == [1, 2, 4]
+    rejects = [r for ready in got for r in ready.rejects]
+    assert [(r.line, r.reason, r.raw) for r in rejects] == [
+        (4, source.TYPE, bad + b',3,t,"c\nd"'),
+        (7, source.TYPE, b"5,y,t,e"),
+    ]
+    assert rejects[0].offset == data.index(bad + b",3")
+    assert rejects[0].next_line == 6
+    assert rejects[0].end_offset == data.index(b"4,4,t")
+    assert "column 'id': 'x' is not an integer (--schema)" in rejects[0].message
+    assert "column 'amount': 'y' is not a number" in rejects[1].message
+    assert got[-1].next_offset == len(data)
+    assert got[-1].next_line == 8
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_under_tolerate_the_c_loop_and_the_python_path_agree_with_the_reference(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random typed files under tolerate, in small chunks: the good values are the reference's
+    values of the rows that fit, and every row that does not fit is a TYPE reject at its line,
+    with and without the C loop."""
+    rng = random.Random(seed)
+    width = rng.randint(1, 5)
+    columns = {
+        f"c{i}": {"type": [kind, "null"] if rng.random() < 0.5 else kind}
+        for i, kind in enumerate(rng.choice(KINDS) for _ in range(width))
+    }
+    data = random_file(rng, width, rng.randint(1, 200))
+    nulls = NULLS if rng.random() < 0.7 else ()
+    header, _chunks = split_header(iter([data]), source=SOURCE)
+    types = parse_schema(schema_of(columns)).bind(header.names, nulls)
+    reader = csv.reader(io.StringIO(data.decode(), newline="\n"))
+    next(reader)
+    want: list[bytes] = []
+    want_bad: list[int] = []
+    line = 2
+    for row in reader:
+        fits = reference([row], [line], types)
+        want += fits
+        if not fits:
+            want_bad.append(line)
+        line = reader.line_num + 1
+    batch_rows = rng.choice([1, 7, 1000])
+    chunk = rng.choice([0, 64, 257])
+    results = []
+    for fast in (True, False):
+        with monkeypatch.context() as patch:
+            if not fast:
+                patch.setattr(source, "_encode_block", None)
+            got = list(copy(data, schema_of(columns), nulls, batch_rows, tolerate=True,
+                            chunk=chunk))  # fmt: skip
+        values = [v for ready in got for v in ready.values]
+        rejects = [r for ready in got for r in ready.rejects]
+        assert values == want, fast
+        assert [r.line for r in rejects] == want_bad, fast
+        assert {r.reason for r in rejects} <= {source.TYPE}
+        assert all(data[r.offset : r.end_offset] == r.raw + b"\n" for r in rejects)
+        results.append([(r.line, r.offset, r.end_offset, r.raw) for r in rejects])
+    assert results[0] == results[1]
