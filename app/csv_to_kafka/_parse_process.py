@@ -53,6 +53,7 @@ from .errors import (
     BadInputError,
     ConfigError,
     CsvToKafkaError,
+    EmptyObjectError,
     InfrastructureError,
     TypeMisfitError,
 )
@@ -73,7 +74,9 @@ from .source import (
     split_header,
 )
 
-logger = logging.getLogger(__name__)
+# Not __name__: the parser process runs this module as __main__, and its log lines are
+# forwarded (and shown at INFO) under the package's name.
+logger = logging.getLogger("csv_to_kafka._parse_process")
 
 __all__ = [
     "ParseJob",
@@ -390,10 +393,24 @@ class ParseJob:
     def _opened(
         self, s3: S3Object
     ) -> Iterator[tuple[ParseJob, Header, RecordEncoder, Iterator[RowBatch], Restarts]]:
+        count = self.object_index + len(self.following) + 1
         for job in self._sequence():
             restarts = Restarts(max(job.member_offset, 0), job.member_text_offset)
             reader = s3 if job is self else s3.sibling(job.bucket, job.key)
-            header, encoder, batches = job.rows(reader, restarts)
+            try:
+                header, encoder, batches = job.rows(reader, restarts)
+            except EmptyObjectError:
+                # Nothing once decoded (a gzip of an empty file: Spark's empty partition): no
+                # rows, skipped as a zero-byte object is when the prefix is listed.
+                logger.info(
+                    "object %d of %d, %s, is empty once decoded (%d stored bytes): "
+                    "no rows, skipped",
+                    job.object_index + 1,
+                    count,
+                    job.info.uri,
+                    job.info.size,
+                )
+                continue
             yield job, header, encoder, batches, restarts
 
     def _objects_batches(self, s3: S3Object) -> Iterator[ReadyBatch]:
@@ -407,7 +424,10 @@ class ParseJob:
                 self.compression,
                 source=first.uri,
             )
-            expected = parse_header(decoded, **{**self._dialect(), "source": first.uri}).names
+            try:
+                expected = parse_header(decoded, **{**self._dialect(), "source": first.uri}).names
+            except EmptyObjectError:
+                expected = None  # skipped when it was read: the next object's header rules
         # The next object's GET starts (and its header is read) while this one is parsed.
         opened = ahead(self._opened(s3), depth=1, name="next-object")
         limit = self.bad_row_limit()  # one count over all the objects

@@ -21,7 +21,7 @@ from ._parse_process import ParseJob, ReadyBatch, ready_batches, source_object
 from ._retry import RetryPolicy
 from .config import Config
 from .decompress import Restarts
-from .errors import BadInputError
+from .errors import BadInputError, EmptyObjectError
 from .objects import bucket_and_key, config_objects
 from .sink import max_message_bytes
 from .source import ObjectInfo, Reject, S3Object
@@ -47,6 +47,7 @@ class CheckReport:
     # --errors-tolerance all: every bad row (source, line, byte_offset, reason, message), in
     # order
     bad_rows: list[dict[str, Any]] = field(default_factory=list)
+    empty: bool = False  # of a job's several objects: empty once decoded, run skips it
     bad_rows_before: int = 0  # of the objects before this one in the job (--max-bad-rows)
 
     @property
@@ -59,6 +60,11 @@ class CheckReport:
             f"({r['reason']}): {r['message']}"
             for r in self.bad_rows
         )
+        if self.ok and self.empty:
+            return (
+                f"check OK: {self.source}: empty once decoded ({self.size:,} bytes): no rows, "
+                "run skips it"
+            )
         if self.ok:
             return (
                 f"check OK: {self.source}: {self.rows:,} rows of {len(self.columns)} columns "
@@ -85,6 +91,7 @@ class CheckReport:
             "limit_bytes": self.limit,
             "error": self.error,
             "bad_rows": self.bad_rows,
+            "empty": self.empty,
         }
 
 
@@ -102,10 +109,11 @@ def check_objects(config: Config, *, progress: ProgressListener | None = None) -
         bucket, key = bucket_and_key(info.uri)
         before = sum(len(r.bad_rows) for r in reports)  # --max-bad-rows counts the job's
         report = check(config, s3=s3.sibling(bucket, key), info=info, bad_rows_before=before)
-        if report.ok and reports and report.columns != reports[0].columns:
+        first = next((r for r in reports if r.columns), None)  # empty objects have none
+        if report.ok and report.columns and first is not None and report.columns != first.columns:
             report.error = (
                 f"{info.uri}: its header row is {','.join(report.columns)!r}, but the job's "
-                f"first object {reports[0].source} has {','.join(reports[0].columns)!r}"
+                f"first object {first.source} has {','.join(first.columns)!r}"
             )
         reports.append(report)
         rows, done = rows + report.rows, done + info.size
@@ -185,6 +193,11 @@ def check(
             report.largest_record = max(report.largest_record, 0, *map(len, ready.values))
             if progress is not None:
                 progress.advanced(report.rows, ready.stored_offset, committed=False)
+    except EmptyObjectError as empty:
+        if config.multi_object:
+            report.empty = True  # run skips it: no rows
+        else:
+            report.error = str(empty)
     except BadInputError as bad:
         report.error = str(bad)
     return report

@@ -416,6 +416,13 @@ def _verify_command(commands: Any) -> None:
         help="the run's dead-letter topic (--errors-tolerance all): the topic must then hold "
         "exactly the good rows, and TOPIC exactly the bad rows, in order, once each",
     )
+    verify.add_argument(
+        "--job-id",
+        help="with --checkpoint-table, over many objects: compare with the list of objects the "
+        "job pinned at its first run (objects added to a prefix since then are not missing "
+        "records); without, or for a job that pinned none, the sources as listed now",
+    )
+    verify.add_argument("--checkpoint-table", help="the job's DynamoDB table of checkpoints")
     _plan_options(verify, part=False)
 
 

@@ -5,6 +5,8 @@ The tree::
     CsvToKafkaError              exit 1    unexpected
     ├── ConfigError              exit 2    usage or configuration; not retryable
     ├── BadInputError            exit 3    the CSV cannot be copied as it is; not retryable
+    │   ├── EmptyObjectError               no header row: nothing at all, once decoded (a job
+    │   │                                  of several objects skips such an object)
     │   ├── ObjectChangedError             the object is not the version the job started on
     │   └── TypeMisfitError                a field does not fit its column's type (--schema)
     ├── InfrastructureError      exit 4    Kafka, S3 or DynamoDB failed after retries; retryable
@@ -35,6 +37,7 @@ __all__ = [
     "CommitUnknownError",
     "ConfigError",
     "CsvToKafkaError",
+    "EmptyObjectError",
     "FencedError",
     "InfrastructureError",
     "ObjectChangedError",
@@ -95,6 +98,13 @@ class BadInputError(CsvToKafkaError):
             where.append(f"byte offset {byte_offset}")
         prefix = f"{', '.join(where)}: " if where else ""
         super().__init__(f"{prefix}{reason}")
+
+
+class EmptyObjectError(BadInputError):
+    """The object holds no header row: no bytes (once decoded: a gzip of an empty file, gzip
+    members or zstd frames or bzip2 streams that are all empty) or blank lines only. Alone, it
+    is bad input (exit 3); in a job of several objects it holds no rows and is skipped, as a
+    zero-byte object in a listing is (Spark writes an empty partition as a gzip of nothing)."""
 
 
 class ObjectChangedError(BadInputError):

@@ -569,7 +569,8 @@ class _Run:
         )
         if parser is not None:
             return parser.batches(job, on_retry=lambda: self.p._metrics.count(m.RETRIES))
-        return job.ready_batches(self.p._s3)
+        # The object's own reader: config.source may be a prefix, not this object
+        return job.ready_batches(self.p._s3.sibling(bucket, key))
 
     def _copy(self) -> int:
         # The parser process starts first: its start-up overlaps finding the position in Kafka.

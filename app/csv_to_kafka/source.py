@@ -35,7 +35,13 @@ import botocore.exceptions
 
 from ._ahead import ahead
 from ._retry import RetryPolicy, is_transient_aws, retry_call
-from .errors import BadInputError, ConfigError, InfrastructureError, ObjectChangedError
+from .errors import (
+    BadInputError,
+    ConfigError,
+    EmptyObjectError,
+    InfrastructureError,
+    ObjectChangedError,
+)
 
 try:
     from . import _speedups
@@ -502,7 +508,7 @@ def parse_header(
     )
     first = next(batches, None)
     if first is None:
-        raise BadInputError(
+        raise EmptyObjectError(
             "the object is empty: there is no header row", source=source, line=1, byte_offset=0
         )
     names = first.rows[0]

@@ -30,12 +30,23 @@ variable "s3_bucket" {
 }
 
 variable "s3_key" {
-  description = "Key of the CSV object (the job's --source is s3://s3_bucket/s3_key)."
+  description = "Key of the CSV object (the job's --source is s3://s3_bucket/s3_key), or a prefix ending in / (every object under it, in listing order, as one ordered job)."
   type        = string
 
   validation {
     condition     = length(var.s3_key) > 0 && !startswith(var.s3_key, "/")
     error_message = "s3_key must not be empty or start with /."
+  }
+}
+
+variable "s3_prefixes" {
+  description = "More sources of the same job after s3_key, in this order, each a prefix ending in / (CSV_TO_KAFKA_SOURCE holds them one per line). s3:ListBucket is granted under them and s3:GetObject on their objects."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for prefix in var.s3_prefixes : endswith(prefix, "/") && !startswith(prefix, "/")])
+    error_message = "Each of s3_prefixes must end with / and not start with /."
   }
 }
 

@@ -9,17 +9,27 @@ provider "aws" {
 data "aws_partition" "current" {}
 
 locals {
+  # The job's sources in order: s3_key (an object, or a prefix ending in /), then s3_prefixes.
+  # CSV_TO_KAFKA_SOURCE takes them one per line (a line break never occurs in an S3 URL).
+  source_keys = concat([var.s3_key], var.s3_prefixes)
+  source      = join("\n", [for key in local.source_keys : "s3://${var.s3_bucket}/${key}"])
+  # IAM: s3:GetObject on each object, or on every object under each prefix; s3:ListBucket
+  # (modules/core) only under the prefixes.
+  source_object_keys = [for key in local.source_keys : endswith(key, "/") ? "${key}*" : key]
+  source_prefixes    = [for key in local.source_keys : key if endswith(key, "/")]
+
   fargate   = var.compute_type == "FARGATE_SPOT"
-  source    = "s3://${var.s3_bucket}/${var.s3_key}"
   image     = "${module.core.ecr_repository_url}:${var.image_tag}"
   vcpus     = var.task_cpu / 1024
   partition = data.aws_partition.current.partition
 
+  # extra_environment last: an explicit setting wins, CSV_TO_KAFKA_SOURCE included (the IAM
+  # policy still grants only the objects of s3_key and s3_prefixes).
   environment = merge(module.core.environment, {
     CSV_TO_KAFKA_SOURCE = local.source
     CSV_TO_KAFKA_TOPIC  = var.kafka_topic
     CSV_TO_KAFKA_JOB_ID = var.job_id
-  })
+  }, var.extra_environment)
   # Array children get SOURCE, TOPIC and JOB_ID from their manifest line instead.
   array_environment = merge(
     module.core.environment,
@@ -72,7 +82,8 @@ module "core" {
   name                    = var.name
   aws_region              = var.aws_region
   s3_bucket               = var.s3_bucket
-  s3_keys                 = distinct(concat([var.s3_key], var.array_manifest_key == null ? [] : [var.array_manifest_key], var.array_s3_keys))
+  s3_keys                 = distinct(concat(local.source_object_keys, var.array_manifest_key == null ? [] : [var.array_manifest_key], var.array_s3_keys))
+  s3_prefixes             = local.source_prefixes
   s3_versioned            = var.s3_versioned
   s3_kms_key_arn          = var.s3_kms_key_arn
   msk_cluster_arn         = var.msk_cluster_arn

@@ -590,3 +590,24 @@ def test_each_module_readme_lists_its_inputs_and_outputs_and_a_usage_that_fits(
         required = {name for name, body in variables.items() if "default" not in body}
         assert required <= given, f"{tf.path}: the example lacks {required - given}"
         assert given <= set(variables), f"{tf.path}: the example sets {given - set(variables)}"
+
+
+@pytest.mark.parametrize(
+    "stack_name", ["option1-ecs-fargate", "option2-aws-batch", "option3-ec2-spot"]
+)
+def test_every_stack_takes_a_prefix_and_several_sources(
+    stacks: dict[str, TerraformDir], stack_name: str
+) -> None:
+    """s3_key may be a prefix and s3_prefixes adds sources: modules/core gets the prefixes
+    (s3:ListBucket under them) and their objects (s3:GetObject on PREFIX*); the container gets
+    them one per line in CSV_TO_KAFKA_SOURCE, which extra_environment may still override.
+    (tests/deployment/test_tofu_eval.py evaluates the same expressions.)"""
+    stack = stacks[stack_name]
+    core = stack.named("module")["core"]
+    assert "local.source_prefixes" in str(core["s3_prefixes"])
+    assert "local.source_object_keys" in str(core["s3_keys"])
+    variables = stack.named("variable")
+    assert variables["s3_prefixes"]["default"] == []
+    text = code(stack.all_text)
+    assert "source_keys = concat([var.s3_key], var.s3_prefixes)" in text
+    assert "}, var.extra_environment)" in text

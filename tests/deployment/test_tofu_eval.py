@@ -414,3 +414,84 @@ def test_the_launch_templates_user_data_is_launch_spots(tmp_path: Path) -> None:
     assert (
         "export CSV_TO_KAFKA_SOURCE='s3://my-data-bucket/exports/orders-2024.csv'" in from_terraform
     )
+
+
+# --- the stacks: a prefix, several sources, and what the container and IAM get ----------------
+
+
+def stack_console(tmp_path: Path, stack_name: str, **variables: str) -> Console:
+    """A stack's locals, module.core and data sources replaced by fixed values."""
+    terraform = STACKS[stack_name] / "terraform"
+    text = locals_blocks((terraform / "main.tf").read_text())
+    text = text.replace("module.core.environment", '{ CSV_TO_KAFKA_AUTH = "iam" }')
+    text = text.replace("module.core.secrets", "[]")
+    text = re.sub(r"module\.core\.\w+", '"stub"', text)
+    text = text.replace("data.aws_partition.current.partition", '"aws"')
+    text = text.replace('file("${path.module}/../user-data.sh")', '"# user-data.sh"')
+    return Console(
+        scratch(tmp_path, terraform / "variables.tf", text),
+        terraform / "terraform.tfvars.example",
+        **variables,
+    )
+
+
+@pytest.mark.parametrize("stack_name", list(STACKS))
+def test_a_stack_over_a_prefix_and_more_prefixes(stack_name: str, tmp_path: Path) -> None:
+    console = stack_console(
+        tmp_path,
+        stack_name,
+        s3_key="exports/orders/2024-12-05/",
+        s3_prefixes='["exports/orders/2024-12-06/", "late/"]',
+    )
+    assert console.json("local.environment")["CSV_TO_KAFKA_SOURCE"] == (
+        "s3://my-data-bucket/exports/orders/2024-12-05/\n"
+        "s3://my-data-bucket/exports/orders/2024-12-06/\n"
+        "s3://my-data-bucket/late/"
+    )
+    assert console.json("local.source_prefixes") == [
+        "exports/orders/2024-12-05/",
+        "exports/orders/2024-12-06/",
+        "late/",
+    ]
+    assert console.json("local.source_object_keys") == [
+        "exports/orders/2024-12-05/*",
+        "exports/orders/2024-12-06/*",
+        "late/*",
+    ]
+
+
+@pytest.mark.parametrize("stack_name", list(STACKS))
+def test_a_stack_over_one_object_is_as_before(stack_name: str, tmp_path: Path) -> None:
+    console = stack_console(tmp_path, stack_name)
+    environment = console.json("local.environment")
+    assert environment["CSV_TO_KAFKA_SOURCE"] == "s3://my-data-bucket/exports/orders-2024.csv"
+    assert environment["CSV_TO_KAFKA_AUTH"] == "iam"
+    assert console.json("local.source_prefixes") == []
+    assert console.json("local.source_object_keys") == ["exports/orders-2024.csv"]
+
+
+@pytest.mark.parametrize("stack_name", list(STACKS))
+def test_extra_environment_overrides_the_source(stack_name: str, tmp_path: Path) -> None:
+    source = "s3://my-data-bucket/exports/orders-2025.csv"
+    console = stack_console(
+        tmp_path,
+        stack_name,
+        extra_environment=f'{{ CSV_TO_KAFKA_SOURCE = "{source}" }}',
+    )
+    assert console.json("local.environment")["CSV_TO_KAFKA_SOURCE"] == source
+
+
+def test_s3_prefixes_must_end_with_a_slash(tmp_path: Path) -> None:
+    result = stack_console(tmp_path, "option1-ecs-fargate", s3_prefixes='["exports"]').run(
+        "var.s3_prefixes"
+    )
+    assert "Invalid value for variable" in result.stderr, result.stderr
+
+
+def test_core_grants_get_object_under_a_prefix(tmp_path: Path) -> None:
+    console = core_console(
+        tmp_path, s3_keys='["exports/orders/*"]', s3_prefixes='["exports/orders/"]'
+    )
+    assert console.json("local.source_object_arns") == [
+        "arn:aws:s3:::my-data-bucket/exports/orders/*"
+    ]

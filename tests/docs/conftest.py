@@ -17,6 +17,7 @@ marker comment that says how it is tested (every such block must have one):
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import os
 import re
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+import zstandard
 
 from tests.integration.conftest import make_csv
 
@@ -37,6 +39,7 @@ DOCS = ROOT / "docs"
 STACK = ROOT / "local" / "stack"
 VENV_BIN = Path(sys.executable).parent
 ROWS = 20_000
+PART_ROWS = 2_000  # rows of each object under the prefix
 
 MARKER = re.compile(r"^<!-- doc-test: (\w+)(.*?) -->\s*$")
 # The Kafka distribution's scripts, as the docs spell them, and the class each one runs.
@@ -158,6 +161,14 @@ def docenv(stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> D
     s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket=bucket, Key="orders.csv", Body=make_csv(ROWS))
     s3.put_object(Bucket=bucket, Key="orders-bad.csv", Body=bad_csv())
+    # A prefix of several objects (docs/operations.md, "Many objects in one job"): gzip, zstd,
+    # plain, and the _SUCCESS marker an export leaves.
+    parts = [make_csv(PART_ROWS, seed=seed) for seed in range(3)]
+    s3.put_object(Bucket=bucket, Key="parts/part-0000.csv.gz", Body=gzip.compress(parts[0]))
+    zstd = zstandard.ZstdCompressor().compress(parts[1])
+    s3.put_object(Bucket=bucket, Key="parts/part-0001.csv.zst", Body=zstd)
+    s3.put_object(Bucket=bucket, Key="parts/part-0002.csv", Body=parts[2])
+    s3.put_object(Bucket=bucket, Key="parts/_SUCCESS", Body=b"")
     bin_dir = tmp_path_factory.mktemp("bin")
     write_shims(bin_dir)
     env = {
@@ -165,6 +176,7 @@ def docenv(stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> D
         "PATH": f"{bin_dir}:{VENV_BIN}:{os.environ['PATH']}",
         "JOB_ID": f"docs-{tag}",
         "SOURCE": f"s3://{bucket}/orders.csv",
+        "PREFIX": f"s3://{bucket}/parts/",
         "TOPIC": f"docs-{tag}",
         "BOOTSTRAP": os.environ["KAFKA_BOOTSTRAP_SERVERS"],
         "TABLE": "csv-to-kafka-docs-checkpoints",

@@ -20,7 +20,7 @@ from .conftest import ROOT, VENV_BIN, Block, DocEnv, parse
 pytestmark = pytest.mark.docs
 
 PAGES = ["operations.md", "quick-reference.md"]
-SETUP_VARIABLES = {"JOB_ID", "SOURCE", "TOPIC", "BOOTSTRAP", "TABLE", "LOGS"}
+SETUP_VARIABLES = {"JOB_ID", "SOURCE", "PREFIX", "TOPIC", "BOOTSTRAP", "TABLE", "LOGS"}
 # Options of the aws command itself, valid after any operation.
 AWS_GLOBAL = {
     "--query",

@@ -129,7 +129,9 @@ class Job:
             text=True,
         )
 
-    def verify(self, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def verify(
+        self, *extra: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [
                 sys.executable,
@@ -145,6 +147,7 @@ class Job:
                 *self.kafka_args,
                 "--kafka-client",
                 self.client,
+                *extra,
             ],
             env=self.process_env(env),
             capture_output=True,

@@ -7,7 +7,9 @@ damaged compressed object are exit 3 after the rows before them."""
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import json
 import os
 import random
 import signal
@@ -356,3 +358,118 @@ def test_verify_over_a_prefix_agrees_with_the_oracle_on_a_damaged_topic(job: Job
     missing_line = expected_records(prefix.parts[2][1], third)[49]["_source_line"]
     assert f"first difference: {third}: " in result.stdout
     assert f"line {missing_line}" in result.stdout
+
+
+# -- empty and compressed edge cases in a prefix (the hostile corpus has them alone) ----------
+
+_EMPTY_GZIP = gzip.compress(b"", mtime=0)
+_EMPTY_ZSTD = zstandard.ZstdCompressor(level=3).compress(b"")
+
+
+@pytest.mark.parametrize("client", ["confluent"])  # the same with either client
+def test_objects_empty_once_decoded_are_skipped_in_a_prefix(job: Job) -> None:
+    """Spark writes an empty partition as a gzip of nothing: inside a prefix such an object
+    (empty gzip members, zstd frames or a bzip2 stream, nothing else) holds no rows and is
+    skipped, named in the log; a zero-byte .csv.gz is skipped when the prefix is listed. The
+    topic holds the other objects' rows in order; check and verify agree; a rerun adds
+    nothing. Alone, the same object is exit 3 (tests/data/hostile)."""
+    prefix = Prefix(job)
+    texts = [make_csv(400, seed=seed) for seed in range(3)]
+    members = gzip.compress(texts[1][:5000], mtime=0) + _EMPTY_GZIP * 2
+    members += gzip.compress(texts[1][5000:], mtime=0)
+    prefix.put("part-0.csv.gz", gzip.compress(texts[0], mtime=0), texts[0])
+    empty_gz = prefix.put("part-1.csv.gz", _EMPTY_GZIP * 3, data=False)
+    prefix.put("part-2.csv.gz", b"", data=False)  # zero bytes: skipped by the listing
+    prefix.put("part-3.csv.gz", members, texts[1])
+    empty_zst = prefix.put("part-4.csv.zst", _EMPTY_ZSTD * 2, data=False)
+    empty_bz2 = prefix.put("part-5.csv.bz2", bz2.compress(b""), data=False)
+    prefix.put("part-6.csv", texts[2])
+
+    result = job.run("--checkpoint-every", "150")
+    assert result.returncode == 0, result.stderr
+    assert "6 objects to copy, 1 skipped" in result.stderr
+    for key in (empty_gz, empty_zst, empty_bz2):
+        assert f"{prefix.uri(key)}, is empty once decoded" in result.stderr, result.stderr
+    prefix.assert_exact()
+    assert len(job.records()) == 1200
+
+    checked = job.command("check", "--json")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    report = json.loads(checked.stdout)
+    assert (report["ok"], report["objects"], report["rows"]) == (True, 6, 1200)
+    assert [o["empty"] for o in report["per_object"]] == [False, True, False, True, True, False]
+    verified = job.verify()
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    again = job.run()
+    assert again.returncode == 0, again.stderr
+    assert len(job.records()) == 1200
+
+
+@pytest.mark.parametrize("client", ["confluent"])  # the same with either client
+def test_a_zero_byte_csv_gz_alone_is_bad_input(job: Job) -> None:
+    """Named on its own, a zero-byte .csv.gz (or an object empty once decoded) is exit 3
+    "the object is empty", nothing sent; under a prefix it is skipped (above)."""
+    job.key = f"alone-{uuid.uuid4()}.csv.gz"
+    job.put(b"")
+    result = job.run()
+    assert result.returncode == 3, result.stderr
+    assert f"{job.source}, line 1, byte offset 0: the object is empty" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert job.records() == []
+
+
+def _with_bad_row(text: bytes, after: int, bad: bytes) -> tuple[bytes, bytes]:
+    """``text`` with ``bad`` (one line) inserted after its ``after``-th line, and what the topic
+    must hold: the same text with that line blank (skipped, its line number kept)."""
+    lines = text.split(b"\n")
+    head, tail = b"\n".join(lines[:after]) + b"\n", b"\n".join(lines[after:])
+    return head + bad + b"\n" + tail, head + b"\n" + tail
+
+
+def test_compressed_objects_with_bad_rows_skipped(job: Job) -> None:
+    """--errors-tolerance all --skip-bad-rows over gzip, zstd and bzip2 objects: each bad row
+    (a field too many, bytes not UTF-8, a ragged row in the last member) is dropped and
+    counted; every other row is in the topic once, in order, with its own line number."""
+    prefix = Prefix(job)
+    gz_text, gz_want = _with_bad_row(make_csv(500, seed=1), 120, b"x,1,2,3,4,5,6")
+    zst_text, zst_want = _with_bad_row(make_csv(500, seed=2), 300, b"y,caf\xe9,a,1.0,n")
+    bz_text, bz_want = _with_bad_row(make_csv(500, seed=3), 2, b"z,only")
+    half = len(gz_text) // 2
+    gz = gzip.compress(gz_text[:half], mtime=0) + gzip.compress(gz_text[half:], mtime=0)
+    prefix.put("a.csv.gz", gz, gz_want)
+    prefix.put("b.csv.zst", zstandard.ZstdCompressor(level=3).compress(zst_text), zst_want)
+    prefix.put("c.csv.bz2", bz2.compress(bz_text), bz_want)
+    args = ("--errors-tolerance", "all", "--skip-bad-rows", "--checkpoint-every", "200")
+    crashed = job.run(*args, env={"CSV_TO_KAFKA_FAILPOINTS": "after-commit=3"})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    result = job.run(*args)
+    assert result.returncode == 0, result.stderr
+    prefix.assert_exact()
+    cp = job.checkpoint()
+    assert cp is not None
+    assert (cp["status"], cp["bad_rows"]) == ("COMPLETED", "3")
+    assert "3 BAD ROWS dropped" in result.stdout, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("client", ["confluent"])  # the same with either client
+def test_verify_with_the_job_uses_its_pinned_list(job: Job) -> None:
+    """An object added under the prefix after the job's first run is not part of the job:
+    verify with --job-id and --checkpoint-table compares with the pinned list (OK), without
+    them with the listing of now (the added object's rows are missing)."""
+    prefix = Prefix(job)
+    for n in range(2):
+        prefix.put(f"p{n}.csv", make_csv(300, seed=n))
+    assert job.run().returncode == 0
+    added = prefix.put("p2.csv", make_csv(50, seed=2), data=False)
+
+    listed = job.verify()
+    assert listed.returncode == 1, listed.stdout + listed.stderr
+    assert f"MISMATCH {prefix.uri(added)}" in listed.stdout
+    pinned = job.verify("--job-id", job.job_id, "--checkpoint-table", job.table)
+    assert pinned.returncode == 0, pinned.stdout + pinned.stderr
+    assert prefix.uri(added) not in pinned.stdout
+    assert f"the 2 objects job {job.job_id} pinned at its first run" in pinned.stderr
+    # A job that pinned nothing (never run): the listing of now.
+    other = job.verify("--job-id", f"never-{uuid.uuid4()}", "--checkpoint-table", job.table)
+    assert other.returncode == 1, other.stdout + other.stderr
+    assert "pinned no list of objects" in other.stderr

@@ -23,7 +23,8 @@ def main() -> None:
     code = subprocess.call(command)
     out.write_text(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
     if code < 0:
-        signal.signal(-code, signal.SIG_DFL)
+        if -code not in (signal.SIGKILL, signal.SIGSTOP):  # those cannot be caught anyway
+            signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)
     sys.exit(code)
 

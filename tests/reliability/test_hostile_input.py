@@ -18,10 +18,11 @@ import boto3
 import orjson
 import pytest
 import zstandard
+from confluent_kafka import KafkaError, TopicPartition
 
 from .conftest import Profile, clients
 from .faults import ROOT, FaultJob, Run
-from .oracle import Expected, Oracle, read_partition
+from .oracle import Expected, Oracle, _consumer, read_partition
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
@@ -318,3 +319,81 @@ def test_an_impossible_kafka_setting_is_a_configuration_error(
     assert code == 2, f"exit {code}:\n{out[-3000:]}"
     assert "message.timeout.ms" in out
     assert read_partition(job.bootstrap, job.topic) == []
+
+
+# -- a gzip bomb: ~1 MB stored, 512 MiB of rows --------------------------------------------
+
+BOMB_ROW = b"bomb," + b"x" * 1018 + b"\n"  # 1 KiB, the same every row: deflate's best ratio
+BOMB_ROWS = 512 * 1024  # 512 MiB of rows
+BOMB_EVERY = 10_000  # rows per transaction: killed after the 3rd commit, 30,000 rows in
+BOMB_MAX_RSS_MB = 160
+
+
+def _gzip_bomb() -> bytes:
+    """One gzip member of the header and BOMB_ROWS rows (level 6: 1.4 MB, made in 6 s; level 9
+    makes 1.1 MB in 36 s), compressed 8 MiB at a time."""
+    packer = zlib.compressobj(6, zlib.DEFLATED, 31)
+    block = BOMB_ROW * 8192
+    out = [packer.compress(b"kind,pad\n")]
+    out += [packer.compress(block) for _ in range(BOMB_ROWS // 8192)]
+    return b"".join(out) + packer.flush()
+
+
+def _assert_bomb_topic(job: FaultJob) -> None:
+    """The topic holds one record per row, in order, once each, as Python reads them; read as
+    a stream (the topic is 600 MB: never held whole)."""
+    want = {"kind": "bomb", "pad": "x" * 1018, "_source_file": job.source}
+    consumer = _consumer(job.bootstrap)
+    try:
+        consumer.assign([TopicPartition(job.topic, 0, 0)])
+        line = 2
+        while True:
+            messages = consumer.consume(10_000, timeout=5)
+            assert messages, f"no record after line {line - 1}: the topic ends early"
+            for message in messages:
+                error = message.error()
+                if error is not None:
+                    assert error.code() == KafkaError._PARTITION_EOF, error.str()
+                    assert line == BOMB_ROWS + 2, f"{line - 2} records, {BOMB_ROWS} rows"
+                    return
+                record = orjson.loads(message.value())
+                assert record == {**want, "_source_line": line}, (line, record)
+                line += 1
+    finally:
+        consumer.close()
+
+
+def test_a_gzip_bomb_is_copied_killed_and_resumed_in_flat_memory(
+    fault_job: Callable[..., FaultJob], tmp_path: Any
+) -> None:
+    """A 1.4 MB gzip of 512 MiB of rows (370:1): the processor decodes it in bounded pieces,
+    so its peak RSS stays under BOMB_MAX_RSS_MB while copying, killed (-9, deterministically:
+    the after-commit failpoint, after 150,000 of 524,288 rows), and resumed (re-decoding the
+    single member from its start and dropping what was copied); the topic is exact. 30 s on
+    the local stack (2 shared vCPUs): in the CI subset. Peaks here: 81 MB killed, 100 MB
+    resumed, at transactions of 10,000 rows (10 MB); at 50,000 rows (52 MB) the resumed run
+    peaked at 210 MB, reading the last transaction back from Kafka to find its position."""
+    bomb = _gzip_bomb()
+    assert len(bomb) < 1_600_000, len(bomb)
+    job = fault_job("confluent", data=bomb)
+    args = ("--checkpoint-every", str(BOMB_EVERY))
+    crashed = job.launch(*args, env={"CSV_TO_KAFKA_FAILPOINTS": "after-commit=3"}, measure_rss=True)
+    code = crashed.wait(600)
+    assert code == -signal.SIGKILL, f"exit {code}:\n{crashed.output()[-3000:]}"
+    cp = job.checkpoint()
+    assert cp is not None
+    # Killed mid-copy: 3 commits in (of at most BOMB_EVERY rows each: --checkpoint-seconds may
+    # end one sooner), the checkpoint at or behind them.
+    assert 0 < int(cp["total_sent"]) <= 3 * BOMB_EVERY < BOMB_ROWS, cp
+    resumed = job.launch(*args, measure_rss=True)
+    code = resumed.wait(900)
+    assert code == 0, f"exit {code}:\n{resumed.output()[-3000:]}"
+    peaks = [run.max_rss_kb for run in (crashed, resumed)]
+    assert None not in peaks
+    peak_mb = [round(kb / 1024) for kb in peaks if kb is not None]
+    print(f"gzip bomb: {len(bomb):,} bytes stored, peak RSS {peak_mb} MB (killed, resumed)")
+    assert max(peak_mb) < BOMB_MAX_RSS_MB, f"peak RSS {peak_mb} MB"
+    cp = job.checkpoint()
+    assert cp is not None
+    assert (cp["status"], int(cp["total_sent"])) == ("COMPLETED", BOMB_ROWS)
+    _assert_bomb_topic(job)

@@ -4,19 +4,31 @@ chunks and read back (10,000 objects), resume's checks of a prefix (moto in-proc
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import gzip
 import io
+import logging
 import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import orjson
 import pytest
+import zstandard
 from moto import mock_aws
 
+from csv_to_kafka._parse_process import ParseJob
 from csv_to_kafka._retry import RetryPolicy
 from csv_to_kafka.cli import Progress, build_config, build_parser
 from csv_to_kafka.config import Config, parse_source_uri
-from csv_to_kafka.errors import ConfigError, InfrastructureError, ObjectChangedError
+from csv_to_kafka.errors import (
+    BadInputError,
+    ConfigError,
+    EmptyObjectError,
+    InfrastructureError,
+    ObjectChangedError,
+)
 from csv_to_kafka.objects import (
     JobObjects,
     PinnedObjects,
@@ -25,7 +37,7 @@ from csv_to_kafka.objects import (
     list_objects,
     read_manifest,
 )
-from csv_to_kafka.source import ObjectInfo
+from csv_to_kafka.source import ObjectInfo, S3Object
 
 FAST = RetryPolicy(total_seconds=5, initial_backoff=0.01, max_backoff=0.05)
 BUCKET = "exports"
@@ -239,3 +251,70 @@ def test_progress_shows_the_object(caplog: pytest.LogCaptureFixture) -> None:
     bar.object_started(0, 2)
     bar.advanced(10, 500, committed=True)
     assert "object 1/2" in bar_out.getvalue()
+
+
+def _parse_job(infos: tuple[ObjectInfo, ...], index: int = 0, **changes: Any) -> ParseJob:
+    bucket, key = infos[index].uri[len("s3://") :].split("/", 1)
+    job = ParseJob(
+        bucket=bucket,
+        key=key,
+        info=infos[index],
+        retry=FAST,
+        start_offset=0,
+        start_line=1,
+        delimiter=",",
+        quotechar='"',
+        encoding="utf-8",
+        max_bytes=1 << 20,
+        batch_rows=100,
+        object_index=index,
+        following=infos[index + 1 :],
+    )
+    return dataclasses.replace(job, **changes)
+
+
+def _records(job: ParseJob, s3: Any) -> list[tuple[int, bytes]]:
+    reader = S3Object(job.bucket, job.key, retry=FAST, client=s3)
+    return [
+        (ready.object_index, value) for ready in job.ready_batches(reader) for value in ready.values
+    ]
+
+
+def test_objects_empty_once_decoded_are_skipped(aws: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A gzip of nothing, empty zstd frames: no rows, skipped and logged, also as the job's first
+    object (a resumed run then takes the header from the next object); alone, exit 3."""
+    s3, _ddb = aws
+    empty_zstd = zstandard.ZstdCompressor().compress(b"")
+    for key, body in [
+        ("e/0.csv.gz", gzip.compress(b"")),
+        ("e/1.csv", b"a,b\n1,2\n"),
+        ("e/2.csv.zst", empty_zstd * 2),
+        ("e/3.csv", b"a,b\n3,4\n"),
+    ]:
+        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    infos = list_objects([parse_source_uri(f"s3://{BUCKET}/e/")], s3, FAST)
+    caplog.set_level(logging.INFO)
+    got = _records(_parse_job(infos), s3)
+    assert [(index, orjson.loads(value)["a"]) for index, value in got] == [(1, "1"), (3, "3")]
+    assert "object 1 of 4, s3://exports/e/0.csv.gz, is empty once decoded" in caplog.text
+    assert "object 3 of 4, s3://exports/e/2.csv.zst, is empty once decoded" in caplog.text
+    # Resumed at object 4: the first object, empty, has no header to compare with.
+    resumed = _records(_parse_job(infos, 3, first=infos[0]), s3)
+    assert [orjson.loads(value)["a"] for _index, value in resumed] == ["3"]
+    # Alone: the object is empty.
+    alone = _parse_job(infos[:1])
+    with pytest.raises(EmptyObjectError, match="the object is empty"):
+        _records(alone, s3)
+
+
+def test_a_differing_header_after_an_empty_first_object_is_bad_input(aws: Any) -> None:
+    s3, _ddb = aws
+    for key, body in [
+        ("h/0.csv.gz", gzip.compress(b"")),
+        ("h/1.csv", b"a,b\n1,2\n"),
+        ("h/2.csv", b"x,y\n3,4\n"),
+    ]:
+        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    infos = list_objects([parse_source_uri(f"s3://{BUCKET}/h/")], s3, FAST)
+    with pytest.raises(BadInputError, match="every object of a job must have the same header"):
+        _records(_parse_job(infos), s3)

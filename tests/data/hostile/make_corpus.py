@@ -391,6 +391,49 @@ bad(
     names_line=False,
 )
 
+# Empty members, frames and streams (issue 13): between real ones they are read through; an
+# object made of nothing else is empty once decoded: exit 3 when it is the job's only object
+# (skipped inside a prefix: tests/integration/test_objects.py).
+_EMPTY_GZIP = gzip.compress(b"", mtime=0)
+_EMPTY_ZSTD = _ZSTD.compress(b"")
+_EMPTY_BZIP2 = bz2.compress(b"")
+copy(
+    "gzip_empty_members.csv",
+    _EMPTY_GZIP
+    + gzip.compress(_MORE[:300], mtime=0)
+    + _EMPTY_GZIP * 2
+    + gzip.compress(_MORE[300:], mtime=0)
+    + _EMPTY_GZIP,
+    "empty gzip members before, between and after real ones (a writer flushing nothing)",
+    compressed=True,
+)
+copy(
+    "zstd_empty_frames.csv",
+    _EMPTY_ZSTD + _ZSTD.compress(_MORE[:300]) + _EMPTY_ZSTD * 2 + _ZSTD.compress(_MORE[300:]),
+    "empty zstd frames before and between real ones",
+    compressed=True,
+)
+copy(
+    "bzip2_empty_stream.csv",
+    bz2.compress(_MORE[:300]) + _EMPTY_BZIP2 + bz2.compress(_MORE[300:]) + _EMPTY_BZIP2,
+    "an empty bzip2 stream between two real ones, and one at the end",
+    compressed=True,
+)
+for _name, _empty, _what in (
+    ("gzip_only_empty_members.csv", _EMPTY_GZIP * 3, "three empty gzip members"),
+    ("zstd_only_empty_frames.csv", _EMPTY_ZSTD * 3, "three empty zstd frames"),
+    ("bzip2_only_empty_stream.csv", _EMPTY_BZIP2, "one empty bzip2 stream"),
+):
+    bad(
+        _name,
+        _empty,
+        f"{_what} and nothing else: empty once decoded, the job's only object",
+        line=1,
+        offset=0,
+        message="the object is empty",
+        compressed=True,
+    )
+
 
 def main() -> None:
     manifest = {}
