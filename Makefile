@@ -36,8 +36,9 @@ stack-down: ## Stop the local stack
 	local/stack down
 
 .PHONY: lint
-lint: install ## ruff and mypy (strict) on the package
+lint: install ## ruff (lint and format) and mypy (strict) on the package
 	$(BIN)/ruff check app tests bench local docs/tools
+	$(BIN)/ruff format --check app tests bench local docs/tools
 	$(BIN)/mypy
 
 .PHONY: unit

@@ -229,9 +229,7 @@ class Config:
         if self.retry_seconds < 0:
             raise ConfigError("--retry-seconds must not be negative")
         if self.partitions is not None and not 1 <= self.partitions <= MAX_PARTITIONS:
-            raise ConfigError(
-                f"--partitions must be 1 to {MAX_PARTITIONS}, got {self.partitions}"
-            )
+            raise ConfigError(f"--partitions must be 1 to {MAX_PARTITIONS}, got {self.partitions}")
         if len(set(self.key_columns)) != len(self.key_columns) or "" in self.key_columns:
             raise ConfigError(
                 f"--key-column names must be distinct and not empty, got {list(self.key_columns)}"

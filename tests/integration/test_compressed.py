@@ -33,8 +33,9 @@ ENCODERS = {
     "gzip": lambda data: gzip.compress(data, 6, mtime=0),
     "gzip-7-members": lambda data: _gzip_members(data, 7),
     "zstd-5-frames": lambda data: _zstd_frames(data, 5),
-    "bzip2-2-streams": lambda data: bz2.compress(data[: len(data) // 2])
-    + bz2.compress(data[len(data) // 2 :]),
+    "bzip2-2-streams": lambda data: (
+        bz2.compress(data[: len(data) // 2]) + bz2.compress(data[len(data) // 2 :])
+    ),
 }
 
 

@@ -201,9 +201,7 @@ def verify(job: Job, *extra: str) -> subprocess.CompletedProcess[str]:
 
 def test_key_columns_from_the_environment(job: Job) -> None:
     job.put(keyed_csv(300, seed=3))
-    result = job.run(
-        env={"CSV_TO_KAFKA_KEY_COLUMNS": "customer", "CSV_TO_KAFKA_PARTITIONS": "3"}
-    )
+    result = job.run(env={"CSV_TO_KAFKA_KEY_COLUMNS": "customer", "CSV_TO_KAFKA_PARTITIONS": "3"})
     assert result.returncode == 0, result.stderr
     assert_keyed_exact(job, 3, ["customer"], "|")
 

@@ -430,9 +430,20 @@ def test_the_checkpoint_writer_writes_the_newest_and_never_a_stale_one(aws: None
 
     writer = _CheckpointWriter(Slow(), MetricsEmitter("CsvToKafka", JOB, interval=3600.0))
     template = Checkpoint(
-        job_id=JOB, status=Status.RUNNING, source="s3://b/k", topic="t", etag="e",
-        version_id=None, last_line=0, total_sent=0, byte_offset=0, kafka_offset=-1,
-        total_bytes=1, rows_per_second=0.0, bytes_per_second=0.0, started_at="s",
+        job_id=JOB,
+        status=Status.RUNNING,
+        source="s3://b/k",
+        topic="t",
+        etag="e",
+        version_id=None,
+        last_line=0,
+        total_sent=0,
+        byte_offset=0,
+        kafka_offset=-1,
+        total_bytes=1,
+        rows_per_second=0.0,
+        bytes_per_second=0.0,
+        started_at="s",
         updated_at="u",
     )
     for rows in range(1, 6):
