@@ -778,20 +778,12 @@ class KafkaPythonSink:
     ) -> ResumePoint | None:
         """The job's last point in one partition."""
         low, end = self._stable_range(consumer, partition)
-        if hint is not None and low <= hint < end:
-            found = self._last_of_job(consumer, job_id, hint, end, partition)
-            if found is not None:
-                return found
-        # Scan backwards in growing windows: the job's last record is normally near the end.
-        window = _sink.SCAN_WINDOW
-        while end > low:
-            start = max(low, end - window)
-            found = self._last_of_job(consumer, job_id, start, end, partition)
-            if found is not None:
-                return found
-            end = start
-            window *= 2
-        return None
+        return _sink.last_point(
+            lambda start, stop: self._last_of_job(consumer, job_id, start, stop, partition),
+            low,
+            end,
+            hint,
+        )
 
     def _last_of_job(
         self, consumer: Any, job_id: str, start: int, end: int, partition: int | None = None

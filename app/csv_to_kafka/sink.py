@@ -245,6 +245,40 @@ def created_partitions(config: Config) -> int:
     return config.partitions if config.partitions is not None else config.plan_partitions
 
 
+def last_point(
+    last_of_job: Callable[[int, int], ResumePoint | None], low: int, end: int, hint: int | None
+) -> ResumePoint | None:
+    """The job's last point in the committed offsets [low, end) of one partition, read backwards
+    in growing windows (``last_of_job(start, end)``: the last point in [start, end)).
+
+    The job's last record is normally near the end: one window of SCAN_WINDOW offsets finds it
+    even when Kafka is a whole transaction ahead of the checkpoint (a kill after a commit,
+    before the checkpoint's write), where reading forwards from ``hint`` (the checkpoint's
+    offset) would read the transaction back, and hold a fetch of it in memory. With ``hint``,
+    the windows stop there first; only if [hint, end) holds nothing of the job (a topic
+    recreated since) do they go on below it.
+    """
+    floor = hint if hint is not None and low <= hint < end else low
+    found = _last_backwards(last_of_job, floor, end)
+    if found is None and floor > low:
+        found = _last_backwards(last_of_job, low, floor)
+    return found
+
+
+def _last_backwards(
+    last_of_job: Callable[[int, int], ResumePoint | None], low: int, end: int
+) -> ResumePoint | None:
+    window = SCAN_WINDOW
+    while end > low:
+        start = max(low, end - window)
+        found = last_of_job(start, end)
+        if found is not None:
+            return found
+        end = start
+        window *= 2
+    return None
+
+
 def last_of_partitions(points: Iterable[ResumePoint | None]) -> ResumePoint | None:
     """The latest of each partition's last point of a job: the one with the most rows (every
     transaction ends with one record with headers, in one of the partitions)."""
@@ -796,20 +830,12 @@ class ConfluentSink:
     ) -> ResumePoint | None:
         """The job's last point in one partition."""
         low, end = self._stable_range(consumer, partition)
-        if hint is not None and low <= hint < end:
-            found = self._last_of_job(consumer, job_id, hint, end, partition)
-            if found is not None:
-                return found
-        # Scan backwards in growing windows: the job's last record is normally near the end.
-        window = SCAN_WINDOW
-        while end > low:
-            start = max(low, end - window)
-            found = self._last_of_job(consumer, job_id, start, end, partition)
-            if found is not None:
-                return found
-            end = start
-            window *= 2
-        return None
+        return last_point(
+            lambda start, stop: self._last_of_job(consumer, job_id, start, stop, partition),
+            low,
+            end,
+            hint,
+        )
 
     def _last_of_job(
         self, consumer: Any, job_id: str, start: int, end: int, partition: int | None = None
