@@ -179,12 +179,36 @@ def check_topic_name(topic: str) -> None:
         )
 
 
-def fenced(what: str, config: Config) -> FencedError:
-    """The error for a producer another instance of the job has fenced: stop, do not fight."""
-    return FencedError(
+def fenced(what: str, config: Config, outlived_ms: int | None = None) -> FencedError:
+    """The error for a producer another instance of the job has fenced: stop, do not fight.
+
+    ``outlived_ms``: the transaction.timeout.ms that the open transaction had outlived when the
+    fencing was heard (None: it had not, or none was open). Then the client cannot tell a rival
+    from a transaction that the coordinator aborted for its timeout: on Kafka 4 (KIP-890,
+    transactions v2) that abort bumps the producer epoch, and the client's next request is
+    refused exactly as a rival's init_transactions would have it refused. The message says both.
+    """
+    message = (
         f"{what}: another instance of job {config.job_id} took over "
         f"(transactional id {config.transactional_id}); this one stops"
     )
+    if outlived_ms is not None:
+        message += (
+            f". Or no other instance runs: the transaction had been open longer than "
+            f"transaction.timeout.ms ({outlived_ms} ms: a broker, network or process pause), "
+            "and the broker aborted it with a new producer epoch, which the client reports "
+            "the same way. If no other instance runs: run the job again (it resumes from "
+            "Kafka's last commit), and to ride through such pauses raise -X "
+            "transaction.timeout.ms above the longest one (docs/operations.md)"
+        )
+    return FencedError(message)
+
+
+def outlived(began: float | None, timeout_ms: int) -> int | None:
+    """``timeout_ms`` if a transaction begun at ``began`` (time.monotonic) is older, else None."""
+    if began is None or (time.monotonic() - began) * 1000 < timeout_ms:
+        return None
+    return timeout_ms
 
 
 def kafka_failure(what: str, err: BaseException, *, unknown: bool) -> InfrastructureError:
@@ -404,6 +428,7 @@ class ConfluentSink:
         props["message.max.bytes"] = str(self.max_message_bytes + _FRAMING_HEADROOM)
         self._producer_props = props
         self._timeout = float(int(props["transaction.timeout.ms"]) / 1000)
+        self._began: float | None = None  # when the open transaction began (time.monotonic)
         self._producer: Any = None
         self._fatal: Any = None  # the fatal error librdkafka reported, if any
         self._refusal: ConfigError | None = None  # a refused login or untrusted certificate
@@ -468,6 +493,7 @@ class ConfluentSink:
         self._last_offset = -1
         self._delivery_error = None
         self._call(self._producer.begin_transaction, "begin_transaction")
+        self._began = time.monotonic()
 
     def _on_error(self, err: Any) -> None:
         """librdkafka's errors outside any call, from every client of the sink.
@@ -641,6 +667,7 @@ class ConfluentSink:
                 self._producer.commit_transaction(_COMMIT_RETRY_SECONDS)
             except self._ck.KafkaException as again:
                 self._raise(again, "commit_transaction", unknown=True)
+        self._began = None
         if self._delivery_error is not None:  # cannot happen after a successful commit
             raise CommitUnknownError(f"a record was not delivered: {self._delivery_error}")
         return self._last_offset
@@ -657,8 +684,12 @@ class ConfluentSink:
             logger.debug("abort_transaction: %s", err)
         except Exception as err:  # noqa: BLE001 (best effort: init_transactions aborts it anyway)
             logger.debug("abort_transaction: %s", err)
+        began, self._began = self._began, None
         if self._fatal is not None and self._fatal.code() in self._fenced_codes():
-            raise fenced("abort_transaction", self._config)
+            raise fenced("abort_transaction", self._config, self._outlived(began))
+
+    def _outlived(self, began: float | None) -> int | None:
+        return outlived(began, round(self._timeout * 1000))
 
     def _fenced_codes(self) -> set[int]:
         ck = self._ck.KafkaError
@@ -731,7 +762,7 @@ class ConfluentSink:
                     f"not allowed to use transactional id {self._config.transactional_id}: "
                     "grant kafka-cluster:DescribeTransactionalId and AlterTransactionalId"
                 ) from err
-            raise fenced(what, self._config) from err
+            raise fenced(what, self._config, self._outlived(self._began)) from err
         if code in {ck.TOPIC_AUTHORIZATION_FAILED, ck.CLUSTER_AUTHORIZATION_FAILED}:
             raise ConfigError(f"{what}: not authorized: {err}") from err
         if code == ck.SASL_AUTHENTICATION_FAILED and kafka_error is not None:
