@@ -305,6 +305,7 @@ class KafkaPythonSink:
         )
         self._settings = settings
         self._timeout_ms = int(settings["transaction_timeout_ms"])
+        self._began: float | None = None  # when the open transaction began (time.monotonic)
         self._producer: Any = None
         self._futures: list[Any] = []
         self._append: _kp_append.Appender | None = None
@@ -383,6 +384,7 @@ class KafkaPythonSink:
         self._futures = []
         self._last = None
         self._call(self._producer.begin_transaction, "begin_transaction", producer=True)
+        self._began = time.monotonic()
         self._epoch = _epoch(self._producer)
 
     def send(
@@ -521,6 +523,7 @@ class KafkaPythonSink:
                 producer=True,
             )
         self._check_epoch("commit_transaction")
+        self._began = None
         last, self._last = self._last, None
         self._futures = []
         return -1 if last is None else int(last.value.offset)
@@ -569,8 +572,11 @@ class KafkaPythonSink:
         except Exception as err:  # noqa: BLE001 (best effort: init_transactions aborts it anyway)
             logger.debug("abort_transaction: %s", err)
         last_error = getattr(_transaction_manager(producer), "last_error", None)
+        began, self._began = self._began, None
         if isinstance(last_error, _FENCED_ERRORS):
-            raise _sink.fenced("abort_transaction", self._config) from last_error
+            raise _sink.fenced(
+                "abort_transaction", self._config, _sink.outlived(began, self._timeout_ms)
+            ) from last_error
 
     def close(self) -> None:
         producer, self._producer = self._producer, None
@@ -622,7 +628,8 @@ class KafkaPythonSink:
                 "grant kafka-cluster:DescribeTransactionalId and AlterTransactionalId"
             ) from err
         if any(isinstance(c, _FENCED_ERRORS) for c in causes):
-            raise _sink.fenced(what, self._config) from err
+            outlived_ms = _sink.outlived(self._began, self._timeout_ms)
+            raise _sink.fenced(what, self._config, outlived_ms) from err
         denied = next((c for c in causes if isinstance(c, kafka_errors.AuthorizationError)), None)
         if denied is not None:
             raise ConfigError(f"{what}: not authorized: {denied}") from err
@@ -778,20 +785,12 @@ class KafkaPythonSink:
     ) -> ResumePoint | None:
         """The job's last point in one partition."""
         low, end = self._stable_range(consumer, partition)
-        if hint is not None and low <= hint < end:
-            found = self._last_of_job(consumer, job_id, hint, end, partition)
-            if found is not None:
-                return found
-        # Scan backwards in growing windows: the job's last record is normally near the end.
-        window = _sink.SCAN_WINDOW
-        while end > low:
-            start = max(low, end - window)
-            found = self._last_of_job(consumer, job_id, start, end, partition)
-            if found is not None:
-                return found
-            end = start
-            window *= 2
-        return None
+        return _sink.last_point(
+            lambda start, stop: self._last_of_job(consumer, job_id, start, stop, partition),
+            low,
+            end,
+            hint,
+        )
 
     def _last_of_job(
         self, consumer: Any, job_id: str, start: int, end: int, partition: int | None = None

@@ -179,12 +179,36 @@ def check_topic_name(topic: str) -> None:
         )
 
 
-def fenced(what: str, config: Config) -> FencedError:
-    """The error for a producer another instance of the job has fenced: stop, do not fight."""
-    return FencedError(
+def fenced(what: str, config: Config, outlived_ms: int | None = None) -> FencedError:
+    """The error for a producer another instance of the job has fenced: stop, do not fight.
+
+    ``outlived_ms``: the transaction.timeout.ms that the open transaction had outlived when the
+    fencing was heard (None: it had not, or none was open). Then the client cannot tell a rival
+    from a transaction that the coordinator aborted for its timeout: on Kafka 4 (KIP-890,
+    transactions v2) that abort bumps the producer epoch, and the client's next request is
+    refused exactly as a rival's init_transactions would have it refused. The message says both.
+    """
+    message = (
         f"{what}: another instance of job {config.job_id} took over "
         f"(transactional id {config.transactional_id}); this one stops"
     )
+    if outlived_ms is not None:
+        message += (
+            f". Or no other instance runs: the transaction had been open longer than "
+            f"transaction.timeout.ms ({outlived_ms} ms: a broker, network or process pause), "
+            "and the broker aborted it with a new producer epoch, which the client reports "
+            "the same way. If no other instance runs: run the job again (it resumes from "
+            "Kafka's last commit), and to ride through such pauses raise -X "
+            "transaction.timeout.ms above the longest one (docs/operations.md)"
+        )
+    return FencedError(message)
+
+
+def outlived(began: float | None, timeout_ms: int) -> int | None:
+    """``timeout_ms`` if a transaction begun at ``began`` (time.monotonic) is older, else None."""
+    if began is None or (time.monotonic() - began) * 1000 < timeout_ms:
+        return None
+    return timeout_ms
 
 
 def kafka_failure(what: str, err: BaseException, *, unknown: bool) -> InfrastructureError:
@@ -243,6 +267,40 @@ def topic_partitions(config: Config, partitions: int) -> int:
 def created_partitions(config: Config) -> int:
     """The partitions of a topic the job creates."""
     return config.partitions if config.partitions is not None else config.plan_partitions
+
+
+def last_point(
+    last_of_job: Callable[[int, int], ResumePoint | None], low: int, end: int, hint: int | None
+) -> ResumePoint | None:
+    """The job's last point in the committed offsets [low, end) of one partition, read backwards
+    in growing windows (``last_of_job(start, end)``: the last point in [start, end)).
+
+    The job's last record is normally near the end: one window of SCAN_WINDOW offsets finds it
+    even when Kafka is a whole transaction ahead of the checkpoint (a kill after a commit,
+    before the checkpoint's write), where reading forwards from ``hint`` (the checkpoint's
+    offset) would read the transaction back, and hold a fetch of it in memory. With ``hint``,
+    the windows stop there first; only if [hint, end) holds nothing of the job (a topic
+    recreated since) do they go on below it.
+    """
+    floor = hint if hint is not None and low <= hint < end else low
+    found = _last_backwards(last_of_job, floor, end)
+    if found is None and floor > low:
+        found = _last_backwards(last_of_job, low, floor)
+    return found
+
+
+def _last_backwards(
+    last_of_job: Callable[[int, int], ResumePoint | None], low: int, end: int
+) -> ResumePoint | None:
+    window = SCAN_WINDOW
+    while end > low:
+        start = max(low, end - window)
+        found = last_of_job(start, end)
+        if found is not None:
+            return found
+        end = start
+        window *= 2
+    return None
 
 
 def last_of_partitions(points: Iterable[ResumePoint | None]) -> ResumePoint | None:
@@ -370,6 +428,7 @@ class ConfluentSink:
         props["message.max.bytes"] = str(self.max_message_bytes + _FRAMING_HEADROOM)
         self._producer_props = props
         self._timeout = float(int(props["transaction.timeout.ms"]) / 1000)
+        self._began: float | None = None  # when the open transaction began (time.monotonic)
         self._producer: Any = None
         self._fatal: Any = None  # the fatal error librdkafka reported, if any
         self._refusal: ConfigError | None = None  # a refused login or untrusted certificate
@@ -434,6 +493,7 @@ class ConfluentSink:
         self._last_offset = -1
         self._delivery_error = None
         self._call(self._producer.begin_transaction, "begin_transaction")
+        self._began = time.monotonic()
 
     def _on_error(self, err: Any) -> None:
         """librdkafka's errors outside any call, from every client of the sink.
@@ -607,6 +667,7 @@ class ConfluentSink:
                 self._producer.commit_transaction(_COMMIT_RETRY_SECONDS)
             except self._ck.KafkaException as again:
                 self._raise(again, "commit_transaction", unknown=True)
+        self._began = None
         if self._delivery_error is not None:  # cannot happen after a successful commit
             raise CommitUnknownError(f"a record was not delivered: {self._delivery_error}")
         return self._last_offset
@@ -623,8 +684,12 @@ class ConfluentSink:
             logger.debug("abort_transaction: %s", err)
         except Exception as err:  # noqa: BLE001 (best effort: init_transactions aborts it anyway)
             logger.debug("abort_transaction: %s", err)
+        began, self._began = self._began, None
         if self._fatal is not None and self._fatal.code() in self._fenced_codes():
-            raise fenced("abort_transaction", self._config)
+            raise fenced("abort_transaction", self._config, self._outlived(began))
+
+    def _outlived(self, began: float | None) -> int | None:
+        return outlived(began, round(self._timeout * 1000))
 
     def _fenced_codes(self) -> set[int]:
         ck = self._ck.KafkaError
@@ -697,7 +762,7 @@ class ConfluentSink:
                     f"not allowed to use transactional id {self._config.transactional_id}: "
                     "grant kafka-cluster:DescribeTransactionalId and AlterTransactionalId"
                 ) from err
-            raise fenced(what, self._config) from err
+            raise fenced(what, self._config, self._outlived(self._began)) from err
         if code in {ck.TOPIC_AUTHORIZATION_FAILED, ck.CLUSTER_AUTHORIZATION_FAILED}:
             raise ConfigError(f"{what}: not authorized: {err}") from err
         if code == ck.SASL_AUTHENTICATION_FAILED and kafka_error is not None:
@@ -796,20 +861,12 @@ class ConfluentSink:
     ) -> ResumePoint | None:
         """The job's last point in one partition."""
         low, end = self._stable_range(consumer, partition)
-        if hint is not None and low <= hint < end:
-            found = self._last_of_job(consumer, job_id, hint, end, partition)
-            if found is not None:
-                return found
-        # Scan backwards in growing windows: the job's last record is normally near the end.
-        window = SCAN_WINDOW
-        while end > low:
-            start = max(low, end - window)
-            found = self._last_of_job(consumer, job_id, start, end, partition)
-            if found is not None:
-                return found
-            end = start
-            window *= 2
-        return None
+        return last_point(
+            lambda start, stop: self._last_of_job(consumer, job_id, start, stop, partition),
+            low,
+            end,
+            hint,
+        )
 
     def _last_of_job(
         self, consumer: Any, job_id: str, start: int, end: int, partition: int | None = None

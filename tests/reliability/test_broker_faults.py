@@ -158,3 +158,42 @@ def test_a_broker_down_when_the_run_starts_is_waited_for(
     oracle.ran(code)
     assert code == 0, f"exit {code}:\n{run.output()[-3000:]}"
     oracle.finish()
+
+
+@pytest.mark.parametrize("client", clients(ci="confluent"))
+def test_a_pause_past_the_transaction_timeout_is_retried_or_names_both_causes(
+    fault_job: Callable[..., FaultJob],
+    watch: Callable[..., Oracle],
+    broker: Broker,
+    client: str,
+) -> None:
+    """Fault 7 with -X transaction.timeout.ms=6000 and a 10 s SIGSTOP (what `make
+    dashboard-pictures` does): the coordinator aborts the open transaction for its timeout when
+    the broker comes back, and on Kafka 4 (KIP-890) with a new producer epoch. A single run
+    either rides through (the failure is retried: a new producer, a resume from Kafka's last
+    commit) or, when the client reports the bump as fencing, exits 4 with a message that names
+    both causes (a rival, or the transaction timeout) and the fix; a rerun completes; the oracle
+    holds. Deterministic: the pause starts once 2,000 of 200,000 rows are committed in
+    transactions of 200 (the run cannot end during the pause: the broker is stopped)."""
+    job = fault_job(client)
+    oracle = watch(job, "7 broker paused", seed=0)
+    args = ("--checkpoint-every", "200", "-X", "transaction.timeout.ms=6000")
+    run = job.launch(*args, "--retry-seconds", "120")
+    ended = wait_rows(oracle.checkpoints, run, 2_000)
+    assert ended is None, (
+        f"the run ended ({ended}) before 2,000 of 200,000 rows were committed; a larger CSV "
+        f"gives the pause more time:\n{run.output()[-3000:]}"
+    )
+    broker.pause()
+    oracle.injected("broker SIGSTOP 10s, transaction.timeout.ms 6000")
+    time.sleep(10)
+    broker.resume()
+    code = run.wait(600)
+    oracle.ran(code)
+    out = run.output()
+    assert code in (0, 4), f"exit {code}:\n{out[-3000:]}"
+    if code == 4:
+        assert "another instance" in out, out[-3000:]
+        assert "transaction.timeout.ms (6000 ms" in out, out[-3000:]
+        complete(job, oracle, *args)
+    oracle.finish()
