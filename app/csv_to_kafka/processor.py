@@ -290,7 +290,7 @@ class Processor:
         # (dead letters go to partition 0, whatever the topic's keys or parts), read back when
         # resuming (its records are written by ``sink``'s producer, in the same transactions).
         dlq = (
-            self._sink_factory(dlq_view(config))
+            self._sink_factory(dlq_view(config, config.dlq_topic))
             if config.dlq_topic and config.errors_tolerance == "all"
             else None
         )
@@ -831,13 +831,13 @@ class _Run:
         raise StoppedError(signum)
 
 
-def dlq_view(config: Config) -> Config:
+def dlq_view(config: Config, topic: str) -> Config:
     """The dead-letter topic as a sink of its own sees it: created with one partition, even for
     a keyed (``--partitions``) or parted job; an existing one with more is used all the same
     (dead letters go to its partition 0, as an earlier version may have created it)."""
     return dataclasses.replace(
         config,
-        topic=config.dlq_topic,
+        topic=topic,
         dlq_topic=None,
         errors_tolerance="none",
         skip_bad_rows=False,

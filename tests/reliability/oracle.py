@@ -217,9 +217,11 @@ class Expected:
         self.records: list[dict[str, Any]] = []
         # each bad row with the count of good rows of the job before it
         self.bad: list[tuple[int, DeadLetter]] = []
-        self.objects = 0
+        self.objects = 1 if source else 0  # (of_objects: none yet)
         self.dead_letters = dead_letters
+        self.by_key: dict[tuple[Any, Any], dict[str, Any]] = {}
         if data is not None:
+            self.objects = 0
             self.add(data, source, **fmt)
 
     @classmethod
@@ -239,7 +241,6 @@ class Expected:
         self.records += good
         self.objects += 1
         self.by_key = {_key(record): record for record in self.records}
-        self.index = {key: i for i, key in enumerate(self.by_key)}
 
     @property
     def letters(self) -> list[DeadLetter]:

@@ -153,3 +153,8 @@ def test_the_report_has_the_dead_letter_and_object_columns() -> None:
     assert lines[3].startswith("| 13. dead letters: kill -9 |")
     assert lines[3].endswith("| 1 | 4 + 3 checks | 0 / 0 / 0 / 0 / 1 |")
     assert lines[4].endswith("| 4 | - | - |")
+
+
+def test_a_job_refused_at_its_header_is_one_object_of_no_rows() -> None:
+    assert (Expected(None, SOURCE).objects, len(Expected(None, SOURCE))) == (1, 0)
+    assert Expected(DATA, SOURCE, dead_letters=True).objects == 1
