@@ -286,14 +286,11 @@ class Processor:
         objects = JobObjects((info,)) if info is not None else self._pin(stored)
 
         sink = self._sink_factory(config)
-        # The dead-letter topic's own view: created like the topic, read back when resuming
-        # (its records are written by ``sink``'s producer, in the same transactions).
+        # The dead-letter topic's own view: created like the topic but with one partition
+        # (dead letters go to partition 0, whatever the topic's keys or parts), read back when
+        # resuming (its records are written by ``sink``'s producer, in the same transactions).
         dlq = (
-            self._sink_factory(
-                dataclasses.replace(
-                    config, topic=config.dlq_topic, dlq_topic=None, errors_tolerance="none"
-                )
-            )
+            self._sink_factory(dlq_view(config, config.dlq_topic))
             if config.dlq_topic and config.errors_tolerance == "all"
             else None
         )
@@ -832,3 +829,20 @@ class _Run:
             committed.byte_offset,
         )
         raise StoppedError(signum)
+
+
+def dlq_view(config: Config, topic: str) -> Config:
+    """The dead-letter topic as a sink of its own sees it: created with one partition, even for
+    a keyed (``--partitions``) or parted job; an existing one with more is used all the same
+    (dead letters go to its partition 0, as an earlier version may have created it)."""
+    return dataclasses.replace(
+        config,
+        topic=topic,
+        dlq_topic=None,
+        errors_tolerance="none",
+        skip_bad_rows=False,
+        key_columns=(),
+        partitions=None,
+        plan_partitions=1,
+        allow_multiple_partitions=True,
+    )

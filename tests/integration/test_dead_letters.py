@@ -621,3 +621,27 @@ def test_verify_uses_runs_record_size_limit(job: Job) -> None:
     assert f"bad rows in CSV 1, dead letters in {dlq} 1" in verified.stdout
     without = run_verify(job, "--dlq-topic", dlq)  # another limit: the row is expected
     assert without.returncode == 1, without.stdout + without.stderr
+
+
+@pytest.mark.parametrize("client", ["confluent"])
+def test_the_dead_letter_topic_has_one_partition_for_a_keyed_job(job: Job) -> None:
+    """--partitions 3 with --key-column: the topic gets 3 partitions, the dead-letter topic one
+    (it was created with 3); an existing DLQ of several partitions is used all the same, its
+    partition 0 holding the dead letters."""
+    job.put(DATA)
+    dlq = f"{job.topic}-dlq"
+    keyed = ("--key-column", "id", "--partitions", "3", "--errors-tolerance", "all")
+    result = job.run(*keyed, "--dlq-topic", dlq)
+    assert result.returncode == 0, result.stderr
+    admin = AdminClient({"bootstrap.servers": job.bootstrap})
+    topics = admin.list_topics(timeout=30).topics
+    assert (len(topics[job.topic].partitions), len(topics[dlq].partitions)) == (3, 1)
+    lines = [int(h["csv-to-kafka.line"]) for _v, h in dead_letters(job, dlq)]
+    assert lines == [3, 5, 7, 9]
+    wide = f"{dlq}-wide"
+    admin.create_topics([NewTopic(wide, num_partitions=2)])[wide].result(30)
+    other = Job(env=job.env, client=job.client, bucket=job.bucket, key=job.key)
+    other.data = job.data
+    again = other.run(*keyed, "--dlq-topic", wide)
+    assert again.returncode == 0, again.stderr
+    assert [int(h["csv-to-kafka.line"]) for _v, h in dead_letters(other, wide)] == [3, 5, 7, 9]

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import bucket, make_csv  # noqa: F401 (bucket is a fixture)
+from tests.integration.conftest import Job, bucket, make_csv  # noqa: F401 (bucket: a fixture)
 
 from .faults import Broker, ControlledProcess, FaultJob
 from .oracle import Expected, Oracle
@@ -137,7 +137,12 @@ def watch(stack: dict[str, str], request: pytest.FixtureRequest) -> Iterator[Cal
     made: list[Oracle] = []
 
     def make(
-        job: FaultJob, fault: str, *, seed: int | None = None, expected: Expected | None = None
+        job: Job,
+        fault: str,
+        *,
+        seed: int | None = None,
+        expected: Expected | None = None,
+        dlq_topic: str | None = None,
     ) -> Oracle:
         oracle = Oracle(
             test=request.node.nodeid,
@@ -150,6 +155,7 @@ def watch(stack: dict[str, str], request: pytest.FixtureRequest) -> Iterator[Cal
             table=job.table,
             job_id=job.job_id,
             expected=expected if expected is not None else Expected(job.data, job.source),
+            dlq_topic=dlq_topic,
         )
         made.append(oracle)
         return oracle

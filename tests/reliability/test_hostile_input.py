@@ -20,6 +20,8 @@ import pytest
 import zstandard
 from confluent_kafka import KafkaError, TopicPartition
 
+from tests.unit.test_rejects import OTHER_FATAL, ROW_LEVEL
+
 from .conftest import Profile, clients
 from .faults import ROOT, FaultJob, Run
 from .oracle import Expected, Oracle, _consumer, read_partition
@@ -167,6 +169,63 @@ def test_hostile_corpus(
         )
     failures = [failure for failure in outcomes if failure is not None]
     assert not failures, f"{len(failures)} of {len(cases)} files:\n\n" + "\n\n".join(failures)
+
+
+def _one_file_under_all(
+    fault_job: Callable[..., FaultJob], watch: Callable[..., Oracle], name: str, client: str
+) -> str | None:
+    """Copy one bad file of the corpus under ``--errors-tolerance all --dlq-topic`` and judge
+    both topics; the failure as text, or None."""
+    case = MANIFEST[name]
+    data = (CORPUS / name).read_bytes()
+    try:
+        job = fault_job(client, data=data)
+        dlq = f"{job.topic}-dlq"
+        args = ("--checkpoint-every", "7", "--errors-tolerance", "all", "--dlq-topic", dlq)
+        if name in ROW_LEVEL:  # a dead letter, and the copy goes on to the end
+            expected = Expected(data, job.source, dead_letters=True)
+            assert [(letter.line, letter.source) for letter in expected.letters] == [
+                (ROW_LEVEL[name][0], job.source)
+            ], f"{name}: the csv module finds other bad rows than the manifest"
+            oracle = watch(job, "12 hostile input", expected=expected, dlq_topic=dlq)
+            oracle.injected(f"dead letter under all: {name}")
+            run = job.launch(*args, measure_rss=True)
+            code = run.wait(300)
+            oracle.ran(code)
+            assert code == 0, f"{case['why']}: exit {code} under all:\n{run.output()[-3000:]}"
+            assert "1 BAD ROWS" in run.output(), run.output()[-3000:]
+            oracle.finish()
+            return None
+        # Fatal under all too (the header's, or the parser's place lost): the outcome of the
+        # manifest (or OTHER_FATAL's), with no dead letter at all.
+        message, line, offset = OTHER_FATAL.get(
+            name, (case["message"], case["line"], case["offset"])
+        )
+        fatal = {**case, "message": message, "line": line, "offset": offset}
+        expected = _expected(fatal, data, job.source)
+        oracle = watch(job, "12 hostile input", expected=expected, dlq_topic=dlq)
+        oracle.injected(f"fatal under all: {name}")
+        _check_outcome(job, oracle, job.launch(*args, measure_rss=True), fatal)
+    except AssertionError as err:
+        return f"{name} ({client}, --errors-tolerance all): {err}"
+    return None
+
+
+@pytest.mark.parametrize("client", clients(ci="kafka-python"))
+def test_hostile_corpus_under_errors_tolerance_all(
+    fault_job: Callable[..., FaultJob], watch: Callable[..., Oracle], client: str
+) -> None:
+    """Every file of the corpus that is bad input gets its documented outcome under
+    ``--errors-tolerance all`` too (README "Bad rows"): a row-level error is a dead letter and
+    the copy goes on, judged on both topics; an error of the header or one that loses the
+    parser's place still stops the job (exit 3), every row before it committed and no dead
+    letter written."""
+    names = sorted(name for name, case in MANIFEST.items() if case["outcome"] == "bad")
+    assert set(ROW_LEVEL) <= set(names)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        outcomes = list(pool.map(lambda n: _one_file_under_all(fault_job, watch, n, client), names))
+    failures = [failure for failure in outcomes if failure is not None]
+    assert not failures, f"{len(failures)} of {len(names)} files:\n\n" + "\n\n".join(failures)
 
 
 def test_the_corpus_is_large_enough() -> None:

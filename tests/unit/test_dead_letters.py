@@ -11,6 +11,7 @@ from csv_to_kafka.cli import build_config, build_parser
 from csv_to_kafka.config import DEFAULT_MAX_BAD_ROWS, Config
 from csv_to_kafka.deadletter import DeadLetters, dead_letter_headers
 from csv_to_kafka.errors import BadInputError, ConfigError
+from csv_to_kafka.processor import dlq_view
 from csv_to_kafka.record import ResumePoint
 from csv_to_kafka.source import ENCODING, FIELD_COUNT, Reject
 
@@ -109,3 +110,12 @@ def test_dropped_rows_are_counted_and_logged_up_to_a_limit(
     assert caplog.records[0].bad_row["source"] == "s"  # type: ignore[attr-defined]
     assert "dropped" in messages[0]
     assert "only counted" in messages[2]
+
+
+def test_the_dead_letter_topic_is_seen_with_one_partition_for_a_keyed_job() -> None:
+    keyed = ["--key-column", "id", "--partitions", "6"]
+    wide = config([*keyed, "--errors-tolerance", "all", "--dlq-topic", "dead"])
+    view = dlq_view(wide, "dead")
+    assert (view.topic, view.dlq_topic, view.errors_tolerance) == ("dead", None, "none")
+    assert (view.partitions, view.plan_partitions, view.key_columns) == (None, 1, ())
+    assert view.allow_multiple_partitions  # an existing wider one: its partition 0
