@@ -9,6 +9,9 @@ against one copy of the same object.
 S3 requests as check, one HEAD and one GET), N times each, interleaved (check, plan, check,
 plan, ...) so that a drift of the shared machine weighs on both alike, and reports the medians.
 
+``--where N`` splits plan's time, in this process (no start-up): the object's GET drained
+alone, then the whole plan pass (``plan --parts 16`` to a scratch file), N times each, medians.
+
 Each case runs the CLI as a child process (wall time from the fork to the exit, start-up
 included), on a fresh topic and job id; every copy is checked by ``verify`` (``--plan`` for
 the parts). Prints one JSON object with the figures.
@@ -81,6 +84,46 @@ def _plan_vs_check(source: str, parts: int, rounds: int) -> dict[str, Any]:
     }
 
 
+def _where(source: str, rounds: int) -> dict[str, Any]:
+    """The GET alone against the whole plan pass, in this process."""
+    import contextlib  # noqa: PLC0415
+    import io  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    from csv_to_kafka._retry import RetryPolicy  # noqa: PLC0415
+    from csv_to_kafka.cli import main as cli_main  # noqa: PLC0415
+    from csv_to_kafka.config import parse_source_uri  # noqa: PLC0415
+    from csv_to_kafka.source import S3Object  # noqa: PLC0415
+
+    uri = parse_source_uri(source)
+    s3 = S3Object(uri.bucket, uri.key, retry=RetryPolicy(total_seconds=60))
+    times: dict[str, list[float]] = {"read": [], "plan": []}
+    with tempfile.TemporaryDirectory() as scratch:
+        args = ["plan", "--source", source, "--parts", "16", "--output", f"{scratch}/p.json"]
+        for _round in range(rounds):
+            started = time.monotonic()
+            info = s3.head()
+            size = sum(map(len, s3.chunks(info)))
+            times["read"].append(round(time.monotonic() - started, 3))
+            if size != info.size:
+                raise SystemExit(f"bench.parts: read {size} of {info.size} bytes")
+            started = time.monotonic()
+            with contextlib.redirect_stdout(io.StringIO()):
+                code = cli_main([*args, "--progress", "none"])
+            times["plan"].append(round(time.monotonic() - started, 3))
+            if code:
+                raise SystemExit(f"bench.parts: plan exited {code}")
+    read_s, plan_s = statistics.median(times["read"]), statistics.median(times["plan"])
+    return {
+        "rounds": rounds,
+        "read_s": times["read"],
+        "plan_s": times["plan"],
+        "read_median_s": read_s,
+        "plan_median_s": plan_s,
+        "read_share": round(read_s / plan_s, 3),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.parts", description=__doc__)
     parser.add_argument("--rows", type=int, default=2_000_000)
@@ -93,6 +136,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="only check and plan, N times each, interleaved; their medians",
     )
+    parser.add_argument(
+        "--where",
+        type=int,
+        metavar="N",
+        help="only the GET drained alone and the plan pass in-process, N times each; medians",
+    )
     args = parser.parse_args(argv)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if not bootstrap or not os.environ.get("AWS_ENDPOINT_URL"):
@@ -101,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
 
     csv_file = datagen.cached_csv(datagen.default_cache_dir(), args.rows, args.seed)
     source = datagen.upload(boto3.client("s3"), csv_file, BUCKET)
+    if args.where:
+        result = {"rows": args.rows, "bytes": csv_file.bytes}
+        result.update(_where(source, args.where))
+        print(json.dumps(result, indent=2))
+        return 0
     if args.plan_vs_check:
         result = {"rows": args.rows, "bytes": csv_file.bytes, "parts": args.parts}
         result.update(_plan_vs_check(source, args.parts, args.plan_vs_check))

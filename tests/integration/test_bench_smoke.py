@@ -101,3 +101,19 @@ def test_bench_parts_plan_vs_check_reports_interleaved_medians(stack: dict[str, 
     assert result["plan_median_s"] > 0
     assert result["check_median_s"] > 0
     assert result["plan_over_check"] == round(result["plan_median_s"] / result["check_median_s"], 3)
+
+
+def test_bench_parts_where_splits_the_get_from_the_plan_pass(stack: dict[str, str]) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.parts", "--rows", "2000", "--where", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout[run.stdout.index("{\n") :])  # after datagen's lines
+    assert result["rounds"] == 2
+    assert len(result["read_s"]) == len(result["plan_s"]) == 2
+    assert result["plan_median_s"] > 0
+    assert result["read_share"] == round(result["read_median_s"] / result["plan_median_s"], 3)

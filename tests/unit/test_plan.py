@@ -261,3 +261,16 @@ def test_status_lists_every_part_and_the_total(tmp_path: Path) -> None:
     assert "1 of 3 parts done, 15 rows, 50.0% done" in text
     assert "part 2: NOT STARTED" in text
     assert status_of_parts(Store({}), "J", None, as_json=False) is None  # type: ignore[arg-type]
+
+
+def test_a_plan_refuses_a_key_column_a_list_of_objects_and_a_negative_part() -> None:
+    """Issue 16's semantics: a key column and parts are refused (two parts can hold one key),
+    a plan is of one object, and a part index is 0 or more: each a ConfigError (exit 2)."""
+    plan = ("--plan", "s3://bkt/big.csv.plan.json")
+    with pytest.raises(ConfigError, match="--key-column and --plan cannot go together"):
+        run_config(*plan, "--part", "0", "--key-column", "a")
+    with pytest.raises(ConfigError, match="--part must be 0 or more"):
+        run_config(*plan, "--part", "-1")
+    with pytest.raises(ConfigError, match="--plan copies one object"):
+        run_config(*plan, "--part", "0", "--source", "s3://bkt/other.csv")
+    assert run_config(*plan, "--part", "0").part == 0
