@@ -309,18 +309,23 @@ def build_parser() -> argparse.ArgumentParser:
         "(draft 2020-12) of the row object: each column the narrowest of integer, number, "
         "boolean (true/false) and string that fits every sampled field, nullable where a "
         "sampled field is empty; every column required, no other allowed: a starting point to "
-        "edit, then give to run --schema. Sends nothing anywhere.",
+        "edit, then give to run --schema. The sources are run's: over a prefix, several "
+        "--source or a --source-manifest, it reads the first --sample-rows rows of each object "
+        "(a few at a time) and widens each column's type over all of them (integers in one "
+        "object, decimals in another: number); every object must have the first one's header "
+        "(exit 3 naming the object otherwise), objects empty once decoded are skipped. Sends "
+        "nothing anywhere.",
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    infer.add_argument("--source", metavar="s3://BUCKET/KEY", help="the CSV object")
+    _sources(infer)
     _dialect(infer)
     infer.add_argument(
         "--sample-rows",
         type=int,
         metavar="N",
         default=DEFAULT_SAMPLE_ROWS,
-        help=f"data rows to read (default {DEFAULT_SAMPLE_ROWS:,}; 0: every row)",
+        help=f"data rows to read from each object (default {DEFAULT_SAMPLE_ROWS:,}; 0: every row)",
     )
     _s3_retry_option(infer)
     infer.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS)
@@ -896,9 +901,18 @@ def _cmd_infer_schema(config: Config, sample_rows: int) -> int:
 
     if sample_rows < 0:
         raise ConfigError(f"--sample-rows must be 0 (every row) or more, got {sample_rows}")
-    schema, rows = infer(config, sample_rows)
-    print(json.dumps(schema, indent=2))
-    logger.info("schema of %s inferred from %d data rows", config.source, rows)
+    inferred = infer(config, sample_rows)
+    print(json.dumps(inferred.schema, indent=2))
+    if config.multi_object:
+        logger.info(
+            "schema of %s inferred from %d data rows of %d objects%s",
+            config.source_label.replace("\n", ", "),
+            inferred.rows,
+            inferred.objects,
+            f" ({inferred.empty} empty once decoded, skipped)" if inferred.empty else "",
+        )
+    else:
+        logger.info("schema of %s inferred from %d data rows", config.source, inferred.rows)
     return EXIT_OK
 
 

@@ -56,6 +56,7 @@ __all__ = [
     "FieldTypeError",
     "RowTypes",
     "Schema",
+    "SchemaSample",
     "infer_schema",
     "parse_schema",
     "read_schema",
@@ -367,31 +368,65 @@ def infer_schema(header: Sequence[str], rows: Iterable[Sequence[str]]) -> dict[s
     """A JSON Schema for rows under ``header``: each column the narrowest of integer, number,
     boolean (true/false) and string that fits every field; nullable where an empty field occurs.
     Every column is required (a CSV row has all its fields) and no other column is allowed."""
-    candidates = [set(_INFERRED) for _ in header]
-    empty = [False] * len(header)
-    seen = [False] * len(header)
-    fits = {
-        INTEGER: lambda text: _INTEGER.fullmatch(text) is not None,
-        NUMBER: lambda text: _json_number(text) is not None,
-        BOOLEAN: lambda text: text.lower() in _INFER_BOOLEAN,
-    }
-    for row in rows:
-        for index, text in enumerate(row):
-            if text == "":
-                empty[index] = True
-                continue
-            seen[index] = True
-            kinds = candidates[index]
-            if kinds:
-                kinds.difference_update([kind for kind in kinds if not fits[kind](text)])
-    properties = {}
-    for name, kinds, has_empty, has_value in zip(header, candidates, empty, seen, strict=True):
-        kind = next((k for k in _INFERRED if k in kinds), STRING) if has_value else STRING
-        properties[name] = ColumnType(kind, nullable=has_empty).to_json()
-    return {
-        "$schema": DRAFT,
-        "type": "object",
-        "properties": properties,
-        "required": list(header),
-        "additionalProperties": False,
-    }
+    sample = SchemaSample(header)
+    sample.add(rows)
+    return sample.schema()
+
+
+class SchemaSample:
+    """What ``infer_schema`` has learnt of the columns from the rows fed so far, without keeping
+    the rows: fed object by object (``add``) or merged from samples taken apart (``merge``, a
+    job's objects read side by side), the types only widen."""
+
+    def __init__(self, header: Sequence[str]) -> None:
+        self.header = tuple(header)
+        self.rows = 0
+        self._candidates = [set(_INFERRED) for _ in self.header]
+        self._empty = [False] * len(self.header)
+        self._seen = [False] * len(self.header)
+
+    def add(self, rows: Iterable[Sequence[str]]) -> None:
+        """Narrow the columns' types by ``rows`` (each with the header's field count)."""
+        fits = {
+            INTEGER: lambda text: _INTEGER.fullmatch(text) is not None,
+            NUMBER: lambda text: _json_number(text) is not None,
+            BOOLEAN: lambda text: text.lower() in _INFER_BOOLEAN,
+        }
+        candidates, empty, seen = self._candidates, self._empty, self._seen
+        for row in rows:
+            self.rows += 1
+            for index, text in enumerate(row):
+                if text == "":
+                    empty[index] = True
+                    continue
+                seen[index] = True
+                kinds = candidates[index]
+                if kinds:
+                    kinds.difference_update([kind for kind in kinds if not fits[kind](text)])
+
+    def merge(self, other: SchemaSample) -> None:
+        """Take in ``other``'s rows (a sample under the same header): a column fits a type only
+        if it fits it in both, and is nullable if either saw an empty field."""
+        if other.header != self.header:
+            raise ValueError("samples of different headers cannot be merged")
+        self.rows += other.rows
+        for index in range(len(self.header)):
+            self._candidates[index] &= other._candidates[index]
+            self._empty[index] |= other._empty[index]
+            self._seen[index] |= other._seen[index]
+
+    def schema(self) -> dict[str, Any]:
+        """The schema of the rows so far (a column with no value seen is a string)."""
+        properties = {}
+        for name, kinds, has_empty, has_value in zip(
+            self.header, self._candidates, self._empty, self._seen, strict=True
+        ):
+            kind = next((k for k in _INFERRED if k in kinds), STRING) if has_value else STRING
+            properties[name] = ColumnType(kind, nullable=has_empty).to_json()
+        return {
+            "$schema": DRAFT,
+            "type": "object",
+            "properties": properties,
+            "required": list(self.header),
+            "additionalProperties": False,
+        }

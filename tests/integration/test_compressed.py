@@ -10,6 +10,7 @@ import signal
 import subprocess
 import zlib
 
+import boto3
 import pytest
 import zstandard
 
@@ -190,3 +191,31 @@ def test_a_job_must_keep_its_input_compression(job: Job) -> None:
     final = job.run()
     assert final.returncode == 0, final.stderr
     job.assert_exact()
+
+
+@pytest.mark.parametrize("client", ["confluent"])
+def test_an_object_uploaded_with_content_encoding_gzip_is_decoded_once(job: Job) -> None:
+    """``aws s3 cp --content-encoding gzip``: S3 serves the stored gzip bytes, whatever the
+    header, and the SDK does not decode them: the copy decodes them once, also when it resumes
+    inside with a ranged GET from a member."""
+    plain = make_csv(20_000)
+    boto3.client("s3").put_object(
+        Bucket=job.bucket,
+        Key=job.key,
+        Body=_gzip_members(plain, 7),
+        ContentEncoding="gzip",
+        ContentType="text/csv",
+    )
+    job.data = plain
+    crashed = job.run(
+        "--checkpoint-every", "3000", env={"CSV_TO_KAFKA_FAILPOINTS": "after-commit=3"}
+    )
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    assert 0 < len(job.records()) < 20_000
+    done = job.run("--checkpoint-every", "3000")
+    assert done.returncode == 0, done.stderr
+    job.assert_exact()
+    assert job.verify().returncode == 0
+    checked = _check(job)
+    assert checked.returncode == 0, checked.stderr
+    assert "20,000 rows" in checked.stdout

@@ -183,6 +183,36 @@ def test_several_sources_in_the_order_given_and_through_the_environment(job: Job
 
 
 @pytest.mark.parametrize("client", ["confluent"])  # the same with either client
+def test_objects_named_one_by_one_replaced_or_deleted_mid_job_are_exit_3(job: Job) -> None:
+    """Objects named by --source, not listed under a prefix: a resumed run does not list them
+    again; its GET is conditional on the pinned ETag, which finds one replaced or deleted."""
+    prefix = Prefix(job)
+    a = prefix.put("a.csv", make_csv(1000, seed=1))
+    original = make_csv(1000, seed=2)
+    b = prefix.put("b.csv", original)
+    sources = ("--source", prefix.uri(a), "--source", prefix.uri(b), "--checkpoint-every", "500")
+    crashed = _run_sources(job, *sources, env={"CSV_TO_KAFKA_FAILPOINTS": "after-commit=2"})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    assert len(job.records()) == 1000  # object a, whole; b not started
+    prefix.put("b.csv", make_csv(1001, seed=2), data=False)
+    replaced = _run_sources(job, *sources)
+    assert replaced.returncode == 3, replaced.stderr
+    assert prefix.uri(b) in replaced.stderr
+    assert "changed" in replaced.stderr, replaced.stderr[-2000:]
+    assert len(job.records()) == 1000
+    boto3.client("s3").delete_object(Bucket=job.bucket, Key=b)
+    deleted = _run_sources(job, *sources)
+    assert deleted.returncode == 3, deleted.stderr
+    assert prefix.uri(b) in deleted.stderr
+    assert "deleted" in deleted.stderr
+    assert len(job.records()) == 1000
+    prefix.put("b.csv", original, data=False)  # restored as it was: the same ETag
+    done = _run_sources(job, *sources)
+    assert done.returncode == 0, done.stderr
+    prefix.assert_exact()
+
+
+@pytest.mark.parametrize("client", ["confluent"])  # the same with either client
 def test_a_manifest_lists_the_objects(job: Job) -> None:
     prefix = Prefix(job)
     keys = [prefix.put(f"m{n}.csv", make_csv(100, seed=n)) for n in (2, 0, 1)]
