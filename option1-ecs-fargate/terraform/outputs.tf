@@ -1,11 +1,12 @@
 # What a user types to see where the default job stands: `csv-to-kafka status` reads the
 # checkpoints from the table, with the region of the stack. A job in parts (deploy.sh --parts,
 # or N tasks of README's recipe) keeps its plan at SOURCE.plan.json, the default of both; with
-# --plan every part is listed, also those not started yet.
+# --plan every part is listed, also those not started yet. A job in parts is one object: s3_key
+# (not a prefix, not s3_prefixes, which make a job of many objects).
+# The key may hold spaces or quotes: the plan's URL is single-quoted for the shell.
 locals {
   status_command       = "AWS_REGION=${var.aws_region} csv-to-kafka status --job-id ${var.job_id} --checkpoint-table ${module.core.table_name}"
-  # The key may hold spaces or quotes: the plan's URL is single-quoted for the shell.
-  parts_status_command = "${local.status_command} --plan '${replace("${local.source}.plan.json", "'", "'\\''")}'"
+  parts_status_command = "${local.status_command} --plan '${replace("s3://${var.s3_bucket}/${var.s3_key}.plan.json", "'", "'\\''")}'"
 }
 
 output "aws_region" {
