@@ -296,10 +296,10 @@ class Series:
     def __mul__(self, other: Any) -> Series:
         return self._map(other, lambda a, b: a * b)
 
-    def __gt__(self, other: Any) -> Series:  # type: ignore[override]
+    def __gt__(self, other: Any) -> Series:
         return self._map(other, lambda a, b: math.nan if math.isnan(a) else float(a > b))
 
-    def __lt__(self, other: Any) -> Series:  # type: ignore[override]
+    def __lt__(self, other: Any) -> Series:
         return self._map(other, lambda a, b: math.nan if math.isnan(a) else float(a < b))
 
 
@@ -348,7 +348,8 @@ def evaluate(expression: str, ids: dict[str, Series], search: Callable[[str], Se
         "IF": _if,
         "_search": search,
     }
-    return eval(python, {"__builtins__": {}}, names)  # noqa: S307 (our own Terraform's text)
+    result: Series = eval(python, {"__builtins__": {}}, names)  # noqa: S307 (our own Terraform's text)
+    return result
 
 
 def fetch(
