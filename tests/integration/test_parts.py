@@ -14,7 +14,9 @@ import json
 import random
 import signal
 import uuid
+from datetime import UTC, datetime, timedelta
 
+import boto3
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -142,11 +144,27 @@ def test_four_parts_side_by_side_killed_at_named_points(job: Job) -> None:
     assert "already complete" in rerun.stdout
 
 
+def part_statistic(job: Job, metric: str, part: int, statistic: str) -> float:
+    """``statistic`` of ``metric`` of part ``part`` (JobId = J.part-I) over the last hour."""
+    now = datetime.now(UTC)
+    points = boto3.client("cloudwatch").get_metric_statistics(
+        Namespace="CsvToKafka",
+        MetricName=metric,
+        Dimensions=[{"Name": "JobId", "Value": f"{job.job_id}.part-{part}"}],
+        StartTime=now - timedelta(hours=1),
+        EndTime=now + timedelta(minutes=1),
+        Period=3600,
+        Statistics=[statistic],
+    )["Datapoints"]
+    assert len(points) == 1, points
+    return float(points[0][statistic])
+
+
 def test_verify_plan_finds_a_part_never_copied(confluent_job: Job) -> None:
     job = confluent_job
     """verify --plan is not a rubber stamp: a part that was never copied fails it, named."""
     job.put(parts_csv(4_000))
-    make_plan(job, parts=2)
+    plan = make_plan(job, parts=2)
     ok = run_part(job, 0)
     assert ok.returncode == 0, ok.stderr
     # Part 0's metrics (docs/metrics.md, "A job in parts"): all under its own job id; its
@@ -158,6 +176,11 @@ def test_verify_plan_finds_a_part_never_copied(confluent_job: Job) -> None:
     assert ("ProgressPercent", (("JobId", job.job_id), ("Part", "0"))) in metrics
     assert ("RecordsSent", (("JobId", job.job_id),)) in metrics
     assert ("ProgressPercent", (("JobId", job.job_id),)) not in metrics
+    # What the stack's per-part no-progress alarm (modules/monitoring, parts = N) reads: the
+    # part's rows, and its progress, which reaches 100 when the part is done (so it stays OK).
+    rows0 = plan["parts"][0]["rows"]
+    assert part_statistic(job, "RecordsSent", 0, "Sum") == rows0
+    assert part_statistic(job, "ProgressPercent", 0, "Maximum") == 100.0
     verified = verify_plan(job)
     assert verified.returncode == 1
     assert "part 1 (partition 1)" in verified.stdout
