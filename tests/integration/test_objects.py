@@ -182,7 +182,6 @@ def test_several_sources_in_the_order_given_and_through_the_environment(job: Job
     assert other.records() == want
 
 
-@pytest.mark.parametrize("client", ["confluent"])  # the same with either client
 def test_objects_named_one_by_one_replaced_or_deleted_mid_job_are_exit_3(job: Job) -> None:
     """Objects named by --source, not listed under a prefix: a resumed run does not list them
     again; its GET is conditional on the pinned ETag, which finds one replaced or deleted."""
