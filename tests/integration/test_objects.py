@@ -558,3 +558,42 @@ def test_the_header_rule_holds_on_a_run_resumed_after_an_object_of_no_rows(
     cp = job.checkpoint()
     assert cp is not None
     assert cp["status"] == "FAILED"
+
+
+@pytest.mark.parametrize("client", ["confluent"])  # no Kafka: check and infer-schema
+def test_check_and_infer_schema_with_the_job_use_its_pinned_list(job: Job) -> None:
+    """After a job's first run, an object with another header is added under its prefix: check
+    and infer-schema over the prefix as listed now fail on it (exit 3 naming it); with the
+    job's --job-id and --checkpoint-table they read the job's pinned list, as run and verify
+    do, and pass; a job that pinned nothing falls back to the listing, and says so."""
+    prefix = Prefix(job)
+    for n in range(2):
+        prefix.put(f"p{n}.csv", make_csv(300, seed=n))
+    assert job.run().returncode == 0
+    added = prefix.put("p2.csv", b"id,other\n1,2\n", data=False)
+    pinned = ("--job-id", job.job_id, "--checkpoint-table", job.table)
+
+    for command in ("check", "infer-schema"):
+        listed = job.command(command)
+        assert listed.returncode == 3, (command, listed.stdout + listed.stderr)
+        assert prefix.uri(added) in listed.stdout + listed.stderr
+        assert "'id,other'" in listed.stdout + listed.stderr
+        with_job = job.command(command, *pinned)
+        assert with_job.returncode == 0, (command, with_job.stdout + with_job.stderr)
+        assert f"{command}: the 2 objects job {job.job_id} pinned at its first run" in (
+            with_job.stderr
+        )
+        assert prefix.uri(added) not in with_job.stdout + with_job.stderr
+        never = job.command(
+            command, "--job-id", f"never-{uuid.uuid4()}", "--checkpoint-table", job.table
+        )
+        assert never.returncode == 3, (command, never.stdout + never.stderr)
+        assert "pinned no list of objects: listing the sources" in never.stderr
+
+    checked = job.command("check", "--json", *pinned)
+    report = json.loads(checked.stdout)
+    assert (report["ok"], report["objects"], report["rows"]) == (True, 2, 600)
+    inferred = job.command("infer-schema", *pinned)
+    schema = json.loads(inferred.stdout)
+    assert list(schema["properties"]) == ["id", "name", "email", "amount", "note"]
+    assert "inferred from 600 data rows of 2 objects" in inferred.stderr
