@@ -94,8 +94,8 @@ def test_aborted_records_are_passed_over_to_the_last_commit(
     assert point is not None
     assert point.rows == int(cp["total_sent"]) == 3_000
     assert point.kafka_offset == int(cp["kafka_offset"])
-    # kafka-python waited out a one-second poll for each window of aborted records only: 6.3 s
-    # here before, 0.2 s since (confluent 0.9 s and 0.2 s).
+    # kafka-python waited out a one-second poll for each window of aborted records only: 6.2 s
+    # here before, 0.2 s since (confluent 0.9 s and 0.3 s).
     assert took < 3, f"the scan took {took:.1f} s"
 
 
