@@ -661,15 +661,22 @@ class _Run:
 
     def _log_start(self, point: ResumePoint) -> None:
         config = self.config
+        # A compressed object's point is a decoded byte; its size is of the stored bytes.
+        size = (
+            f"{self.info.size}"
+            if point.member_offset < 0
+            else f"an object of {self.info.size} compressed bytes"
+        )
         logger.info(
-            "job %s: %s at row %d, line %d, byte %d of %d%s%s",
+            "job %s: %s at row %d, line %d, %sbyte %d of %s%s%s",
             config.job_id,
             "resuming" if point.rows else "starting",
             point.rows,
             point.next_line,
+            "" if point.member_offset < 0 else "decoded ",
             point.byte_offset,
-            self.info.size,
-            f" (decoded; decoding from compressed byte {point.member_offset}, where byte "
+            size,
+            f" (decoding from compressed byte {point.member_offset}, where decoded byte "
             f"{point.member_text_offset} starts)"
             if point.member_offset > 0
             else "",

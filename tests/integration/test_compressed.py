@@ -259,7 +259,8 @@ def test_a_compressed_object_truncated_in_its_last_member_stops_a_resumed_run(
     resumed = job.run("--checkpoint-every", "2000")
 
     assert resumed.returncode == 3, resumed.stderr[-3000:]
-    at = re.search(rf"resuming at row {rows}, line \d+, byte (\d+) of", resumed.stderr)
+    resuming = rf"resuming at row {rows}, line \d+, decoded byte (\d+) of an object of "
+    at = re.search(resuming, resumed.stderr)
     assert at is not None, resumed.stderr[-3000:]
     # From the start of the member that holds the resume point (the 2nd: not a whole re-read).
     step = len(plain) // 5 + 1  # the decoded bytes of a member (_pieces)
