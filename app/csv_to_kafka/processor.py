@@ -49,7 +49,7 @@ from .objects import JobObjects, PinnedObjects, check_still_listed, list_objects
 from .plan import Part, Plan, load_plan, part_config, part_index
 from .record import ResumePoint
 from .schema import schema_digest
-from .sink import Sink, open_sink
+from .sink import PARTITION, Sink, open_sink
 from .source import ObjectInfo, S3Object
 
 logger = logging.getLogger(__name__)
@@ -834,10 +834,13 @@ class _Run:
 def dlq_view(config: Config, topic: str) -> Config:
     """The dead-letter topic as a sink of its own sees it: created with one partition, even for
     a keyed (``--partitions``) or parted job; an existing one with more is used all the same
-    (dead letters go to its partition 0, as an earlier version may have created it)."""
+    (dead letters go to its partition 0, as an earlier version may have created it). Part I of
+    a plan writes partition I of the topic, but its dead letters go to, and a resumed run reads
+    them back from, partition 0 of the dead-letter topic."""
     return dataclasses.replace(
         config,
         topic=topic,
+        partition=PARTITION,
         dlq_topic=None,
         errors_tolerance="none",
         skip_bad_rows=False,

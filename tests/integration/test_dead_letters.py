@@ -15,13 +15,15 @@ import time
 import uuid
 from typing import Any
 
+import orjson
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tests.reliability.oracle import end_offset
+from tests.reliability.oracle import end_offset, read_partition
 
 from .conftest import Job, kill, wait_for_progress
+from .parts import make_plan, run_part
 
 HEADER = b"id,name\n"
 
@@ -645,3 +647,74 @@ def test_the_dead_letter_topic_has_one_partition_for_a_keyed_job(job: Job) -> No
     again = other.run(*keyed, "--dlq-topic", wide)
     assert again.returncode == 0, again.stderr
     assert [int(h["csv-to-kafka.line"]) for _v, h in dead_letters(other, wide)] == [3, 5, 7, 9]
+
+
+def make_typed_parts(rows: int, every: int) -> tuple[bytes, dict[int, int], dict[int, bytes]]:
+    """A typed file whose every ``every``-th row is a misfit (plain, or a quoted field): the
+    data, {line: id} of the good rows, {line: bytes} of the bad ones. ``plan`` reads no schema,
+    so the misfits only show in ``run --schema``: bad rows inside a plan's parts."""
+    out, good, bad = [b"id,amount,name\n"], {}, {}
+    for i in range(1, rows + 1):
+        line = i + 1
+        if i % every == 0:
+            row = b"%d,%s,n%d" % (i, b"lots" if i % 2 else b'"1,5"', i)
+            bad[line] = row
+        else:
+            row = b"%d,%d.25,n%d" % (i, i, i)
+            good[line] = i
+        out.append(row + b"\n")
+    return b"".join(out), good, bad
+
+
+@pytest.mark.timeout(600)
+def test_dead_letters_of_a_planned_job_go_to_partition_0_once_each(job: Job, tmp_path: Any) -> None:
+    """A plan of 3 parts with bad rows in every part, each part run with a dead-letter topic
+    (part 1 killed by a failpoint after its 2nd commit, then run again): partition I holds
+    part I's good rows in order, once each; the DLQ (one partition) holds every bad row once,
+    with its line, offset and part's job id, each part's in line order."""
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(TYPED_SCHEMA))
+    data, good, bad = make_typed_parts(6_000, every=211)
+    job.put(data)
+    plan = make_plan(job, 3)
+    parts = plan["parts"]
+    assert len(parts) == 3
+    ends = [part["first_line"] for part in parts[1:]] + [1 << 62]
+    ranges = [range(part["first_line"], end) for part, end in zip(parts, ends, strict=True)]
+    assert all(any(line in lines for line in bad) for lines in ranges), "a part has no bad row"
+    dlq = f"{job.topic}-dlq"
+    extra = ("--schema", str(schema), "--errors-tolerance", "all", "--dlq-topic", dlq)
+
+    for index in (0, 2):
+        done = run_part(job, index, extra=extra)
+        assert done.returncode == 0, done.stderr
+        part_bad = sum(line in ranges[index] for line in bad)
+        assert f"{part_bad} BAD ROWS" in done.stdout + done.stderr
+    crashed = run_part(job, 1, {"CSV_TO_KAFKA_FAILPOINTS": "after-commit=2"}, extra=extra)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    half = read_partition(job.bootstrap, job.topic, partition=1, timeout=60)
+    assert 0 < len(half) < sum(line in ranges[1] for line in good)  # killed mid-way
+    again = run_part(job, 1, extra=extra)
+    assert again.returncode == 0, again.stderr
+
+    for index, lines in enumerate(ranges):
+        got = [
+            orjson.loads(value)
+            for _offset, value in read_partition(
+                job.bootstrap, job.topic, partition=index, timeout=60
+            )
+        ]
+        want = [(line, ident) for line, ident in good.items() if line in lines]
+        assert [(r["_source_line"], r["id"]) for r in got] == want, f"partition {index}"
+    letters = dead_letters(job, dlq)
+    found = sorted((int(h["csv-to-kafka.line"]), v) for v, h in letters)
+    assert found == sorted(bad.items())  # every bad row, once
+    for index, lines in enumerate(ranges):
+        mine = [(v, h) for v, h in letters if h["csv-to-kafka.job"] == f"{job.job_id}.part-{index}"]
+        assert [int(h["csv-to-kafka.line"]) for _v, h in mine] == [
+            line for line in bad if line in lines
+        ], f"part {index}'s dead letters"
+        for value, headers in mine:
+            assert headers["csv-to-kafka.offset"] == str(data.index(b"\n" + value + b"\n") + 1)
+            assert headers["csv-to-kafka.error"] == "type"
+            assert headers["csv-to-kafka.source-file"] == job.source

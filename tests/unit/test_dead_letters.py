@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import pytest
@@ -119,3 +120,13 @@ def test_the_dead_letter_topic_is_seen_with_one_partition_for_a_keyed_job() -> N
     assert (view.topic, view.dlq_topic, view.errors_tolerance) == ("dead", None, "none")
     assert (view.partitions, view.plan_partitions, view.key_columns) == (None, 1, ())
     assert view.allow_multiple_partitions  # an existing wider one: its partition 0
+
+
+def test_the_dead_letter_topic_is_seen_at_partition_0_for_a_part_of_a_plan() -> None:
+    """Part 2 of a 3-part plan writes partition 2 of the topic; its dead letters go to (and
+    are read back from) partition 0 of the one-partition dead-letter topic."""
+    dead = ["--errors-tolerance", "all", "--dlq-topic", "dead"]
+    part = dataclasses.replace(config(dead), part=2, partition=2, plan_partitions=3)
+    view = dlq_view(part, "dead")
+    assert (view.topic, view.partition, view.plan_partitions) == ("dead", 0, 1)
+    assert (view.dlq_topic, view.errors_tolerance) == (None, "none")
