@@ -514,7 +514,9 @@ def _errors_options(parser: argparse.ArgumentParser) -> None:
         "--dlq-topic",
         metavar="TOPIC",
         help="with --errors-tolerance all: the dead-letter topic (created with one partition if "
-        "absent); each bad row's bytes, with headers saying where it was and why",
+        "absent); each bad row's bytes, with headers saying where it was and why. Every part "
+        "of a --plan writes its dead letters to partition 0 of it, with header "
+        "csv-to-kafka.part naming the part",
     )
     parser.add_argument(
         "--skip-bad-rows",
@@ -528,7 +530,9 @@ def _errors_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"with --errors-tolerance all: past N bad rows in the job (resumed runs included) "
         f"the copy stops, exit 3, after committing what came before (default "
-        f"{DEFAULT_MAX_BAD_ROWS}: a wrong file, every row bad, stops early)",
+        f"{DEFAULT_MAX_BAD_ROWS}: a wrong file, every row bad, stops early). With --plan the "
+        "limit is per part: each part is a job of its own (J.part-I) and counts its own bad "
+        "rows; the other parts go on",
     )
 
 

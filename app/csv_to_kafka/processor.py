@@ -609,6 +609,7 @@ class _Run:
             job_id=config.job_id,
             max_bad_rows=config.max_bad_rows,
             total=point.bad_rows,
+            part=self.p.part.index if self.p.part is not None else None,
         )
         self._log_start(point)
         self.p._progress.started(config.job_id, point.rows, self._job_position(point), self.span)

@@ -116,6 +116,7 @@ def test_bad_rows_go_to_the_dead_letter_topic_with_their_headers(job: Job) -> No
     assert headers["csv-to-kafka.source-file"] == job.source
     assert headers["csv-to-kafka.job"] == job.job_id
     assert headers["csv-to-kafka.error"] == "field-count"
+    assert "csv-to-kafka.part" not in headers  # not a planned part
     assert headers["__connect.errors.exception.class.name"].endswith("BadInputError")
     assert "3 fields but the header has 2" in headers["__connect.errors.exception.message"]
     assert letters[2][1]["csv-to-kafka.error"] == "encoding"
@@ -671,7 +672,7 @@ def test_dead_letters_of_a_planned_job_go_to_partition_0_once_each(job: Job, tmp
     """A plan of 3 parts with bad rows in every part, each part run with a dead-letter topic
     (part 1 killed by a failpoint after its 2nd commit, then run again): partition I holds
     part I's good rows in order, once each; the DLQ (one partition) holds every bad row once,
-    with its line, offset and part's job id, each part's in line order."""
+    with its line, offset, part's job id and part index, each part's in line order."""
     schema = tmp_path / "schema.json"
     schema.write_text(json.dumps(TYPED_SCHEMA))
     data, good, bad = make_typed_parts(6_000, every=211)
@@ -718,3 +719,49 @@ def test_dead_letters_of_a_planned_job_go_to_partition_0_once_each(job: Job, tmp
             assert headers["csv-to-kafka.offset"] == str(data.index(b"\n" + value + b"\n") + 1)
             assert headers["csv-to-kafka.error"] == "type"
             assert headers["csv-to-kafka.source-file"] == job.source
+            assert headers["csv-to-kafka.part"] == str(index)
+
+
+@pytest.mark.parametrize("client", ["confluent"])
+def test_max_bad_rows_counts_each_part_of_a_plan_alone(job: Job, tmp_path: Any) -> None:
+    """--max-bad-rows N with a plan is per part: each part is its own job. With N between the
+    smallest part's and the largest part's bad rows, the parts with at most N finish (exit 0)
+    although the job's total is over N, and a part with more stops at its own (N+1)th bad row
+    (exit 3) with everything before it committed."""
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(TYPED_SCHEMA))
+    data, good, bad = make_typed_parts(4_000, every=101)
+    # part 0's rows (lines up to the plan's first cut) get more bad rows: every 101st, and
+    # rows 510-519 too
+    for i in range(510, 520):
+        data = data.replace(b"\n%d,%d.25," % (i, i), b"\n%d,many," % i, 1)
+        bad[i + 1] = b"%d,many,n%d" % (i, i)
+        del good[i + 1]
+    bad = dict(sorted(bad.items()))
+    job.put(data)
+    plan = make_plan(job, 2)
+    cut = plan["parts"][1]["first_line"]
+    first = [line for line in bad if line < cut]
+    second = [line for line in bad if line >= cut]
+    limit = len(second)
+    assert len(first) > limit  # so the job's total is over the limit too
+    dlq = f"{job.topic}-dlq"
+    extra = ("--schema", str(schema), "--errors-tolerance", "all", "--dlq-topic", dlq)
+    extra += ("--max-bad-rows", str(limit))
+
+    done = run_part(job, 1, extra=extra)
+    assert done.returncode == 0, done.stderr
+    assert f"{limit} BAD ROWS" in done.stdout + done.stderr
+    stopped = run_part(job, 0, extra=extra)
+    assert stopped.returncode == 3, stopped.stderr
+    over = first[limit]  # part 0's (limit + 1)th bad row
+    assert f"more than {limit} bad rows (--max-bad-rows)" in stopped.stderr
+    assert f"line {over}" in stopped.stderr
+    got = read_partition(job.bootstrap, job.topic, partition=0, timeout=60)
+    assert [orjson.loads(v)["_source_line"] for _o, v in got] == [
+        line for line in good if line < over
+    ]
+    letters = dead_letters(job, dlq)
+    assert sorted(int(h["csv-to-kafka.line"]) for _v, h in letters) == sorted(
+        first[:limit] + second
+    )
