@@ -419,7 +419,8 @@ def _verify_command(commands: Any) -> None:
         "--dlq-topic",
         metavar="TOPIC",
         help="the run's dead-letter topic (--errors-tolerance all): the topic must then hold "
-        "exactly the good rows, and TOPIC exactly the bad rows, in order, once each",
+        "exactly the good rows, and TOPIC exactly the bad rows, in order, once each (with "
+        "--plan: each part's, counted per part)",
     )
     verify.add_argument(
         "--job-id",
@@ -960,7 +961,16 @@ def _cmd_verify_plan(config: Config) -> int:
     rows = sum(r.rows_in_csv for r in reports)
     records = sum(r.records_in_topic for r in reports)
     verdict = "OK" if not differences else f"MISMATCH in {differences} part(s)"
-    print(f"verify {verdict}: {len(reports)} parts, rows in CSV {rows}, records in topic {records}")
+    dead = (
+        f"; bad rows in CSV {sum(r.bad_rows_in_csv for r in reports)}, dead letters in "
+        f"{config.dlq_topic} {sum(r.dead_letters for r in reports)}"
+        if config.dlq_topic
+        else ""
+    )
+    print(
+        f"verify {verdict}: {len(reports)} parts, rows in CSV {rows}, records in topic "
+        f"{records}{dead}"
+    )
     return EXIT_MISMATCH if differences else EXIT_OK
 
 

@@ -23,7 +23,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from tests.reliability.oracle import end_offset, read_partition
 
 from .conftest import Job, kill, wait_for_progress
-from .parts import make_plan, run_part
+from .parts import make_plan, run_part, verify_plan
 
 HEADER = b"id,name\n"
 
@@ -720,6 +720,25 @@ def test_dead_letters_of_a_planned_job_go_to_partition_0_once_each(job: Job, tmp
             assert headers["csv-to-kafka.error"] == "type"
             assert headers["csv-to-kafka.source-file"] == job.source
             assert headers["csv-to-kafka.part"] == str(index)
+
+    # verify --plan --dlq-topic judges each part's dead letters, counted per part
+    typed = ("--schema", str(schema), "--kafka-client", job.client)
+    verified = verify_plan(job, *typed, "--dlq-topic", dlq)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    shown = verified.stdout.splitlines()
+    for index, lines in enumerate(ranges):
+        count = sum(line in lines for line in bad)
+        [line] = [text for text in shown if text.startswith(f"part {index} (partition {index})")]
+        assert line.endswith(f"bad rows in CSV {count}, dead letters in {dlq} {count}")
+    assert f"dead letters in {dlq} {len(bad)}" in verified.stdout.splitlines()[-1]
+    # one of part 2's dead letters missing: part 2 (only) differs
+    lost = f"{dlq}-lost"
+    second = next(i for i, (_v, h) in enumerate(letters) if h["csv-to-kafka.part"] == "2")
+    copy_letters(job, lost, letters[:second] + letters[second + 1 :])
+    mismatch = verify_plan(job, *typed, "--dlq-topic", lost)
+    assert mismatch.returncode == 1, mismatch.stdout + mismatch.stderr
+    assert "MISMATCH in 1 part(s)" in mismatch.stdout
+    assert "part 2 (partition 2): verify MISMATCH" in mismatch.stdout
 
 
 @pytest.mark.parametrize("client", ["confluent"])
