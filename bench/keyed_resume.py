@@ -64,7 +64,7 @@ def main() -> None:
                 bootstrap_servers=bootstrap,
                 job_id=job,
                 checkpoint_table="-",
-                kafka_client=client,  # type: ignore[arg-type]
+                kafka_client=client,
                 create_topic=False,
                 key_columns=("customer",) if keyed else (),
             )

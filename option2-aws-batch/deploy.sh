@@ -26,6 +26,8 @@ With --parts N (2 to 10000): build, push and apply as submit-job.sh does, then s
      reclaim, exit 143 or exit 4 is retried and resumes inside the part; exit 2 and 3 are
      not).
 The topic is created with N partitions if absent; a topic with fewer is refused (exit 2).
+The apply gets TF_VAR_parts=N: one no-progress alarm per part (a parts = ... in
+terraform.tfvars wins over it).
 Follow it with: csv-to-kafka status --job-id JOB_ID --plan PLAN.
 
 Options:
@@ -71,6 +73,7 @@ done
 
 require_tools
 make_work_dir
+export TF_VAR_parts="$parts" # modules/monitoring: one no-progress alarm per part
 deploy_stack
 
 queue="$(output job_queue)"

@@ -143,6 +143,11 @@ _COMMIT_GRACE_MS = 10_000
 _METADATA_TIMEOUT_MS = 15_000
 _CREATE_TIMEOUT_MS = 30_000
 _READ_STALL_S = 60.0
+# A read's poll: poll returns as soon as it has records, else only after its timeout, even when the
+# fetch it waited for moved the position (past transaction markers or aborted records, which give
+# no records): a range that ends with them waited the whole timeout (it was a second).
+_POLL_SLICE_MS = 10
+_METADATA_SPACING_MS = 10  # a reader's, see _space_metadata_requests
 
 _FENCED_ERRORS = (kafka_errors.ProducerFencedError, kafka_errors.InvalidProducerEpochError)
 _exception_of = operator.attrgetter("exception")
@@ -644,7 +649,7 @@ class KafkaPythonSink:
     # -- reading ----------------------------------------------------------------------------
 
     def _consumer(self) -> Any:
-        return self._client(
+        consumer = self._client(
             "consumer",
             lambda: KafkaConsumer(
                 **self._common,
@@ -656,8 +661,11 @@ class KafkaPythonSink:
                 allow_auto_create_topics=False,
                 fetch_max_bytes=64 * 1024 * 1024,
                 max_partition_fetch_bytes=16 * 1024 * 1024,
+                fetch_max_wait_ms=10,
             ),
         )
+        _space_metadata_requests(consumer)
+        return consumer
 
     def _read(
         self, consumer: Any, start: int, end: int, partition: int | None = None
@@ -671,7 +679,7 @@ class KafkaPythonSink:
         position = start
         while position < end:
             batches = self._call(
-                lambda: consumer.poll(timeout_ms=1000, max_records=10_000), "reading"
+                lambda: consumer.poll(timeout_ms=_POLL_SLICE_MS, max_records=10_000), "reading"
             )
             for record in batches.get(tp, ()):
                 if record.offset >= end:
@@ -717,7 +725,7 @@ class KafkaPythonSink:
         ends = self._call(lambda: consumer.end_offsets(tps, _METADATA_TIMEOUT_MS), "offsets")
         found: dict[Any, ResumePoint] = {}
         pending = {tp: int(ends[tp]) for tp in tps if int(ends[tp]) > int(low[tp])}
-        window = _sink.SCAN_WINDOW
+        window = _sink.first_window(self.partitions)
         while pending:
             ranges = {tp: (max(int(low[tp]), end - window), end) for tp, end in pending.items()}
             points = self._scan_ranges(consumer, job_id, ranges)
@@ -746,7 +754,7 @@ class KafkaPythonSink:
         deadline = time.monotonic() + _READ_STALL_S
         while open_:
             batches = self._call(
-                lambda: consumer.poll(timeout_ms=1000, max_records=10_000), "reading"
+                lambda: consumer.poll(timeout_ms=_POLL_SLICE_MS, max_records=10_000), "reading"
             )
             for tp, records in batches.items():
                 end = ranges[tp][1] if tp in ranges else 0
@@ -822,6 +830,21 @@ class KafkaPythonSink:
                 yield record.offset, record.key, record.value
         finally:
             _close_consumer(consumer)
+
+
+def _space_metadata_requests(client: Any) -> None:
+    """Let ``client`` ask for metadata again after _METADATA_SPACING_MS, not 100 ms.
+
+    kafka-python 3.0.12 spaces metadata requests by its cluster's retry_backoff_ms (100 ms, its
+    own default: the client's setting does not reach it) and counts the bootstrap's request (for
+    no topic) among them, so a new consumer's first request for the topic's partitions waited
+    up to 100 ms (the Java client stopped counting the bootstrap in KAFKA-4024). A reader lives
+    for one read, so a shorter spacing costs nothing after that. A no-op if the client keeps the
+    setting elsewhere.
+    """
+    config = getattr(getattr(client, "_cluster", None), "config", None)
+    if isinstance(config, dict) and "retry_backoff_ms" in config:
+        config["retry_backoff_ms"] = _METADATA_SPACING_MS
 
 
 def _close_consumer(consumer: Any) -> None:

@@ -414,11 +414,13 @@ class ParseJob:
             yield job, header, encoder, batches, restarts
 
     def _objects_batches(self, s3: S3Object) -> Iterator[ReadyBatch]:
+        # The header every object must have, and the object it was read from (index, URI): the
+        # job's first object; when that is empty once decoded, the first object read here
+        # (every object between them had that header when the job read it: they are pinned).
         expected: list[str] | None = None
-        first_uri = self.info.uri
+        reference = (0, "")
         if self.first is not None and not self.columns:
             first = self.first
-            first_uri = first.uri
             _codec, decoded = open_decoded(
                 s3.sibling(*first.uri[len("s3://") :].split("/", 1)).chunks(first, 0),
                 self.compression,
@@ -426,6 +428,7 @@ class ParseJob:
             )
             try:
                 expected = parse_header(decoded, **{**self._dialect(), "source": first.uri}).names
+                reference = (0, first.uri)
             except EmptyObjectError:
                 expected = None  # skipped when it was read: the next object's header rules
         # The next object's GET starts (and its header is read) while this one is parsed.
@@ -433,12 +436,13 @@ class ParseJob:
         limit = self.bad_row_limit()  # one count over all the objects
         for job, header, encoder, batches, restarts in opened:
             if expected is None:
-                expected = header.names
+                expected, reference = header.names, (job.object_index, job.info.uri)
             elif header.names != expected:
                 raise BadInputError(
                     f"the header row of object {job.object_index + 1} of the job is "
-                    f"{','.join(header.names)!r}, but the job's first object {first_uri} has "
-                    f"{','.join(expected)!r}: every object of a job must have the same header",
+                    f"{','.join(header.names)!r}, but object {reference[0] + 1} of the job, "
+                    f"{reference[1]}, has {','.join(expected)!r}: every object of a job must "
+                    "have the same header",
                     source=job.info.uri,
                     line=1,
                     byte_offset=0,

@@ -22,7 +22,7 @@ from ._retry import RetryPolicy
 from .config import Config
 from .decompress import Restarts
 from .errors import BadInputError, EmptyObjectError
-from .objects import bucket_and_key, config_objects
+from .objects import bucket_and_key, job_objects
 from .sink import max_message_bytes
 from .source import ObjectInfo, Reject, S3Object
 
@@ -99,7 +99,8 @@ def check_objects(config: Config, *, progress: ProgressListener | None = None) -
     """``check`` of each object of a job over many objects, in the job's order; an object whose
     header differs from the first object's fails as run would fail it."""
     s3 = source_object(config)
-    infos = config_objects(config, s3.client, RetryPolicy(total_seconds=config.retry_seconds))
+    retry = RetryPolicy(total_seconds=config.retry_seconds)
+    infos = job_objects(config, s3.client, retry, "check")
     total = sum(info.size for info in infos)
     if progress is not None:
         progress.started(config.job_id, 0, 0, total)

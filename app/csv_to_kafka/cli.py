@@ -263,8 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="read the whole CSV as run would, and report its rows or its first bad row",
         description="Read and parse the whole object exactly as run does (same parser, same "
         "record encoder, same limit on a record's size) without writing anything anywhere: "
-        "no Kafka, no DynamoDB. Exit 0 with the row count if run would copy every row; exit 3 "
-        "with the first bad row's line and byte offset (the message run would stop with) if "
+        "no Kafka, no DynamoDB (with --job-id and --checkpoint-table it reads the job's "
+        "pinned list of objects there). Exit 0 with the row count if run would copy every "
+        "row; exit 3 with the first bad row's line and byte offset (the message run would "
+        "stop with) if "
         "not. Use it before a long copy: run commits the rows before a bad one, and a fixed "
         "file is a new object, so a new job.",
         epilog=EXIT_CODES_HELP,
@@ -296,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"with --errors-tolerance all: the run's limit (default {DEFAULT_MAX_BAD_ROWS})",
     )
     _s3_retry_option(check)
+    _job_list_options(check)
     _schema_options(check)
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     _progress_option(check)
@@ -328,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"data rows to read from each object (default {DEFAULT_SAMPLE_ROWS:,}; 0: every row)",
     )
     _s3_retry_option(infer)
+    _job_list_options(infer)
     infer.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS)
 
     _verify_command(commands)
@@ -400,6 +404,19 @@ def _schema_options(parser: argparse.ArgumentParser) -> None:
         metavar="TEXT",
         help="a field text that means null in a nullable column (repeatable; the empty field "
         "always does)",
+    )
+
+
+def _job_list_options(parser: Any) -> None:
+    """--job-id and --checkpoint-table of check and infer-schema: a job's pinned list."""
+    parser.add_argument(
+        "--job-id",
+        help="with --checkpoint-table, over many objects: read the list of objects the job "
+        "pinned at its first run (objects added to a prefix since then are not part of it); "
+        "without, or for a job that pinned none, the sources as listed now",
+    )
+    parser.add_argument(
+        "--checkpoint-table", help="the job's DynamoDB table of checkpoints (read only)"
     )
 
 

@@ -29,7 +29,7 @@ from ._parse_process import ParseJob, source_object
 from ._retry import RetryPolicy
 from .config import Config
 from .errors import BadInputError, EmptyObjectError
-from .objects import bucket_and_key, config_objects
+from .objects import bucket_and_key, job_objects
 from .schema import DEFAULT_SAMPLE_ROWS, SchemaSample
 from .sink import max_message_bytes
 from .source import ObjectInfo, S3Object
@@ -62,7 +62,8 @@ def infer(
     if not config.multi_object:
         alone = _sample(config, s3, s3.head(), sample_rows)
         return Inferred(alone.schema(), alone.rows, 1)
-    infos = config_objects(config, s3.client, RetryPolicy(total_seconds=config.retry_seconds))
+    retry = RetryPolicy(total_seconds=config.retry_seconds)
+    infos = job_objects(config, s3.client, retry, "infer-schema")
     total: SchemaSample | None = None
     first = ""
     empty = 0

@@ -50,6 +50,7 @@ __all__ = [
     "bucket_and_key",
     "check_still_listed",
     "config_objects",
+    "job_objects",
     "list_objects",
     "read_manifest",
 ]
@@ -255,6 +256,29 @@ def config_objects(config: Config, s3: S3Client, retry: RetryPolicy) -> tuple[Ob
     """The objects ``config``'s sources name now (check and verify list them, run pins them)."""
     sources = read_manifest(s3, config.source, retry) if config.source_manifest else config.sources
     return list_objects(sources, s3, retry)
+
+
+def job_objects(
+    config: Config, s3: S3Client, retry: RetryPolicy, command: str
+) -> tuple[ObjectInfo, ...]:
+    """The objects ``command`` (check, infer-schema, verify) reads over many objects: the list
+    job ``config.job_id`` pinned at its first run, when ``--checkpoint-table`` is given and the
+    job pinned one (objects added to a prefix since then are not part of the job); else
+    ``config``'s sources as listed now."""
+    if config.checkpoint_table != "-":  # "-": not given (cli.build_config)
+        pinned = PinnedObjects(config.checkpoint_table, retry=retry).load(config.job_id)
+        if pinned is not None:
+            logger.info(
+                "%s: the %d objects job %s pinned at its first run",
+                command,
+                len(pinned),
+                config.job_id,
+            )
+            return pinned.objects
+        logger.info(
+            "%s: job %s pinned no list of objects: listing the sources", command, config.job_id
+        )
+    return config_objects(config, s3, retry)
 
 
 def _encode(objects: Sequence[ObjectInfo]) -> bytes:

@@ -54,6 +54,8 @@ _T = TypeVar("_T")
 READER_GROUP_PREFIX = "csv-to-kafka-reader-"
 _FRAMING_HEADROOM = 64 * 1024
 _librdkafka_logger = logging.getLogger("csv_to_kafka.librdkafka")
+# A read's consume call: how long it waits for a batch to fill (it returns at once when full).
+_CONSUME_SLICE_SECONDS = 0.01
 _COMMIT_RETRY_SECONDS = 10.0  # a resumed commit_transaction, or the probe of a fatal error
 # How long a new client may take to reach a broker, and the slices it is asked in: between two
 # slices librdkafka's error callback is served, which is where a refused login shows.
@@ -270,7 +272,11 @@ def created_partitions(config: Config) -> int:
 
 
 def last_point(
-    last_of_job: Callable[[int, int], ResumePoint | None], low: int, end: int, hint: int | None
+    last_of_job: Callable[[int, int], ResumePoint | None],
+    low: int,
+    end: int,
+    hint: int | None,
+    window: int | None = None,
 ) -> ResumePoint | None:
     """The job's last point in the committed offsets [low, end) of one partition, read backwards
     in growing windows (``last_of_job(start, end)``: the last point in [start, end)).
@@ -280,19 +286,36 @@ def last_point(
     before the checkpoint's write), where reading forwards from ``hint`` (the checkpoint's
     offset) would read the transaction back, and hold a fetch of it in memory. With ``hint``,
     the windows stop there first; only if [hint, end) holds nothing of the job (a topic
-    recreated since) do they go on below it.
+    recreated since) do they go on below it. ``window``: the first window's size (default
+    SCAN_WINDOW; see ``first_window``).
     """
     floor = hint if hint is not None and low <= hint < end else low
-    found = _last_backwards(last_of_job, floor, end)
+    found = _last_backwards(last_of_job, floor, end, window)
     if found is None and floor > low:
-        found = _last_backwards(last_of_job, low, floor)
+        found = _last_backwards(last_of_job, low, floor, window)
     return found
 
 
+def first_window(partitions: int) -> int:
+    """The first backward window of each partition when a scan reads ``partitions`` of them:
+    SCAN_WINDOW offsets in all, so that the first pass costs about what one partition's does.
+
+    In one partition the job's last record is near the end; across partitions, each
+    partition's last record of the job is a few transactions' share of that partition back
+    (each transaction ends in one partition), and the windows double until they reach it. With
+    SCAN_WINDOW each, bench/keyed_resume.py's 12 partitions read 60,000 records in one pass,
+    which kafka-python decodes in Python (docs/performance.md).
+    """
+    return max(1, SCAN_WINDOW // max(1, partitions))
+
+
 def _last_backwards(
-    last_of_job: Callable[[int, int], ResumePoint | None], low: int, end: int
+    last_of_job: Callable[[int, int], ResumePoint | None],
+    low: int,
+    end: int,
+    window: int | None = None,
 ) -> ResumePoint | None:
-    window = SCAN_WINDOW
+    window = SCAN_WINDOW if window is None else window
     while end > low:
         start = max(low, end - window)
         found = last_of_job(start, end)
@@ -796,7 +819,12 @@ class ConfluentSink:
                 "enable.partition.eof": True,
                 "auto.offset.reset": "earliest",
                 "fetch.max.bytes": str(64 * 1024 * 1024),
-                "fetch.wait.max.ms": 50,
+                # At the end of a partition the broker holds a fetch this long: the
+                # end-of-partition event that ends a read there waits for it, and so does a new
+                # assignment (the resume scan's next window, the next partition). At 50 ms, with
+                # consume's 0.1 s, a window of 5,000 records took 0.1 s; its records were there
+                # within 15-25 ms.
+                "fetch.wait.max.ms": 10,
                 # Once 100,000 records wait in the local queue, librdkafka stops fetching for
                 # this long (default 1 s): verify, which parses between reads, drained the queue
                 # and then waited up to a second, again and again (2M rows: 15.6 s -> 5.1 s).
@@ -814,11 +842,9 @@ class ConfluentSink:
         deadline = time.monotonic() + 60
         position = start
         while position < end:
-            messages = consumer.consume(num_messages=10_000, timeout=0.1)
-            if not messages and time.monotonic() > deadline:
-                raise InfrastructureError(
-                    f"reading {self._topic}[{partition}] stalled at offset {position} of {end}"
-                )
+            # consume waits for its whole timeout unless 10,000 messages are there: a range's
+            # last messages are handed over after at most _CONSUME_SLICE_SECONDS.
+            messages = consumer.consume(num_messages=10_000, timeout=_CONSUME_SLICE_SECONDS)
             for message in messages:
                 error = message.error()
                 if error is not None:
@@ -833,6 +859,10 @@ class ConfluentSink:
                     return
                 position = message.offset() + 1
                 yield message
+            if not messages and time.monotonic() > deadline:
+                raise InfrastructureError(
+                    f"reading {self._topic}[{partition}] stalled at offset {position} of {end}"
+                )
 
     def _stable_range(self, consumer: Any, partition: int | None = None) -> tuple[int, int]:
         partition = self._partition if partition is None else partition
@@ -846,7 +876,9 @@ class ConfluentSink:
                 read_partitions(
                     self._consumer,
                     _close,
-                    lambda consumer, partition: self._last_in(consumer, job_id, None, partition),
+                    lambda consumer, partition: self._last_in(
+                        consumer, job_id, None, partition, first_window(self.partitions)
+                    ),
                     range(self.partitions),
                 )
             )
@@ -857,7 +889,12 @@ class ConfluentSink:
             consumer.close()
 
     def _last_in(
-        self, consumer: Any, job_id: str, hint: int | None, partition: int
+        self,
+        consumer: Any,
+        job_id: str,
+        hint: int | None,
+        partition: int,
+        window: int | None = None,
     ) -> ResumePoint | None:
         """The job's last point in one partition."""
         low, end = self._stable_range(consumer, partition)
@@ -866,6 +903,7 @@ class ConfluentSink:
             low,
             end,
             hint,
+            window,
         )
 
     def _last_of_job(

@@ -23,7 +23,7 @@ from .config import Config
 from .deadletter import LINE, SOURCE_FILE
 from .errors import EmptyObjectError
 from .keys import Keyer
-from .objects import PinnedObjects, bucket_and_key, config_objects
+from .objects import bucket_and_key, job_objects
 from .plan import Plan
 from .sink import Sink, max_message_bytes, open_sink
 from .source import Header, ObjectInfo, Reject, S3Object
@@ -401,28 +401,15 @@ def _unless_empty(
         return
 
 
-def _job_objects(config: Config, s3: S3Object) -> tuple[ObjectInfo, ...]:
-    """The job's pinned list, when ``--checkpoint-table`` (and ``--job-id``) name a job that
-    pinned one; else the sources as listed now."""
-    retry = RetryPolicy(total_seconds=config.retry_seconds)
-    if config.checkpoint_table != "-":  # "-": not given (cli.build_config)
-        pinned = PinnedObjects(config.checkpoint_table, retry=retry).load(config.job_id)
-        if pinned is not None:
-            logger.info(
-                "verify: the %d objects job %s pinned at its first run", len(pinned), config.job_id
-            )
-            return pinned.objects
-        logger.info("verify: job %s pinned no list of objects: listing the sources", config.job_id)
-    return config_objects(config, s3.client, retry)
-
-
 def verify_objects(config: Config, *, sink: Sink | None = None) -> VerifyReport:
     """Compare the rows of a job's objects (listed now) with the partition's records, object by
     object in the job's order: each object's records are compared as ``verify`` compares one
     object's; a record of an earlier object after a later one's is out of order."""
     sink = sink if sink is not None else open_sink(config)
     s3 = source_object(config)
-    infos = _job_objects(config, s3)
+    infos = job_objects(
+        config, s3.client, RetryPolicy(total_seconds=config.retry_seconds), "verify"
+    )
     index = {info.uri: n for n, info in enumerate(infos)}
     comparisons: dict[int, _Comparison] = {}
     # --dlq-topic: each object's bad rows, filled as its rows are compared

@@ -86,6 +86,7 @@ def dashboard_widgets(tofu: str, namespace: str, job_id: str) -> list[dict[str, 
     text = text.replace("aws_cloudwatch_metric_alarm.errors.arn", '"errors"')
     text = text.replace("aws_cloudwatch_metric_alarm.no_progress.arn", '"no-progress"')
     text = text.replace("aws_cloudwatch_metric_alarm.bad_rows[*].arn", '["bad-rows"]')
+    text = text.replace("aws_cloudwatch_metric_alarm.part_no_progress[*].arn", "[]")
     with tempfile.TemporaryDirectory() as scratch:
         Path(scratch, "variables.tf").write_text((MONITORING / "variables.tf").read_text())
         Path(scratch, "locals.tf").write_text(text)

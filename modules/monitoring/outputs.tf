@@ -9,7 +9,7 @@ output "dashboard_url" {
 }
 
 output "alarm_arns" {
-  description = "ARNs of the errors, no-progress and (unless disabled) bad-rows alarms."
+  description = "ARNs of the errors, no-progress and (unless disabled) bad-rows alarms, then the parts' no-progress alarms."
   value       = local.alarm_arns
 }
 

@@ -72,6 +72,17 @@ variable "no_progress_minutes" {
   }
 }
 
+variable "parts" {
+  description = "Parts of the job copied in parts (run --plan, deploy.sh --parts N): one no-progress alarm per part, over JobId = job_id.part-I; 0: none."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.parts >= 0 && var.parts <= 1000 && floor(var.parts) == var.parts
+    error_message = "parts must be a whole number from 0 (not in parts) to 1000."
+  }
+}
+
 variable "bad_rows_alarm_threshold" {
   description = "Bad rows (BadRows, --errors-tolerance all) in one period above which the bad-rows alarm fires; -1: no such alarm."
   type        = number

@@ -15,6 +15,7 @@ module "monitoring" {
   cost_label          = "(${var.capacity_provider} ${var.task_cpu / 1024} vCPU, ${var.task_memory / 1024} GB)"
   log_group_name      = module.core.log_group_name
   no_progress_minutes = var.no_progress_minutes
+  parts               = var.parts
   alarm_actions       = var.alarm_actions
   tags                = var.tags
 

@@ -186,6 +186,12 @@ variable "no_progress_minutes" {
   default     = 15
 }
 
+variable "parts" {
+  description = "Parts of the job when it is copied in parts (deploy.sh --parts N): one no-progress alarm per part; 0: not in parts."
+  type        = number
+  default     = 0
+}
+
 variable "alarm_actions" {
   description = "ARNs (e.g. an SNS topic) notified by the alarms; empty for none."
   type        = list(string)

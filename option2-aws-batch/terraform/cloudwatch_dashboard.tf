@@ -1,6 +1,6 @@
 # The job's dashboard and alarms (modules/monitoring). The cost widget prices one job at the Spot
 # rates in the variables. For array jobs, the "All jobs" widget shows every child; the alarms
-# follow job_id only.
+# follow job_id, and with parts = N (deploy.sh --parts N) also each part's job id.
 
 locals {
   hourly_cost_usd = local.fargate ? (
@@ -18,6 +18,7 @@ module "monitoring" {
   cost_label          = local.fargate ? "(Fargate Spot ${local.vcpus} vCPU, ${var.task_memory / 1024} GB)" : "(EC2 Spot ${split(",", var.instance_type)[0]})"
   log_group_name      = module.core.log_group_name
   no_progress_minutes = var.no_progress_minutes
+  parts               = var.parts
   alarm_actions       = var.alarm_actions
   tags                = var.tags
 

@@ -782,6 +782,34 @@ def test_a_first_deployment_creates_the_repository_then_builds_pushes_and_applie
         assert f"export SPOT_JOB_IMAGE='{repo}:v7'" in user_data_of(result.stdout.strip())
 
 
+def test_deploy_with_parts_applies_the_stack_with_an_alarm_per_part(
+    aws_env: dict[str, str], batch_outputs: Path, tmp_path: Path
+) -> None:
+    """deploy.sh --parts N applies option 2's stack with TF_VAR_parts=N, the variable that gives
+    each part a no-progress alarm of its own (modules/monitoring)."""
+    env = stand_ins(tmp_path, aws_env, batch_outputs)
+    (tmp_path / "state" / "applied").touch()  # an existing stack
+    terraform = tmp_path / "bin" / "terraform"
+    logged = "printf 'terraform %s\\n' \"$*\""
+    assert logged in FAKE_TERRAFORM
+    terraform.write_text(
+        FAKE_TERRAFORM.replace(
+            logged, 'printf \'terraform %s TF_VAR_parts=%s\\n\' "$*" "${TF_VAR_parts-}"'
+        )
+    )
+    result = subprocess.run(
+        [str(DEPLOY_BATCH), "--skip-build", "--auto-approve", "--parts", "4", "--job-id", "j"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    chdir = f"-chdir={DEPLOY_BATCH.parent / 'terraform'}"
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert f"terraform {chdir} apply -auto-approve TF_VAR_parts=4" in calls, calls
+
+
 # The docker of this machine for the scripts' build step: `build` is real (on local/engine's
 # engine, host network: the engine has no bridge), `login` and `push` are recorded (no registry).
 BUILDING_DOCKER = r"""#!/usr/bin/env bash

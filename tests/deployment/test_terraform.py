@@ -526,6 +526,35 @@ def test_alarms_watch_errors_and_progress(modules: dict[str, TerraformDir]) -> N
         assert "JobId" in str(alarm), "every metric has the JobId dimension"
 
 
+def test_a_job_in_parts_has_a_no_progress_alarm_per_part(
+    modules: dict[str, TerraformDir], stacks: dict[str, TerraformDir]
+) -> None:
+    """With parts = N, one alarm per part: the job's no-progress test over the part's own job id
+    (J.part-I, where a part sends RecordsSent and ProgressPercent; docs/metrics.md)."""
+    monitoring = modules["monitoring"]
+    resources = monitoring.typed("resource")
+    stalled = resources["aws_cloudwatch_metric_alarm.no_progress"]
+    per_part = resources["aws_cloudwatch_metric_alarm.part_no_progress"]
+    assert str(per_part["count"]) == "${var.parts}"
+    assert monitoring.named("variable")["parts"]["default"] == 0
+    queries = {unquote(q["id"]): q for q in per_part["metric_query"]}
+    assert queries.keys() == {"progressing", "rows", "progress"}
+    same = {unquote(q["id"]): q for q in stalled["metric_query"]}
+    assert queries["progressing"]["expression"] == same["progressing"]["expression"]
+    for name, metric, stat in (
+        ("rows", "RecordsSent", "Sum"),
+        ("progress", "ProgressPercent", "Maximum"),
+    ):
+        inner = queries[name]["metric"][0]
+        assert unquote(inner["metric_name"]) == metric
+        assert unquote(inner["stat"]) == stat
+        assert "${var.job_id}.part-${count.index}" in str(inner["dimensions"])
+    assert "part-${count.index}-no-progress" in str(per_part["alarm_name"])
+    assert "aws_cloudwatch_metric_alarm.part_no_progress[*].arn" in monitoring.text["main.tf"]
+    for name in ("option1-ecs-fargate", "option2-aws-batch"):
+        assert "parts               = var.parts" in stacks[name].text["cloudwatch_dashboard.tf"]
+
+
 # --- image ----------------------------------------------------------------------------------
 
 

@@ -282,6 +282,7 @@ def dashboard(tmp_path: Path) -> list[dict[str, Any]]:
         "aws_cloudwatch_metric_alarm.no_progress.arn", '"arn:aws:cloudwatch:stalled"'
     )
     text = text.replace("aws_cloudwatch_metric_alarm.bad_rows[*].arn", '["arn:aws:cloudwatch:bad"]')
+    text = text.replace("aws_cloudwatch_metric_alarm.part_no_progress[*].arn", "[]")
     console = Console(
         scratch(tmp_path, MODULES / "monitoring" / "variables.tf", text),
         name="csv-to-kafka-orders-2024",

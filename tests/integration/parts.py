@@ -21,6 +21,7 @@ from tests.reliability.oracle import expected_records, read_partition
 from .conftest import Job
 
 __all__ = [
+    "CHECKPOINT_EVERY",
     "PARTS",
     "assert_parts_exact",
     "cli",
@@ -36,6 +37,7 @@ __all__ = [
 ]
 
 PARTS = 4
+CHECKPOINT_EVERY = 500  # a part commits every 500 rows, in batches of 500 (processor.py)
 
 
 def parts_csv(rows: int) -> bytes:
@@ -88,7 +90,7 @@ def plan_stdout(job: Job, parts: int = PARTS) -> subprocess.CompletedProcess[str
 
 def part_args(job: Job, *extra: str) -> list[str]:
     """``run`` of a part: Job.args without --source (the plan names the object)."""
-    args = job.args("--plan", plan_url(job), "--checkpoint-every", "500", *extra)
+    args = job.args("--plan", plan_url(job), "--checkpoint-every", str(CHECKPOINT_EVERY), *extra)
     at = args.index("--source")
     del args[at : at + 2]
     return args

@@ -182,7 +182,6 @@ def test_several_sources_in_the_order_given_and_through_the_environment(job: Job
     assert other.records() == want
 
 
-@pytest.mark.parametrize("client", ["confluent"])  # the same with either client
 def test_objects_named_one_by_one_replaced_or_deleted_mid_job_are_exit_3(job: Job) -> None:
     """Objects named by --source, not listed under a prefix: a resumed run does not list them
     again; its GET is conditional on the pinned ETag, which finds one replaced or deleted."""
@@ -503,3 +502,98 @@ def test_verify_with_the_job_uses_its_pinned_list(job: Job) -> None:
     other = job.verify("--job-id", f"never-{uuid.uuid4()}", "--checkpoint-table", job.table)
     assert other.returncode == 1, other.stdout + other.stderr
     assert "pinned no list of objects" in other.stderr
+
+
+# -- the header rule on a resumed run whose job began with an object of no rows ---------------
+
+_FIRSTS = {
+    "header only": make_csv(0),  # a header row, no data row: its header is the job's
+    "empty gzip": _EMPTY_GZIP,  # nothing once decoded: skipped, the next object's header rules
+}
+
+
+@pytest.mark.parametrize("first", list(_FIRSTS))
+@pytest.mark.parametrize("third", ["same header", "differing header"])
+def test_the_header_rule_holds_on_a_run_resumed_after_an_object_of_no_rows(
+    job: Job, first: str, third: str
+) -> None:
+    """The job's first object has no data row (a header alone, or a gzip of nothing); killed
+    after the first commit in object 2, the resumed run reads no object before object 2 but
+    still compares each next header with the job's: object 3 with the same header is copied;
+    one with another header is exit 3 naming it, its header and the header it should have
+    (and where that comes from), after every row of object 2, once."""
+    prefix = Prefix(job)
+    body = _FIRSTS[first]
+    header_only = first == "header only"
+    key0 = prefix.put("p0.csv" if header_only else "p0.csv.gz", body, data=header_only)
+    key1 = prefix.put("p1.csv", make_csv(1000, seed=1))
+    if third == "same header":
+        prefix.put("p2.csv", make_csv(300, seed=2))
+    else:
+        bad = prefix.put("p2.csv", b"id,other\n1,2\n", data=False)
+    crashed = job.run(
+        "--checkpoint-every", "500", env={"CSV_TO_KAFKA_FAILPOINTS": "after-commit=1"}
+    )
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    assert len(job.records()) == 500  # half of object 2: object 3's header not yet met
+
+    resumed = job.run("--checkpoint-every", "500")
+
+    assert "resuming at row 500" in resumed.stderr, resumed.stderr[-3000:]
+    if third == "same header":
+        assert resumed.returncode == 0, resumed.stderr
+        prefix.assert_exact()
+        assert len(job.records()) == 1300
+        return
+    assert resumed.returncode == 3, resumed.stderr
+    assert prefix.uri(bad) in resumed.stderr
+    assert "'id,other'" in resumed.stderr
+    # The header it should have, named by the object it was read from on this run: the first
+    # object when it has one, else (empty once decoded) the object the run resumed in.
+    source = key0 if header_only else key1
+    want = f"object {1 if header_only else 2} of the job, {prefix.uri(source)}, has"
+    assert f"{want} 'id,name,email,amount,note'" in resumed.stderr, resumed.stderr[-3000:]
+    assert "Traceback" not in resumed.stderr
+    prefix.assert_exact()  # object 2 whole, once; nothing of object 3
+    cp = job.checkpoint()
+    assert cp is not None
+    assert cp["status"] == "FAILED"
+
+
+@pytest.mark.parametrize("client", ["confluent"])  # no Kafka: check and infer-schema
+def test_check_and_infer_schema_with_the_job_use_its_pinned_list(job: Job) -> None:
+    """After a job's first run, an object with another header is added under its prefix: check
+    and infer-schema over the prefix as listed now fail on it (exit 3 naming it); with the
+    job's --job-id and --checkpoint-table they read the job's pinned list, as run and verify
+    do, and pass; a job that pinned nothing falls back to the listing, and says so."""
+    prefix = Prefix(job)
+    for n in range(2):
+        prefix.put(f"p{n}.csv", make_csv(300, seed=n))
+    assert job.run().returncode == 0
+    added = prefix.put("p2.csv", b"id,other\n1,2\n", data=False)
+    pinned = ("--job-id", job.job_id, "--checkpoint-table", job.table)
+
+    for command in ("check", "infer-schema"):
+        listed = job.command(command)
+        assert listed.returncode == 3, (command, listed.stdout + listed.stderr)
+        assert prefix.uri(added) in listed.stdout + listed.stderr
+        assert "'id,other'" in listed.stdout + listed.stderr
+        with_job = job.command(command, *pinned)
+        assert with_job.returncode == 0, (command, with_job.stdout + with_job.stderr)
+        assert f"{command}: the 2 objects job {job.job_id} pinned at its first run" in (
+            with_job.stderr
+        )
+        assert prefix.uri(added) not in with_job.stdout + with_job.stderr
+        never = job.command(
+            command, "--job-id", f"never-{uuid.uuid4()}", "--checkpoint-table", job.table
+        )
+        assert never.returncode == 3, (command, never.stdout + never.stderr)
+        assert "pinned no list of objects: listing the sources" in never.stderr
+
+    checked = job.command("check", "--json", *pinned)
+    report = json.loads(checked.stdout)
+    assert (report["ok"], report["objects"], report["rows"]) == (True, 2, 600)
+    inferred = job.command("infer-schema", *pinned)
+    schema = json.loads(inferred.stdout)
+    assert list(schema["properties"]) == ["id", "name", "email", "amount", "note"]
+    assert "inferred from 600 data rows of 2 objects" in inferred.stderr

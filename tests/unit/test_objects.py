@@ -318,3 +318,12 @@ def test_a_differing_header_after_an_empty_first_object_is_bad_input(aws: Any) -
     infos = list_objects([parse_source_uri(f"s3://{BUCKET}/h/")], s3, FAST)
     with pytest.raises(BadInputError, match="every object of a job must have the same header"):
         _records(_parse_job(infos), s3)
+    # The header it should have is named by the object it comes from, not the empty one; so
+    # on a run resumed in object 2 (the first object, empty, has none to give).
+    for job in (_parse_job(infos), _parse_job(infos, 1, first=infos[0])):
+        with pytest.raises(BadInputError) as raised:
+            _records(job, s3)
+        assert (
+            "the header row of object 3 of the job is 'x,y', but object 2 of the job, "
+            "s3://exports/h/1.csv, has 'a,b'"
+        ) in str(raised.value)

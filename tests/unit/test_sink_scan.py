@@ -6,14 +6,14 @@ import time
 
 from csv_to_kafka.cli import build_config, build_parser
 from csv_to_kafka.record import ResumePoint
-from csv_to_kafka.sink import SCAN_WINDOW, fenced, last_point, outlived
+from csv_to_kafka.sink import SCAN_WINDOW, fenced, first_window, last_point, outlived
 
 REQUIRED = ["--source", "s3://b/k.csv", "--topic", "t", "--bootstrap-servers", "h:9092"]
 REQUIRED += ["--job-id", "j", "--checkpoint-table", "cp"]
 
 
 def _scan(
-    points: dict[int, ResumePoint], low: int, end: int, hint: int | None
+    points: dict[int, ResumePoint], low: int, end: int, hint: int | None, window: int | None = None
 ) -> tuple[ResumePoint | None, list[tuple[int, int]]]:
     reads: list[tuple[int, int]] = []
 
@@ -22,7 +22,7 @@ def _scan(
         found = [offset for offset in points if start <= offset < stop]
         return points[max(found)] if found else None
 
-    return last_point(last_of_job, low, end, hint), reads
+    return last_point(last_of_job, low, end, hint, window), reads
 
 
 def _point(offset: int) -> ResumePoint:
@@ -53,6 +53,19 @@ def test_nothing_of_the_job() -> None:
     assert found is None
     assert reads[-1][0] == 5
     assert sum(stop - start for start, stop in reads) == 20_000 - 5
+
+
+def test_a_scan_of_many_partitions_starts_each_with_its_share_of_the_window() -> None:
+    """12 partitions: the first pass reads SCAN_WINDOW offsets in all, not 12 times that; a
+    partition whose last point is further back doubles its window until it gets there."""
+    window = first_window(12)
+    assert window * 12 <= SCAN_WINDOW < (window + 1) * 12
+    assert first_window(1) == SCAN_WINDOW
+    assert first_window(SCAN_WINDOW * 2) == 1
+    points = {20_000 - 2 * window: _point(20_000 - 2 * window)}
+    found, reads = _scan(points, 0, 20_000, None, window)
+    assert found == points[20_000 - 2 * window]
+    assert reads == [(20_000 - window, 20_000), (20_000 - 3 * window, 20_000 - window)]
 
 
 def test_fenced_names_the_timeout_only_when_the_transaction_outlived_it() -> None:
