@@ -436,7 +436,8 @@ def _verify_command(commands: Any) -> None:
         "--dlq-topic",
         metavar="TOPIC",
         help="the run's dead-letter topic (--errors-tolerance all): the topic must then hold "
-        "exactly the good rows, and TOPIC exactly the bad rows, in order, once each",
+        "exactly the good rows, and TOPIC exactly the bad rows, in order, once each (with "
+        "--plan: each part's, counted per part)",
     )
     verify.add_argument(
         "--job-id",
@@ -531,7 +532,9 @@ def _errors_options(parser: argparse.ArgumentParser) -> None:
         "--dlq-topic",
         metavar="TOPIC",
         help="with --errors-tolerance all: the dead-letter topic (created with one partition if "
-        "absent); each bad row's bytes, with headers saying where it was and why",
+        "absent); each bad row's bytes, with headers saying where it was and why. Every part "
+        "of a --plan writes its dead letters to partition 0 of it, with header "
+        "csv-to-kafka.part naming the part",
     )
     parser.add_argument(
         "--skip-bad-rows",
@@ -545,7 +548,9 @@ def _errors_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"with --errors-tolerance all: past N bad rows in the job (resumed runs included) "
         f"the copy stops, exit 3, after committing what came before (default "
-        f"{DEFAULT_MAX_BAD_ROWS}: a wrong file, every row bad, stops early)",
+        f"{DEFAULT_MAX_BAD_ROWS}: a wrong file, every row bad, stops early). With --plan the "
+        "limit is per part: each part is a job of its own (J.part-I) and counts its own bad "
+        "rows; the other parts go on",
     )
 
 
@@ -973,7 +978,16 @@ def _cmd_verify_plan(config: Config) -> int:
     rows = sum(r.rows_in_csv for r in reports)
     records = sum(r.records_in_topic for r in reports)
     verdict = "OK" if not differences else f"MISMATCH in {differences} part(s)"
-    print(f"verify {verdict}: {len(reports)} parts, rows in CSV {rows}, records in topic {records}")
+    dead = (
+        f"; bad rows in CSV {sum(r.bad_rows_in_csv for r in reports)}, dead letters in "
+        f"{config.dlq_topic} {sum(r.dead_letters for r in reports)}"
+        if config.dlq_topic
+        else ""
+    )
+    print(
+        f"verify {verdict}: {len(reports)} parts, rows in CSV {rows}, records in topic "
+        f"{records}{dead}"
+    )
     return EXIT_MISMATCH if differences else EXIT_OK
 
 

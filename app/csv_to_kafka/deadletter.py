@@ -8,11 +8,12 @@ instance (a zombie) cannot write a dead letter.
 
 A dead letter's value is the row's bytes as in the object, without its line terminator. Its
 headers say where the row was and why it is bad (``csv-to-kafka.line``, ``.offset``,
-``.source-file``, ``.job``, ``.error`` and Connect's ``__connect.errors.exception.*``), and,
-as the main topic's last record of a batch does, where the copy stands after the batch that
-held it (``.rows``, ``.bad-rows``, ``.next-line``, ``.next-offset``, ``.etag``): when a
-transaction ends with bad rows, the dead-letter topic holds the newest position.
-"""
+``.source-file``, ``.job``, a planned part's ``.part``, ``.error`` and Connect's
+``__connect.errors.exception.*``), and, as the main topic's last record of a batch does,
+where the copy stands after the batch that held it (``.rows``, ``.bad-rows``, ``.next-line``,
+``.next-offset``, ``.etag``): when a transaction ends with bad rows, the dead-letter topic
+holds the newest position. Every part of a plan writes its dead letters to partition 0 of the
+one-partition dead-letter topic (``processor.dlq_view``)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ __all__ = [
     "LINE",
     "NEXT_OFFSET",
     "OFFSET",
+    "PART",
     "SOURCE_FILE",
     "BadRowLimit",
     "DeadLetters",
@@ -43,6 +45,7 @@ LINE = HEADER_PREFIX + "line"  # the row's first line, decimal
 OFFSET = HEADER_PREFIX + "offset"  # the byte where the row starts, decimal
 SOURCE_FILE = HEADER_PREFIX + "source-file"  # s3://bucket/key
 JOB = HEADER_PREFIX + "job"
+PART = HEADER_PREFIX + "part"  # a planned job's part index, decimal (on a part's dead letters)
 ERROR = HEADER_PREFIX + "error"  # field-count, encoding, record-too-large, type
 NEXT_OFFSET = HEADER_PREFIX + "next-offset"  # the byte a resumed run reads from
 CONNECT_CLASS = "__connect.errors.exception.class.name"
@@ -55,14 +58,24 @@ LOGGED_BAD_ROWS = 100  # bad rows named one by one in the log; after that, only 
 
 
 def dead_letter_headers(
-    reject: Reject, *, source: str, job_id: str, position: list[tuple[str, bytes]]
+    reject: Reject,
+    *,
+    source: str,
+    job_id: str,
+    position: list[tuple[str, bytes]],
+    part: int | None = None,
 ) -> list[tuple[str, bytes]]:
-    """The headers of ``reject``'s dead letter; ``position`` is its batch's ``to_headers()``."""
+    """The headers of ``reject``'s dead letter; ``position`` is its batch's ``to_headers()``;
+    ``part``: the index of the planned part that found it (None: not a part)."""
     headers = [
         (LINE, b"%d" % reject.line),
         (OFFSET, b"%d" % reject.offset),
         (SOURCE_FILE, source.encode()),
         (JOB, job_id.encode()),
+    ]
+    if part is not None:
+        headers.append((PART, b"%d" % part))
+    headers += [
         (ERROR, reject.reason.encode()),
         (CONNECT_CLASS, _CLASS_NAME),
         (CONNECT_MESSAGE, f"line {reject.line}, byte {reject.offset}: {reject.message}".encode()),
@@ -79,7 +92,8 @@ class DeadLetters:
     """Counts the job's bad rows, logs them, and makes their dead letters.
 
     ``topic`` None: the rows are dropped (``--skip-bad-rows``), counted and logged all the same.
-    ``total`` starts at the job's count so far (read back from Kafka when resuming).
+    ``total`` starts at the job's count so far (read back from Kafka when resuming); ``part``
+    is a planned part's index, named in its dead letters' headers.
     """
 
     def __init__(
@@ -90,8 +104,10 @@ class DeadLetters:
         job_id: str,
         max_bad_rows: int,
         total: int = 0,
+        part: int | None = None,
     ) -> None:
         self.topic = topic
+        self.part = part
         self.source = source
         self.job_id = job_id
         self.max_bad_rows = max_bad_rows
@@ -142,7 +158,11 @@ class DeadLetters:
             (
                 reject.raw,
                 dead_letter_headers(
-                    reject, source=self.source, job_id=self.job_id, position=position
+                    reject,
+                    source=self.source,
+                    job_id=self.job_id,
+                    position=position,
+                    part=self.part,
                 ),
             )
             for reject in rejects

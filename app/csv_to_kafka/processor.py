@@ -49,7 +49,7 @@ from .objects import JobObjects, PinnedObjects, check_still_listed, list_objects
 from .plan import Part, Plan, load_plan, part_config, part_index
 from .record import ResumePoint
 from .schema import schema_digest
-from .sink import Sink, open_sink
+from .sink import PARTITION, Sink, open_sink
 from .source import ObjectInfo, S3Object
 
 logger = logging.getLogger(__name__)
@@ -609,6 +609,7 @@ class _Run:
             job_id=config.job_id,
             max_bad_rows=config.max_bad_rows,
             total=point.bad_rows,
+            part=self.p.part.index if self.p.part is not None else None,
         )
         self._log_start(point)
         self.p._progress.started(config.job_id, point.rows, self._job_position(point), self.span)
@@ -841,10 +842,13 @@ class _Run:
 def dlq_view(config: Config, topic: str) -> Config:
     """The dead-letter topic as a sink of its own sees it: created with one partition, even for
     a keyed (``--partitions``) or parted job; an existing one with more is used all the same
-    (dead letters go to its partition 0, as an earlier version may have created it)."""
+    (dead letters go to its partition 0, as an earlier version may have created it). Part I of
+    a plan writes partition I of the topic, but its dead letters go to, and a resumed run reads
+    them back from, partition 0 of the dead-letter topic."""
     return dataclasses.replace(
         config,
         topic=topic,
+        partition=PARTITION,
         dlq_topic=None,
         errors_tolerance="none",
         skip_bad_rows=False,

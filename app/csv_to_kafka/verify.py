@@ -284,10 +284,16 @@ def verify(config: Config, *, sink: Sink | None = None, s3: S3Object | None = No
 
 
 def _compare_dead_letters(
-    report: VerifyReport, config: Config, topic: str, rejects: list[tuple[str, Reject]]
+    report: VerifyReport,
+    config: Config,
+    topic: str,
+    rejects: list[tuple[str, Reject]],
+    lines: range | None = None,
 ) -> None:
     """The dead-letter ``topic``'s records of the job's objects against their bad rows
-    (``rejects``: each object's, s3://… and the Reject, in the job's order), in order."""
+    (``rejects``: each object's, s3://… and the Reject, in the job's order), in order.
+    ``lines``: only the dead letters of rows starting there (a planned part's, whose dead
+    letters share the topic's partition 0 with the other parts')."""
     view = dataclasses.replace(
         config, topic=topic, dlq_topic=None, errors_tolerance="none", key_columns=()
     )
@@ -301,8 +307,9 @@ def _compare_dead_letters(
         for _offset, value, headers in dlq.committed_records():
             found = dict(headers)
             source = found.get(SOURCE_FILE)
-            if source in sources:
-                got.append((source.decode(), int(found.get(LINE) or b"-1"), value or b""))
+            line = int(found.get(LINE) or b"-1")
+            if source in sources and (lines is None or line in lines):
+                got.append((source.decode(), line, value or b""))
     finally:
         dlq.close()
     report.dead_letters = len(got)
@@ -507,13 +514,15 @@ def verify_plan(
     s3: S3Object | None = None,
 ) -> list[VerifyReport]:
     """Compare each part of ``plan`` with its partition: partition I holds exactly part I's
-    rows, in order, once each. One report per part; ObjectChangedError (exit 3) when the
-    object is no longer the planned version."""
+    rows, in order, once each; with --dlq-topic, the dead-letter topic holds exactly part I's
+    bad rows (its dead letters of part I's lines), in order, once each. One report per part;
+    ObjectChangedError (exit 3) when the object is no longer the planned version."""
     s3 = s3 if s3 is not None else source_object(config)
     info = s3.head()
     plan.check_object(info)
     reports = []
-    for part in plan.parts:
+    ends = [part.first_line for part in plan.parts[1:]] + [1 << 62]
+    for part, end in zip(plan.parts, ends, strict=True):
         job = dataclasses.replace(
             ParseJob.whole_object(config, info, 1 << 30),
             start_offset=part.first_byte,
@@ -523,12 +532,21 @@ def verify_plan(
         part_config = dataclasses.replace(
             config, partition=part.index, plan_partitions=len(plan.parts)
         )
-        comparison = _Comparison(_expected_batches(config, s3, 1 << 30, job=job), plan.source)
+        rejects: list[Reject] | None = [] if config.dlq_topic else None
+        comparison = _Comparison(
+            _expected_batches(config, s3, 1 << 30, job=job, rejects=rejects), plan.source
+        )
         sink = sink_factory(part_config)
         try:
             for offset, value, _headers in sink.committed_records():
                 comparison.record(offset, value)
         finally:
             sink.close()
-        reports.append(comparison.finish())
+        report = comparison.finish()
+        if config.dlq_topic and rejects is not None:
+            bad = [(plan.source, reject) for reject in rejects]
+            _compare_dead_letters(
+                report, config, config.dlq_topic, bad, range(part.first_line, end)
+            )
+        reports.append(report)
     return reports

@@ -102,11 +102,15 @@ def _part(part: int | None) -> tuple[str, ...]:
 
 
 def run_part(
-    job: Job, part: int | None, env: dict[str, str] | None = None
+    job: Job,
+    part: int | None,
+    env: dict[str, str] | None = None,
+    *,
+    extra: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """``run --plan --part I`` to its end."""
+    """``run --plan --part I EXTRA...`` to its end."""
     return subprocess.run(
-        part_args(job, *_part(part)),
+        part_args(job, *_part(part), *extra),
         env=job.process_env(env),
         capture_output=True,
         text=True,
@@ -114,10 +118,12 @@ def run_part(
     )
 
 
-def start_part(job: Job, part: int | None, env: dict[str, str] | None = None) -> Any:
-    """``run --plan --part I`` started, with its output piped."""
+def start_part(
+    job: Job, part: int | None, env: dict[str, str] | None = None, *, extra: tuple[str, ...] = ()
+) -> Any:
+    """``run --plan --part I EXTRA...`` started, with its output piped."""
     return subprocess.Popen(
-        part_args(job, *_part(part)),
+        part_args(job, *_part(part), *extra),
         env=job.process_env(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

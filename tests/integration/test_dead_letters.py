@@ -15,13 +15,15 @@ import time
 import uuid
 from typing import Any
 
+import orjson
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tests.reliability.oracle import end_offset
+from tests.reliability.oracle import end_offset, read_partition
 
 from .conftest import Job, kill, wait_for_progress
+from .parts import make_plan, run_part, verify_plan
 
 HEADER = b"id,name\n"
 
@@ -114,6 +116,7 @@ def test_bad_rows_go_to_the_dead_letter_topic_with_their_headers(job: Job) -> No
     assert headers["csv-to-kafka.source-file"] == job.source
     assert headers["csv-to-kafka.job"] == job.job_id
     assert headers["csv-to-kafka.error"] == "field-count"
+    assert "csv-to-kafka.part" not in headers  # not a planned part
     assert headers["__connect.errors.exception.class.name"].endswith("BadInputError")
     assert "3 fields but the header has 2" in headers["__connect.errors.exception.message"]
     assert letters[2][1]["csv-to-kafka.error"] == "encoding"
@@ -645,3 +648,139 @@ def test_the_dead_letter_topic_has_one_partition_for_a_keyed_job(job: Job) -> No
     again = other.run(*keyed, "--dlq-topic", wide)
     assert again.returncode == 0, again.stderr
     assert [int(h["csv-to-kafka.line"]) for _v, h in dead_letters(other, wide)] == [3, 5, 7, 9]
+
+
+def make_typed_parts(rows: int, every: int) -> tuple[bytes, dict[int, int], dict[int, bytes]]:
+    """A typed file whose every ``every``-th row is a misfit (plain, or a quoted field): the
+    data, {line: id} of the good rows, {line: bytes} of the bad ones. ``plan`` reads no schema,
+    so the misfits only show in ``run --schema``: bad rows inside a plan's parts."""
+    out, good, bad = [b"id,amount,name\n"], {}, {}
+    for i in range(1, rows + 1):
+        line = i + 1
+        if i % every == 0:
+            row = b"%d,%s,n%d" % (i, b"lots" if i % 2 else b'"1,5"', i)
+            bad[line] = row
+        else:
+            row = b"%d,%d.25,n%d" % (i, i, i)
+            good[line] = i
+        out.append(row + b"\n")
+    return b"".join(out), good, bad
+
+
+@pytest.mark.timeout(600)
+def test_dead_letters_of_a_planned_job_go_to_partition_0_once_each(job: Job, tmp_path: Any) -> None:
+    """A plan of 3 parts with bad rows in every part, each part run with a dead-letter topic
+    (part 1 killed by a failpoint after its 2nd commit, then run again): partition I holds
+    part I's good rows in order, once each; the DLQ (one partition) holds every bad row once,
+    with its line, offset, part's job id and part index, each part's in line order."""
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(TYPED_SCHEMA))
+    data, good, bad = make_typed_parts(6_000, every=211)
+    job.put(data)
+    plan = make_plan(job, 3)
+    parts = plan["parts"]
+    assert len(parts) == 3
+    ends = [part["first_line"] for part in parts[1:]] + [1 << 62]
+    ranges = [range(part["first_line"], end) for part, end in zip(parts, ends, strict=True)]
+    assert all(any(line in lines for line in bad) for lines in ranges), "a part has no bad row"
+    dlq = f"{job.topic}-dlq"
+    extra = ("--schema", str(schema), "--errors-tolerance", "all", "--dlq-topic", dlq)
+
+    for index in (0, 2):
+        done = run_part(job, index, extra=extra)
+        assert done.returncode == 0, done.stderr
+        part_bad = sum(line in ranges[index] for line in bad)
+        assert f"{part_bad} BAD ROWS" in done.stdout + done.stderr
+    crashed = run_part(job, 1, {"CSV_TO_KAFKA_FAILPOINTS": "after-commit=2"}, extra=extra)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    half = read_partition(job.bootstrap, job.topic, partition=1, timeout=60)
+    assert 0 < len(half) < sum(line in ranges[1] for line in good)  # killed mid-way
+    again = run_part(job, 1, extra=extra)
+    assert again.returncode == 0, again.stderr
+
+    for index, lines in enumerate(ranges):
+        got = [
+            orjson.loads(value)
+            for _offset, value in read_partition(
+                job.bootstrap, job.topic, partition=index, timeout=60
+            )
+        ]
+        want = [(line, ident) for line, ident in good.items() if line in lines]
+        assert [(r["_source_line"], r["id"]) for r in got] == want, f"partition {index}"
+    letters = dead_letters(job, dlq)
+    found = sorted((int(h["csv-to-kafka.line"]), v) for v, h in letters)
+    assert found == sorted(bad.items())  # every bad row, once
+    for index, lines in enumerate(ranges):
+        mine = [(v, h) for v, h in letters if h["csv-to-kafka.job"] == f"{job.job_id}.part-{index}"]
+        assert [int(h["csv-to-kafka.line"]) for _v, h in mine] == [
+            line for line in bad if line in lines
+        ], f"part {index}'s dead letters"
+        for value, headers in mine:
+            assert headers["csv-to-kafka.offset"] == str(data.index(b"\n" + value + b"\n") + 1)
+            assert headers["csv-to-kafka.error"] == "type"
+            assert headers["csv-to-kafka.source-file"] == job.source
+            assert headers["csv-to-kafka.part"] == str(index)
+
+    # verify --plan --dlq-topic judges each part's dead letters, counted per part
+    typed = ("--schema", str(schema), "--kafka-client", job.client)
+    verified = verify_plan(job, *typed, "--dlq-topic", dlq)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    shown = verified.stdout.splitlines()
+    for index, lines in enumerate(ranges):
+        count = sum(line in lines for line in bad)
+        [line] = [text for text in shown if text.startswith(f"part {index} (partition {index})")]
+        assert line.endswith(f"bad rows in CSV {count}, dead letters in {dlq} {count}")
+    assert f"dead letters in {dlq} {len(bad)}" in verified.stdout.splitlines()[-1]
+    # one of part 2's dead letters missing: part 2 (only) differs
+    lost = f"{dlq}-lost"
+    second = next(i for i, (_v, h) in enumerate(letters) if h["csv-to-kafka.part"] == "2")
+    copy_letters(job, lost, letters[:second] + letters[second + 1 :])
+    mismatch = verify_plan(job, *typed, "--dlq-topic", lost)
+    assert mismatch.returncode == 1, mismatch.stdout + mismatch.stderr
+    assert "MISMATCH in 1 part(s)" in mismatch.stdout
+    assert "part 2 (partition 2): verify MISMATCH" in mismatch.stdout
+
+
+@pytest.mark.parametrize("client", ["confluent"])
+def test_max_bad_rows_counts_each_part_of_a_plan_alone(job: Job, tmp_path: Any) -> None:
+    """--max-bad-rows N with a plan is per part: each part is its own job. With N between the
+    smallest part's and the largest part's bad rows, the parts with at most N finish (exit 0)
+    although the job's total is over N, and a part with more stops at its own (N+1)th bad row
+    (exit 3) with everything before it committed."""
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(TYPED_SCHEMA))
+    data, good, bad = make_typed_parts(4_000, every=101)
+    # part 0's rows (lines up to the plan's first cut) get more bad rows: every 101st, and
+    # rows 510-519 too
+    for i in range(510, 520):
+        data = data.replace(b"\n%d,%d.25," % (i, i), b"\n%d,many," % i, 1)
+        bad[i + 1] = b"%d,many,n%d" % (i, i)
+        del good[i + 1]
+    bad = dict(sorted(bad.items()))
+    job.put(data)
+    plan = make_plan(job, 2)
+    cut = plan["parts"][1]["first_line"]
+    first = [line for line in bad if line < cut]
+    second = [line for line in bad if line >= cut]
+    limit = len(second)
+    assert len(first) > limit  # so the job's total is over the limit too
+    dlq = f"{job.topic}-dlq"
+    extra = ("--schema", str(schema), "--errors-tolerance", "all", "--dlq-topic", dlq)
+    extra += ("--max-bad-rows", str(limit))
+
+    done = run_part(job, 1, extra=extra)
+    assert done.returncode == 0, done.stderr
+    assert f"{limit} BAD ROWS" in done.stdout + done.stderr
+    stopped = run_part(job, 0, extra=extra)
+    assert stopped.returncode == 3, stopped.stderr
+    over = first[limit]  # part 0's (limit + 1)th bad row
+    assert f"more than {limit} bad rows (--max-bad-rows)" in stopped.stderr
+    assert f"line {over}" in stopped.stderr
+    got = read_partition(job.bootstrap, job.topic, partition=0, timeout=60)
+    assert [orjson.loads(v)["_source_line"] for _o, v in got] == [
+        line for line in good if line < over
+    ]
+    letters = dead_letters(job, dlq)
+    assert sorted(int(h["csv-to-kafka.line"]) for _v, h in letters) == sorted(
+        first[:limit] + second
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import pytest
@@ -82,6 +83,23 @@ def test_the_headers_are_the_rows_and_connects_and_the_batch_position() -> None:
     back = ResumePoint.from_headers(headers, 5)
     assert back is not None
     assert (back.rows, back.next_line, back.byte_offset, back.bad_rows) == (7, 12, 300, 2)
+    assert deadletter.PART not in found  # not a planned part
+
+
+def test_a_parts_dead_letters_name_the_part() -> None:
+    """A planned part's dead letters carry csv-to-kafka.part (its index), after .job; the
+    position read back from them is the same as without it."""
+    point = ResumePoint("j.part-2", rows=7, line=9, next_line=12, byte_offset=300, etag="e")
+    dead = DeadLetters(topic="d", source="s3://b/k", job_id="j.part-2", max_bad_rows=9, part=2)
+    [(_value, headers)] = dead.take((reject(4),), point.to_headers())
+    names = [name for name, _value in headers]
+    assert len(names) == len(set(names))
+    assert names.index(deadletter.PART) == names.index(deadletter.JOB) + 1
+    assert dict(headers)[deadletter.PART] == b"2"
+    assert dict(headers)[deadletter.JOB] == b"j.part-2"
+    back = ResumePoint.from_headers(headers, 5)
+    assert back is not None
+    assert (back.job_id, back.rows, back.byte_offset) == ("j.part-2", 7, 300)
 
 
 def test_the_count_goes_on_from_the_resumed_total_and_stops_past_the_limit() -> None:
@@ -119,3 +137,13 @@ def test_the_dead_letter_topic_is_seen_with_one_partition_for_a_keyed_job() -> N
     assert (view.topic, view.dlq_topic, view.errors_tolerance) == ("dead", None, "none")
     assert (view.partitions, view.plan_partitions, view.key_columns) == (None, 1, ())
     assert view.allow_multiple_partitions  # an existing wider one: its partition 0
+
+
+def test_the_dead_letter_topic_is_seen_at_partition_0_for_a_part_of_a_plan() -> None:
+    """Part 2 of a 3-part plan writes partition 2 of the topic; its dead letters go to (and
+    are read back from) partition 0 of the one-partition dead-letter topic."""
+    dead = ["--errors-tolerance", "all", "--dlq-topic", "dead"]
+    part = dataclasses.replace(config(dead), part=2, partition=2, plan_partitions=3)
+    view = dlq_view(part, "dead")
+    assert (view.topic, view.partition, view.plan_partitions) == ("dead", 0, 1)
+    assert (view.dlq_topic, view.errors_tolerance) == (None, "none")
