@@ -502,6 +502,7 @@ def _plan_command(commands: Any) -> None:
         help=f"with --errors-tolerance all: past N bad rows in the object, exit 3 as check "
         f"(default {DEFAULT_MAX_BAD_ROWS})",
     )
+    _schema_options(plan)  # the runs' --schema: a field that does not fit is a bad row too
     _s3_retry_option(plan)
     _progress_option(plan)
     plan.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS)

@@ -384,3 +384,27 @@ def test_plan_command_takes_errors_tolerance_from_flag_or_env(
     monkeypatch.setenv("CSV_TO_KAFKA_MAX_BAD_ROWS", "1")
     assert main(args) == 3
     assert "more than 1 bad rows (--max-bad-rows)" in capsys.readouterr().err
+
+
+def test_plan_with_the_runs_schema_counts_a_misfit_as_a_bad_row(
+    s3: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """plan --schema (the runs' schema) counts a field that does not fit its type as run does:
+    a bad row with --errors-tolerance all, else exit 3 at it; and an error that loses the
+    parser's place (a quote never closed) stops plan even with --errors-tolerance all."""
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps({"type": "object", "properties": {"id": {"type": "integer"}}}))
+    data = csv_rows(3_000).replace(b"\n1500,plain\n", b"\n1500,plain\nlots,plain\n")
+    s3.put_object(Bucket="bkt", Key="data.csv", Body=data)
+    plan, report = make_plan(config("--errors-tolerance", "all", "--schema", str(schema)), 2)
+    assert (plan.rows, plan.bad_rows) == (3_000, 1)
+    line = data[: data.index(b"\nlots,") + 1].count(b"\n") + 1
+    assert [(r["line"], r["reason"]) for r in report.bad_rows] == [(line, "type")]
+    plan, _report = make_plan(config("--errors-tolerance", "all"), 2)  # no schema: it fits
+    assert (plan.rows, plan.bad_rows) == (3_001, 0)
+    with pytest.raises(BadInputError, match=f"line {line},"):
+        make_plan(config("--schema", str(schema)), 2)
+
+    s3.put_object(Bucket="bkt", Key="data.csv", Body=data + b'9,"never closed\n')
+    with pytest.raises(BadInputError, match="quote is never closed"):
+        make_plan(config("--errors-tolerance", "all"), 2)
