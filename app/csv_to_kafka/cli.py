@@ -454,12 +454,15 @@ def _plan_command(commands: Any) -> None:
         "plan",
         help="split the CSV into N parts at row boundaries, to copy side by side",
         description="Read the whole object once, exactly as check does (same parser, same "
-        "limits; exit 3 with check's message at a bad row), and write a plan: the object "
+        "limits; exit 3 with check's message at a bad row, unless --errors-tolerance all), "
+        "and write a plan: the object "
         "pinned (ETag, VersionId, size), its header, and for each of --parts N parts its "
-        "first byte, end byte, first line and row count. Every part starts at the first byte "
+        "first byte, end byte, first line, row count (good rows) and bad-row count. Every part "
+        "starts at the first byte "
         "of a row, also when quoted fields hold newlines: the cuts are where the parser stood "
         "between two rows (batch ends of 1,000 rows, so a part may be empty when the object "
-        "has fewer than N x 1,000 rows). Then run --plan URL --part I copies part I into "
+        "has fewer than N x 1,000 rows), never inside a bad row. Then run --plan URL --part I "
+        "copies part I into "
         "partition I (an AWS Batch array child takes I from AWS_BATCH_JOB_ARRAY_INDEX), and "
         "verify --plan URL checks every partition. Compressed objects are refused (exit 2): "
         "copy them with run alone.",
@@ -485,6 +488,21 @@ def _plan_command(commands: Any) -> None:
     plan.add_argument(
         "--kafka-client", choices=KAFKA_CLIENTS, help="the client of the runs to come (limits)"
     )
+    plan.add_argument(
+        "--errors-tolerance",
+        choices=["none", "all"],
+        help="all: go on past bad rows as check --errors-tolerance all does (listed, counted "
+        "per part, recorded in the plan); run --plan of a plan with bad rows then needs "
+        "--errors-tolerance all (else exit 2). A quote never closed or a lone CR still stop it",
+    )
+    plan.add_argument(
+        "--max-bad-rows",
+        type=int,
+        metavar="N",
+        help=f"with --errors-tolerance all: past N bad rows in the object, exit 3 as check "
+        f"(default {DEFAULT_MAX_BAD_ROWS})",
+    )
+    _schema_options(plan)  # the runs' --schema: a field that does not fit is a bad row too
     _s3_retry_option(plan)
     _progress_option(plan)
     plan.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS)
@@ -504,8 +522,9 @@ def _plan_options(parser: argparse.ArgumentParser, *, part: bool) -> None:
             help="with --plan: copy part I (0-based) into partition I, as job JOB-ID.part-I "
             "(its own transactional id and checkpoint); default: AWS_BATCH_JOB_ARRAY_INDEX. "
             "Out of the plan's range: exit 2. A topic with fewer partitions than parts: exit 2; "
-            "an absent one is created with one partition per part. The object changed since "
-            "the plan: exit 3",
+            "an absent one is created with one partition per part. A plan with bad rows "
+            "(plan --errors-tolerance all) without --errors-tolerance all: exit 2. The object "
+            "changed since the plan: exit 3",
         )
 
 
@@ -949,15 +968,24 @@ def _cmd_plan(config: Config, parts: int, output: str) -> int:
         progress.close()
     write_plan(plan, output, RetryPolicy(total_seconds=config.retry_seconds))
     where = "stdout" if output == "-" else output
+    stream = sys.stderr if output == "-" else sys.stdout
     print(
-        f"plan of {plan.source}: {report.rows:,} rows in {len(plan.parts)} parts -> {where}",
-        file=sys.stderr if output == "-" else sys.stdout,
+        f"plan of {plan.source}: {report.rows:,} rows in {len(plan.parts)} parts -> {where}"
+        + (f"; {plan.bad_rows:,} BAD ROWS (dead letters)" if plan.bad_rows else ""),
+        file=stream,
     )
     for part in plan.parts:
         print(
             f"  part {part.index}: {part.rows:,} rows from line {part.first_line:,}, bytes "
-            f"{part.first_byte:,}-{part.end_byte:,}",
-            file=sys.stderr if output == "-" else sys.stdout,
+            f"{part.first_byte:,}-{part.end_byte:,}"
+            + (f", {part.bad_rows:,} bad rows" if part.bad_rows else ""),
+            file=stream,
+        )
+    for row in report.bad_rows:
+        print(
+            f"bad row at line {row['line']}, byte {row['byte_offset']} ({row['reason']}): "
+            f"{row['message']}",
+            file=stream,
         )
     return EXIT_OK
 

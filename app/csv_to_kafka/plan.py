@@ -6,7 +6,11 @@ end of the first batch of rows that reaches each N-th of the object's bytes. A c
 parser stood after a row, so it is the first byte of the next row even when quoted fields hold
 newlines: the positions a resumed ``run`` starts from, not a guess at a newline. The plan pins
 the object (ETag, VersionId, size) and holds, for each part, its first byte, end byte, first
-line and row count.
+line and row count (good rows, as run counts them). With ``--errors-tolerance all`` the pass
+goes on past bad rows as check's does: a cut is still a batch end, so never inside a bad row;
+each part also counts its bad rows, and the plan records the tolerance, so that a ``run
+--plan`` without ``--errors-tolerance all`` of a plan with bad rows is refused (exit 2) before
+it copies anything.
 
 ``run --plan URL --part I`` copies part I into partition I of the topic, with its own
 transactional id and checkpoint (``part_job_id``), reading only the bytes [first, end);
@@ -73,7 +77,8 @@ class Part:
     first_byte: int  # the first byte of the part's first row
     end_byte: int  # the byte after its last row: the next part's first_byte
     first_line: int  # the line where its first row starts (the header is line 1)
-    rows: int
+    rows: int  # its good rows: the records run sends to partition I (its total_sent)
+    bad_rows: int = 0  # its bad rows (--errors-tolerance all): run's dead letters of the part
 
 
 @dataclass(frozen=True)
@@ -85,10 +90,17 @@ class Plan:
     columns: list[str]
     parts: list[Part] = field(default_factory=list)
     format: int = PLAN_FORMAT
+    # "all": the pass went on past bad rows (plan --errors-tolerance all), counted per part;
+    # a plan without it (older plans too) has none: the pass stopped at the first one.
+    errors_tolerance: str = "none"
 
     @property
     def rows(self) -> int:
         return sum(part.rows for part in self.parts)
+
+    @property
+    def bad_rows(self) -> int:
+        return sum(part.bad_rows for part in self.parts)
 
     def part(self, index: int) -> Part:
         if not 0 <= index < len(self.parts):
@@ -135,8 +147,9 @@ class _Cutter:
         self.size = size
         self.first_byte = first_byte
         self.first_line = first_line
-        self.cuts: list[tuple[int, int, int]] = []  # (byte, line, rows before it)
+        self.cuts: list[tuple[int, int, int, int]] = []  # (byte, line, rows, bad rows before)
         self.rows = 0
+        self.bad_rows = 0
 
     def start(self, data_offset: int, data_line: int) -> None:
         self.first_byte, self.first_line = data_offset, data_line
@@ -146,19 +159,24 @@ class _Cutter:
         return self.first_byte + span * (len(self.cuts) + 1) // self.parts
 
     def __call__(self, ready: ReadyBatch) -> None:
+        # A batch ends after its last row, good or bad (a bad row's bytes, up to its line
+        # terminator, are in the batch of the good rows around it): a cut at a batch end is
+        # the first byte of a row, never inside a bad row.
         self.rows += len(ready.values)
+        self.bad_rows += len(ready.rejects)
         while len(self.cuts) < self.parts - 1 and ready.next_offset >= self.target():
-            self.cuts.append((ready.next_offset, ready.next_line, self.rows))
+            self.cuts.append((ready.next_offset, ready.next_line, self.rows, self.bad_rows))
 
     def plan(self, info: ObjectInfo, columns: list[str], last_line: int) -> list[Part]:
         cuts = list(self.cuts)
+        end = (info.size, last_line + 1, self.rows, self.bad_rows)
         while len(cuts) < self.parts - 1:  # fewer batches than parts: empty parts at the end
-            cuts.append((info.size, last_line + 1, self.rows))
-        starts = [(self.first_byte, self.first_line, 0), *cuts]
-        ends = [*cuts, (info.size, last_line + 1, self.rows)]
+            cuts.append(end)
+        starts = [(self.first_byte, self.first_line, 0, 0), *cuts]
+        ends = [*cuts, end]
         return [
-            Part(i, start[0], end[0], start[1], end[2] - start[2])
-            for i, (start, end) in enumerate(zip(starts, ends, strict=True))
+            Part(i, start[0], stop[0], start[1], stop[2] - start[2], stop[3] - start[3])
+            for i, (start, stop) in enumerate(zip(starts, ends, strict=True))
         ]
 
 
@@ -171,7 +189,10 @@ def make_plan(
 ) -> tuple[Plan, CheckReport]:
     """Read ``config.source`` once with check's pass and cut it into ``parts`` parts.
 
-    A bad row raises check's BadInputError message (exit 3); a compressed object a ConfigError.
+    A bad row raises check's BadInputError message (exit 3); with ``--errors-tolerance all``
+    the pass goes on past bad rows as check's does (counted per part; past --max-bad-rows, or
+    at an error that loses the parser's place, the same BadInputError). A compressed object
+    is a ConfigError.
     """
     if not 1 <= parts <= MAX_PARTS:
         raise ConfigError(f"--parts must be 1 to {MAX_PARTS}, got {parts}")
@@ -202,6 +223,7 @@ def make_plan(
         size=info.size,
         columns=report.columns,
         parts=cutter.plan(info, report.columns, report.last_line),
+        errors_tolerance=config.errors_tolerance,
     )
     return plan, report
 
@@ -318,9 +340,18 @@ def part_index(config: Config, environ: dict[str, str] | None = None) -> int:
 
 def part_config(config: Config, plan: Plan, index: int) -> Config:
     """``config`` for part ``index`` of ``plan``: its job id, its partition, the plan's source."""
-    plan.part(index)  # out of range: exit 2
+    part = plan.part(index)  # out of range: exit 2
     if str(config.source) != plan.source:
         raise ConfigError(f"--source {config.source} is not the plan's object {plan.source}")
+    if plan.bad_rows and config.errors_tolerance != "all":
+        # Refused for every part, also one without bad rows: a job's parts share one setting,
+        # and a part with bad rows would otherwise stop at its first (exit 3) mid-copy.
+        raise ConfigError(
+            f"the plan of {plan.source} was made with --errors-tolerance all and counts "
+            f"{plan.bad_rows} bad rows ({part.bad_rows} in part {index}): run --plan needs "
+            "--errors-tolerance all, with --dlq-topic (or --skip-bad-rows), else a part stops "
+            "at its first bad row (exit 3)"
+        )
     return dataclasses.replace(
         config,
         job_id=part_job_id(config.job_id, index),
@@ -389,6 +420,8 @@ def status_of_parts(
     }
     if plan is not None:
         total["rows_planned"] = plan.rows
+        if plan.bad_rows:
+            total["bad_rows_planned"] = plan.bad_rows
     if as_json:
         return json.dumps({"job_id": job_id, "parts": parts, "total": total}, indent=2)
     lines = [

@@ -72,10 +72,19 @@ def plan_url(job: Job) -> str:
     return f"s3://{job.bucket}/{job.key}.plan.json"
 
 
-def make_plan(job: Job, parts: int = PARTS) -> dict[str, Any]:
-    """``plan`` of the job's object into ``parts`` parts, written to ``plan_url``; the plan."""
+def make_plan(job: Job, parts: int = PARTS, *extra: str) -> dict[str, Any]:
+    """``plan EXTRA...`` of the job's object into ``parts`` parts, written to ``plan_url``; the
+    plan."""
     done = cli(
-        job, "plan", "--source", job.source, "--parts", str(parts), "--output", plan_url(job)
+        job,
+        "plan",
+        "--source",
+        job.source,
+        "--parts",
+        str(parts),
+        "--output",
+        plan_url(job),
+        *extra,
     )
     assert done.returncode == 0, done.stderr
     body = boto3.client("s3").get_object(Bucket=job.bucket, Key=f"{job.key}.plan.json")["Body"]

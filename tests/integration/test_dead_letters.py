@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import random
 import signal
@@ -784,3 +785,90 @@ def test_max_bad_rows_counts_each_part_of_a_plan_alone(job: Job, tmp_path: Any) 
     assert sorted(int(h["csv-to-kafka.line"]) for _v, h in letters) == sorted(
         first[:limit] + second
     )
+
+
+def make_ragged_parts(rows: int) -> tuple[bytes, dict[int, int], dict[int, bytes]]:
+    """``parts_csv``-like rows (quoted newlines with a fake row around each 1,000th row) with
+    bad rows right before and after every 1,000th row (where plan's batches, so its cuts, end)
+    and every 457th: in turn a row of 2 fields, one with bytes invalid in UTF-8 and one of 4
+    fields. (object, {line: id of each good row}, {line: bytes of each bad row})."""
+    out, good, bad, line = [b"id,name,note\n"], {}, {}, 2
+    kinds = itertools.cycle([b"%d,ragged", b"%d,caf\xe9,latin-1", b"%d,four,fields,here"])
+    for i in range(1, rows + 1):
+        if i % 1000 in (998, 999, 0, 1, 2):
+            note = b'"cut near %d\n%d,fake,row\n"' % (i, i + 1)
+        else:
+            note = b"plain %d" % i
+        row = b"%d,name%d,%s" % (i, i, note)
+        good[line] = i
+        out.append(row + b"\n")
+        line += row.count(b"\n") + 1
+        if i % 1000 in (999, 0) or i % 457 == 0:
+            bad[line] = next(kinds) % i
+            out.append(bad[line] + b"\n")
+            line += 1
+    return b"".join(out), good, bad
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("client", ["confluent"])
+def test_a_plan_made_with_errors_tolerance_all_copies_ragged_rows_to_the_dlq(job: Job) -> None:
+    """plan --errors-tolerance all of an object with ragged rows and rows invalid in UTF-8,
+    some right at the planned cuts: each part starts at the first byte of a row and counts its
+    good and bad rows; a run --plan without --errors-tolerance all is refused (exit 2); every
+    part run with a DLQ puts its good rows in partition I in order and each bad row once in the
+    DLQ (line, offset, reason, part); verify --plan --dlq-topic says OK."""
+    data, good, bad = make_ragged_parts(6_000)
+    job.put(data)
+    plan = make_plan(job, 3, "--errors-tolerance", "all")
+    assert plan["errors_tolerance"] == "all"
+    parts = plan["parts"]
+    ends = [part["first_line"] for part in parts[1:]] + [1 << 62]
+    ranges = [range(part["first_line"], end) for part, end in zip(parts, ends, strict=True)]
+    for part, lines in zip(parts, ranges, strict=True):
+        assert part["rows"] == sum(line in lines for line in good), f"part {part['index']}"
+        assert part["bad_rows"] == sum(line in lines for line in bad) > 0, part
+        if part["index"]:  # the cut: the first byte of the part's first row (good or bad)
+            first = good.get(part["first_line"])
+            row = b"%d,name%d," % (first, first) if first else bad[part["first_line"]]
+            assert data[part["first_byte"] - 1 : part["first_byte"] + len(row)] == b"\n" + row
+    near = [line for line in bad if any(0 <= line - r.start <= 3 for r in ranges[1:])]
+    assert near, "no bad row at a cut"
+
+    refused = run_part(job, 0)
+    assert refused.returncode == 2, refused.stderr
+    assert f"counts {len(bad)} bad rows" in refused.stderr
+    assert "run --plan needs --errors-tolerance all" in refused.stderr
+
+    dlq = f"{job.topic}-dlq"
+    extra = ("--errors-tolerance", "all", "--dlq-topic", dlq)
+    for index, lines in enumerate(ranges):
+        done = run_part(job, index, extra=extra)
+        assert done.returncode == 0, done.stderr
+        assert f"{sum(line in lines for line in bad)} BAD ROWS" in done.stdout + done.stderr
+
+    for index, lines in enumerate(ranges):
+        got = [
+            orjson.loads(value)
+            for _offset, value in read_partition(
+                job.bootstrap, job.topic, partition=index, timeout=60
+            )
+        ]
+        want = [(line, str(ident)) for line, ident in good.items() if line in lines]
+        assert [(r["_source_line"], r["id"]) for r in got] == want, f"partition {index}"
+    letters = dead_letters(job, dlq)
+    assert sorted((int(h["csv-to-kafka.line"]), v) for v, h in letters) == sorted(bad.items())
+    for index, lines in enumerate(ranges):
+        mine = [(v, h) for v, h in letters if h["csv-to-kafka.part"] == str(index)]
+        assert [int(h["csv-to-kafka.line"]) for _v, h in mine] == [
+            line for line in bad if line in lines
+        ], f"part {index}'s dead letters"
+        for value, headers in mine:
+            assert headers["csv-to-kafka.offset"] == str(data.index(b"\n" + value + b"\n") + 1)
+            want_error = "encoding" if b"\xe9" in value else "field-count"
+            assert headers["csv-to-kafka.error"] == want_error, value
+            assert headers["csv-to-kafka.job"] == f"{job.job_id}.part-{index}"
+
+    verified = verify_plan(job, "--kafka-client", job.client, "--dlq-topic", dlq)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert f"dead letters in {dlq} {len(bad)}" in verified.stdout.splitlines()[-1]

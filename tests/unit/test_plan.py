@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import itertools
 import json
@@ -261,6 +262,14 @@ def test_status_lists_every_part_and_the_total(tmp_path: Path) -> None:
     assert "1 of 3 parts done, 15 rows, 50.0% done" in text
     assert "part 2: NOT STARTED" in text
     assert status_of_parts(Store({}), "J", None, as_json=False) is None  # type: ignore[arg-type]
+    # a plan --errors-tolerance all: rows planned are good rows (as total_sent), bad ones apart
+    tolerant = plan_of(3)
+    tolerant.parts[1] = dataclasses.replace(tolerant.parts[1], bad_rows=4)
+    path.write_text(dataclasses.replace(tolerant, errors_tolerance="all").to_json())
+    shown = status_of_parts(store, "J", str(path), as_json=True)  # type: ignore[arg-type]
+    assert shown is not None
+    total = json.loads(shown)["total"]
+    assert (total["rows"], total["rows_planned"], total["bad_rows_planned"]) == (15, 3, 4)
 
 
 def test_a_plan_refuses_a_key_column_a_list_of_objects_and_a_negative_part() -> None:
@@ -274,3 +283,128 @@ def test_a_plan_refuses_a_key_column_a_list_of_objects_and_a_negative_part() -> 
     with pytest.raises(ConfigError, match="--plan copies one object"):
         run_config(*plan, "--part", "0", "--source", "s3://bkt/other.csv")
     assert run_config(*plan, "--part", "0").part == 0
+
+
+def ragged_csv(good: int) -> tuple[bytes, dict[int, bytes]]:
+    """``good`` good rows; right after every 1,000th good row (where a batch of 1,000 ends)
+    a bad row of the wrong field count, right before it one invalid in UTF-8, and every 333rd
+    row has a quoted newline: (the object, {line: bad row's bytes})."""
+    out, bad, line = [b"id,note\n"], {}, 2
+    for i in range(1, good + 1):
+        if i % 1000 == 999:
+            bad[line] = b"%d,caf\xe9 latin-1" % i
+            out.append(bad[line] + b"\n")
+            line += 1
+        row = b'%d,"two\nlines"' % i if i % 333 == 0 else b"%d,plain" % i
+        out.append(row + b"\n")
+        line += row.count(b"\n") + 1
+        if i % 1000 == 0:
+            bad[line] = b"%d,ragged,row" % i
+            out.append(bad[line] + b"\n")
+            line += 1
+    return b"".join(out), bad
+
+
+def test_errors_tolerance_all_cuts_between_rows_around_bad_rows(s3: Any) -> None:
+    """plan --errors-tolerance all goes on past bad rows (field count, encoding); each cut is
+    the first byte of a row (here: of the bad row right after a batch of 1,000), never inside
+    a bad row; each part counts its good rows and its bad rows, and the plan its tolerance."""
+    data, bad = ragged_csv(5_000)
+    s3.put_object(Bucket="bkt", Key="data.csv", Body=data)
+    with pytest.raises(BadInputError, match=f"line {min(bad)},"):  # without it: as before
+        make_plan(config(), 3)
+    plan, report = make_plan(config("--errors-tolerance", "all"), 3)
+    assert plan.errors_tolerance == "all"
+    assert (plan.rows, plan.bad_rows, report.rows) == (5_000, len(bad), 5_000)
+    assert [(r["line"], r["reason"]) for r in report.bad_rows] == [
+        (line, "encoding" if b"\xe9" in row else "field-count") for line, row in bad.items()
+    ]
+    offsets = {line: data.index(b"\n" + row + b"\n") + 1 for line, row in bad.items()}
+    assert [r["byte_offset"] for r in report.bad_rows] == list(offsets.values())
+    assert plan.parts[0].first_byte == len(b"id,note\n")
+    assert plan.parts[-1].end_byte == len(data)
+    for before, after in itertools.pairwise(plan.parts):
+        assert before.end_byte == after.first_byte
+        assert after.first_line == data[: after.first_byte].count(b"\n") + 1
+        # the cut is the first byte of the ragged row after a batch's 1,000th good row
+        assert after.first_byte == offsets[after.first_line]
+        assert bad[after.first_line].endswith(b",ragged,row")
+    for part in plan.parts:
+        inside = [
+            line for line, offset in offsets.items() if part.first_byte <= offset < part.end_byte
+        ]
+        # no bad row straddles a cut: each one lies wholly inside its part
+        assert all(offsets[line] + len(bad[line]) < part.end_byte for line in inside)
+        assert part.bad_rows == len(inside)
+        text = data[part.first_byte : part.end_byte]
+        rows = text.count(b"\n") - text.count(b'"two\nlines"')  # one line each, but those
+        assert part.rows == rows - len(inside)  # good rows only
+    assert sum(part.bad_rows for part in plan.parts) == len(bad)
+    assert Plan.from_json(plan.to_json(), "test") == plan
+    assert json.loads(plan.to_json())["errors_tolerance"] == "all"
+
+    # past --max-bad-rows: exit 3 as check, naming the bad row over the limit
+    third = sorted(bad)[2]
+    with pytest.raises(BadInputError, match=rf"line {third},.*more than 2 bad rows"):
+        make_plan(config("--errors-tolerance", "all", "--max-bad-rows", "2"), 3)
+
+
+def test_run_of_a_plan_with_bad_rows_needs_errors_tolerance_all(s3: Any) -> None:
+    data = csv_rows(2_500).replace(b"\n10,plain\n", b"\n10,plain\n10,ragged,row\n")
+    s3.put_object(Bucket="bkt", Key="data.csv", Body=data)
+    plan, _report = make_plan(config("--errors-tolerance", "all"), 2)
+    assert [(p.rows, p.bad_rows) for p in plan.parts] == [(2_000, 1), (500, 0)]
+    for index in (0, 1):  # refused for every part, also one without a bad row
+        with pytest.raises(ConfigError, match=r"counts 1 bad rows.*needs --errors-tolerance all"):
+            part_config(run_config(), plan, index)
+    tolerant = run_config("--errors-tolerance", "all", "--dlq-topic", "dlq")
+    assert part_config(tolerant, plan, 1).partition == 1
+    # a clean object planned with the option: nothing to refuse
+    s3.put_object(Bucket="bkt", Key="data.csv", Body=csv_rows(100))
+    clean, _report = make_plan(config("--errors-tolerance", "all"), 2)
+    assert part_config(run_config(), clean, 0).job_id == "J.part-0"
+
+
+def test_plan_command_takes_errors_tolerance_from_flag_or_env(
+    s3: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, bad = ragged_csv(1_500)
+    s3.put_object(Bucket="bkt", Key="data.csv", Body=data)
+    args = ["plan", "--source", SOURCE, "--parts", "2", "--output", "-", "--progress", "none"]
+    assert main(args) == 3
+    assert f"line {min(bad)}, byte offset" in capsys.readouterr().err
+    assert main([*args, "--errors-tolerance", "all"]) == 0
+    out = capsys.readouterr()
+    written = json.loads(out.out)
+    assert written["errors_tolerance"] == "all"
+    assert sum(p["bad_rows"] for p in written["parts"]) == len(bad) == 2
+    assert "2 BAD ROWS (dead letters)" in out.err
+    assert f"bad row at line {min(bad)}, byte " in out.err
+    monkeypatch.setenv("CSV_TO_KAFKA_ERRORS_TOLERANCE", "all")
+    monkeypatch.setenv("CSV_TO_KAFKA_MAX_BAD_ROWS", "1")
+    assert main(args) == 3
+    assert "more than 1 bad rows (--max-bad-rows)" in capsys.readouterr().err
+
+
+def test_plan_with_the_runs_schema_counts_a_misfit_as_a_bad_row(
+    s3: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """plan --schema (the runs' schema) counts a field that does not fit its type as run does:
+    a bad row with --errors-tolerance all, else exit 3 at it; and an error that loses the
+    parser's place (a quote never closed) stops plan even with --errors-tolerance all."""
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps({"type": "object", "properties": {"id": {"type": "integer"}}}))
+    data = csv_rows(3_000).replace(b"\n1500,plain\n", b"\n1500,plain\nlots,plain\n")
+    s3.put_object(Bucket="bkt", Key="data.csv", Body=data)
+    plan, report = make_plan(config("--errors-tolerance", "all", "--schema", str(schema)), 2)
+    assert (plan.rows, plan.bad_rows) == (3_000, 1)
+    line = data[: data.index(b"\nlots,") + 1].count(b"\n") + 1
+    assert [(r["line"], r["reason"]) for r in report.bad_rows] == [(line, "type")]
+    plan, _report = make_plan(config("--errors-tolerance", "all"), 2)  # no schema: it fits
+    assert (plan.rows, plan.bad_rows) == (3_001, 0)
+    with pytest.raises(BadInputError, match=f"line {line},"):
+        make_plan(config("--schema", str(schema)), 2)
+
+    s3.put_object(Bucket="bkt", Key="data.csv", Body=data + b'9,"never closed\n')
+    with pytest.raises(BadInputError, match="quote is never closed"):
+        make_plan(config("--errors-tolerance", "all"), 2)
