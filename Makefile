@@ -88,9 +88,10 @@ bench-deps: ## Install kcat (Debian), the benchmark's C baseline, if it is missi
 	@if ! command -v kcat >/dev/null; then apt-get update -qq && apt-get install -y -qq kcat; fi
 
 .PHONY: bench
-bench: install stack-up bench-deps ## Both clients vs kcat and the original design, 2M rows, 1% bad rows vs clean (BENCH_ARGS="--resume ..."); keyed vs unkeyed
+bench: install stack-up bench-deps ## Both clients vs kcat and the original design, 2M rows, 1% bad rows vs clean (BENCH_ARGS="--resume ..."); keyed vs unkeyed; typed vs untyped
 	eval "$$(local/stack env)" && $(BIN)/python -m bench --dead-letters $(BENCH_ARGS)
 	eval "$$(local/stack env)" && $(BIN)/python -m bench.keyed $(KEYED_BENCH_ARGS)
+	eval "$$(local/stack env)" && $(BIN)/python -m bench.typed $(TYPED_BENCH_ARGS)
 
 .PHONY: bench-smoke
 bench-smoke: install stack-up bench-deps ## Every benchmark case on small files: does the harness still work?
@@ -98,6 +99,7 @@ bench-smoke: install stack-up bench-deps ## Every benchmark case on small files:
 	  --resume --resume-rows 300k --memory --memory-rows 10k,20k \
 	  --dead-letters --dead-letters-repeat 1 $(BENCH_ARGS)
 	eval "$$(local/stack env)" && $(BIN)/python -m bench.keyed --rows 20000 --rounds 1
+	eval "$$(local/stack env)" && $(BIN)/python -m bench.typed --rows 20000 --rounds 1
 
 # --- Deployment: the image, the three Terraform stacks and their scripts (docs/deployment.md) --
 # Tools are cached outside the repo so that later runs are quick: OpenTofu built from the Go

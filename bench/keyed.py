@@ -3,114 +3,37 @@
     eval "$(local/stack env)"; .venv/bin/python -m bench.keyed --rows 200000 --rounds 3
 
 The same object (bench/datagen.py's file, keyed by ``customer_id``) is copied with each client,
-keyed (``--key-column customer_id --partitions 6``) and unkeyed, on a fresh topic and job each
-time; the two alternate within a round and swap order from one round to the next, so that a
-shift of the machine's load falls on both. Each run is the CLI as a child process (wall time
-from the fork to the exit, start-up included; CPU seconds of the process and its parser from
-``wait4``). Prints the medians per client and layout, the ratio keyed / unkeyed (the issue's
-target: >= 0.9) and the load average, as one JSON object.
+keyed (``--key-column customer_id --partitions 6``) and unkeyed, alternating (bench/sidebyside.py).
+Prints the medians per client and layout, the ratio keyed / unkeyed (the issue's target: >= 0.9)
+and the load average, as one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import statistics
 import sys
-import tempfile
-import uuid
-from pathlib import Path
-from typing import Any
 
-from . import datagen
-from .measure import run_child
-
-BUCKET = "csv-to-kafka-bench"
-CLIENTS = ("confluent", "kafka-python")
-TARGET = 0.9
+from .sidebyside import Comparison, main
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.keyed", description=__doc__)
-    parser.add_argument("--rows", type=int, default=200_000)
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--partitions", type=int, default=6)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated")
     parser.add_argument("--key-column", default="customer_id")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--table", default="csv-to-kafka-bench-checkpoints")
-    parser.add_argument("--strict", action="store_true", help="exit 3 below the target")
-    args = parser.parse_args(argv)
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if not bootstrap or not os.environ.get("AWS_ENDPOINT_URL"):
-        raise SystemExit('bench.keyed: run `eval "$(local/stack env)"` first')
-    import boto3  # noqa: PLC0415 (after the environment check)
 
-    csv_file = datagen.cached_csv(datagen.default_cache_dir(), args.rows, args.seed)
-    source = datagen.upload(boto3.client("s3"), csv_file, BUCKET)
-    clients = [c for c in args.clients.split(",") if c]
-    layouts = {
+
+KEYED = Comparison(
+    prog="python -m bench.keyed",
+    description=__doc__ or "",
+    candidate="keyed",
+    baseline="unkeyed",
+    target=0.9,
+    add_arguments=_add_arguments,
+    layouts=lambda args: {
         "keyed": ["--key-column", args.key_column, "--partitions", str(args.partitions)],
         "unkeyed": [],
-    }
-    runs: dict[str, dict[str, list[dict[str, float]]]] = {
-        c: {name: [] for name in layouts} for c in clients
-    }
-    with tempfile.TemporaryDirectory(prefix="bench-keyed-") as logs:
-        for round_ in range(args.rounds):
-            order = list(layouts) if round_ % 2 == 0 else list(reversed(layouts))
-            for client in clients:
-                for name in order:
-                    tag = f"{name}-{uuid.uuid4().hex[:8]}"
-                    child = run_child(
-                        [sys.executable, "-m", "csv_to_kafka.cli", "run", "--source", source,
-                         "--topic", f"bench-{tag}", "--job-id", f"bench-{tag}",
-                         "--bootstrap-servers", bootstrap, "--checkpoint-table", args.table,
-                         "--kafka-client", client, "--progress", "none", *layouts[name]],
-                        Path(logs) / f"{tag}.log",
-                        timeout=3600,
-                    )  # fmt: skip
-                    if child.exit_code != 0:
-                        raise SystemExit(
-                            f"bench.keyed: {client} {name} exited {child.exit_code}:\n"
-                            f"{child.log_tail()}"
-                        )
-                    runs[client][name].append({"wall_s": child.wall_s, "cpu_s": child.cpu_s})
-                    print(
-                        f"round {round_ + 1} {client} {name}: {child.wall_s:.2f} s, "
-                        f"cpu {child.cpu_s:.2f} s",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-    out: dict[str, Any] = {
-        "rows": args.rows,
-        "bytes": csv_file.bytes,
-        "partitions": args.partitions,
-        "rounds": args.rounds,
-        "clients": {},
-    }
-    met = True
-    for client in clients:
-        figures: dict[str, Any] = {}
-        for name in layouts:
-            wall = statistics.median(r["wall_s"] for r in runs[client][name])
-            cpu = statistics.median(r["cpu_s"] for r in runs[client][name])
-            figures[name] = {
-                "median_s": round(wall, 3),
-                "rows_per_s": round(args.rows / wall),
-                "median_cpu_s": round(cpu, 3),
-                "runs_s": [round(r["wall_s"], 3) for r in runs[client][name]],
-            }
-        ratio = figures["unkeyed"]["median_s"] / figures["keyed"]["median_s"]
-        figures["keyed_over_unkeyed"] = round(ratio, 3)
-        figures["target_met"] = ratio >= TARGET
-        met = met and ratio >= TARGET
-        out["clients"][client] = figures
-    out["load_average"] = [round(load, 2) for load in os.getloadavg()]
-    print(json.dumps(out, indent=2))
-    return 3 if args.strict and not met else 0
-
+    },
+    details=lambda args: {"partitions": args.partitions, "key_column": args.key_column},
+)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(KEYED))
