@@ -20,6 +20,7 @@ import boto3
 import orjson
 import pytest
 
+from csv_to_kafka.config import KafkaClient
 from tests.reliability.oracle import expected_records, read_partition
 
 CLIENTS = ["confluent", "kafka-python"]
@@ -38,7 +39,7 @@ class Job:
     """One copy job under test: its object, topic, table, and how to run the CLI on it."""
 
     env: dict[str, str]
-    client: str
+    client: KafkaClient
     bucket: str
     key: str = "data.csv"
     topic: str = field(default_factory=lambda: f"test-{uuid.uuid4()}")

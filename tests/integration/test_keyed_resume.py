@@ -25,7 +25,7 @@ def _config(job: Job) -> Config:
         bootstrap_servers=job.bootstrap,
         job_id=job.job_id,
         checkpoint_table="-",
-        kafka_client=job.client,  # type: ignore[arg-type]
+        kafka_client=job.client,
         create_topic=False,
         key_columns=("customer",),
     )
@@ -41,17 +41,7 @@ def test_the_last_commit_is_found_across_partitions_in_many_windows(
     # Each transaction's last record (the one with the resume headers) lands in one partition:
     # with windows of 3 records, a partition's last one is several windows back.
     monkeypatch.setattr(sink_module, "SCAN_WINDOW", 3)
-    config = Config(
-        source=parse_source_uri(job.source),
-        topic=job.topic,
-        bootstrap_servers=job.bootstrap,
-        job_id=job.job_id,
-        checkpoint_table="-",
-        kafka_client=job.client,  # type: ignore[arg-type]
-        create_topic=False,
-        key_columns=("customer",),
-    )
-    sink = open_sink(config)
+    sink = open_sink(_config(job))
     try:
         sink.ensure_topic()
         assert sink.partitions == 5
