@@ -811,13 +811,13 @@ def make_ragged_parts(rows: int) -> tuple[bytes, dict[int, int], dict[int, bytes
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("client", ["confluent"])
 def test_a_plan_made_with_errors_tolerance_all_copies_ragged_rows_to_the_dlq(job: Job) -> None:
     """plan --errors-tolerance all of an object with ragged rows and rows invalid in UTF-8,
     some right at the planned cuts: each part starts at the first byte of a row and counts its
     good and bad rows; a run --plan without --errors-tolerance all is refused (exit 2); every
-    part run with a DLQ puts its good rows in partition I in order and each bad row once in the
-    DLQ (line, offset, reason, part); verify --plan --dlq-topic says OK."""
+    part run with a DLQ (part 1 killed by a failpoint after its 2nd commit, then run again) puts
+    its good rows in partition I in order and each bad row once in the DLQ (line, offset,
+    reason, part); verify --plan --dlq-topic says OK. Both clients."""
     data, good, bad = make_ragged_parts(6_000)
     job.put(data)
     plan = make_plan(job, 3, "--errors-tolerance", "all")
@@ -842,6 +842,10 @@ def test_a_plan_made_with_errors_tolerance_all_copies_ragged_rows_to_the_dlq(job
 
     dlq = f"{job.topic}-dlq"
     extra = ("--errors-tolerance", "all", "--dlq-topic", dlq)
+    crashed = run_part(job, 1, {"CSV_TO_KAFKA_FAILPOINTS": "after-commit=2"}, extra=extra)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    half = read_partition(job.bootstrap, job.topic, partition=1, timeout=60)
+    assert 0 < len(half) < sum(line in ranges[1] for line in good)  # killed mid-way
     for index, lines in enumerate(ranges):
         done = run_part(job, index, extra=extra)
         assert done.returncode == 0, done.stderr
