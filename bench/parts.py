@@ -3,11 +3,13 @@ against one copy of the same object.
 
     eval "$(local/stack env)"; .venv/bin/python -m bench.parts --rows 2000000 --parts 2
 
-    .venv/bin/python -m bench.parts --rows 2000000 --plan-vs-check 7
+    .venv/bin/python -m bench.parts --rows 2000000 --plan-vs-check 7 [--dead-letters]
 
 ``--plan-vs-check N`` runs only ``check`` and ``plan --output -`` (the plan to stdout: the same
 S3 requests as check, one HEAD and one GET), N times each, interleaved (check, plan, check,
 plan, ...) so that a drift of the shared machine weighs on both alike, and reports the medians.
+With ``--dead-letters`` a third command joins them: ``plan --errors-tolerance all`` of
+bench.dead_letters's copy of the file with 1% bad rows (its planned bad rows checked).
 
 ``--where N`` splits plan's time, in this process (no start-up): the object's GET drained
 alone, then the whole plan pass (``plan --parts 16`` to a scratch file), N times each, medians.
@@ -20,6 +22,7 @@ the parts). Prints one JSON object with the figures.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -27,6 +30,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from . import datagen
@@ -64,24 +68,52 @@ def _side_by_side(commands: list[list[str]]) -> float:
     return time.monotonic() - started
 
 
-def _plan_vs_check(source: str, parts: int, rounds: int) -> dict[str, Any]:
-    check = _cli("check", "--source", source, "--progress", "none")
-    plan = _cli(
-        "plan", "--source", source, "--parts", str(parts), "--output", "-", "--progress", "none"
-    )
-    times: dict[str, list[float]] = {"check": [], "plan": []}
-    for _round in range(rounds):
-        for name, args in (("check", check), ("plan", plan)):
-            times[name].append(round(_timed(args)[0], 3))
-    check_s, plan_s = statistics.median(times["check"]), statistics.median(times["plan"])
-    return {
-        "rounds": rounds,
-        "check_s": times["check"],
-        "plan_s": times["plan"],
-        "check_median_s": check_s,
-        "plan_median_s": plan_s,
-        "plan_over_check": round(plan_s / check_s, 3),
+def _plan_vs_check(
+    source: str, parts: int, rounds: int, damaged: tuple[str, int] | None = None
+) -> dict[str, Any]:
+    """check and plan of ``source``, interleaved; with ``damaged`` (its source and bad-row
+    count) also ``plan --errors-tolerance all`` of that copy with 1% bad rows."""
+    plan_args = ["--parts", str(parts), "--output", "-", "--progress", "none"]
+    commands = {
+        "check": _cli("check", "--source", source, "--progress", "none"),
+        "plan": _cli("plan", "--source", source, *plan_args),
     }
+    if damaged:
+        bad_source, bad_rows = damaged
+        tolerate = ["--errors-tolerance", "all", "--max-bad-rows", str(bad_rows)]
+        commands["plan_all_1pct_bad"] = _cli("plan", "--source", bad_source, *plan_args, *tolerate)
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _round in range(rounds):
+        for name, args in commands.items():
+            seconds, out = _timed(args)
+            times[name].append(round(seconds, 3))
+            if name == "plan_all_1pct_bad":
+                planned = sum(part["bad_rows"] for part in json.loads(out)["parts"])
+                if planned != bad_rows:
+                    raise SystemExit(f"bench.parts: plan counted {planned} bad rows of {bad_rows}")
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    result: dict[str, Any] = {"rounds": rounds}
+    for name in commands:
+        result[f"{name}_s"] = times[name]
+        result[f"{name}_median_s"] = medians[name]
+    result["plan_over_check"] = round(medians["plan"] / medians["check"], 3)
+    if damaged:
+        result["plan_all_1pct_bad_over_plan"] = round(
+            medians["plan_all_1pct_bad"] / medians["plan"], 3
+        )
+    return result
+
+
+def _damaged_source(s3: Any, csv_file: datagen.CsvFile) -> tuple[str, int]:
+    """bench.dead_letters's copy of the file with 1% bad rows (a field too many), in S3."""
+    from .dead_letters import damage  # noqa: PLC0415
+
+    clean = Path(csv_file.path)
+    damaged = clean.with_name(clean.stem + "-1pct-bad.csv")
+    bad = damage(clean, damaged)
+    stand_in = dataclasses.replace(csv_file, path=str(damaged), bytes=damaged.stat().st_size)
+    key = f"bench/{damaged.name}"
+    return datagen.upload(s3, stand_in, BUCKET, key=key), bad
 
 
 def _where(source: str, rounds: int) -> dict[str, Any]:
@@ -137,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
         help="only check and plan, N times each, interleaved; their medians",
     )
     parser.add_argument(
+        "--dead-letters",
+        action="store_true",
+        help="with --plan-vs-check: also plan --errors-tolerance all of a copy with 1%% bad rows",
+    )
+    parser.add_argument(
         "--where",
         type=int,
         metavar="N",
@@ -157,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.plan_vs_check:
         result = {"rows": args.rows, "bytes": csv_file.bytes, "parts": args.parts}
-        result.update(_plan_vs_check(source, args.parts, args.plan_vs_check))
+        damaged = _damaged_source(boto3.client("s3"), csv_file) if args.dead_letters else None
+        result.update(_plan_vs_check(source, args.parts, args.plan_vs_check, damaged))
         print(json.dumps(result, indent=2))
         return 0
     plan = f"{source}.plan.json"
