@@ -84,9 +84,10 @@ def dashboard_widgets(tofu: str, namespace: str, job_id: str) -> list[dict[str, 
     """The dashboard body's widgets, as ``modules/monitoring`` builds them."""
     text = _locals_blocks((MONITORING / "main.tf").read_text())
     text = text.replace("aws_cloudwatch_metric_alarm.errors.arn", '"errors"')
-    text = text.replace("aws_cloudwatch_metric_alarm.no_progress.arn", '"no-progress"')
+    text = text.replace('aws_cloudwatch_metric_alarm.no_progress["job"].arn', '"no-progress"')
     text = text.replace("aws_cloudwatch_metric_alarm.bad_rows[*].arn", '["bad-rows"]')
-    text = text.replace("aws_cloudwatch_metric_alarm.part_no_progress[*].arn", "[]")
+    parts_arns = 'aws_cloudwatch_metric_alarm.no_progress["part-${part}"].arn'
+    text = text.replace(f"[for part in range(var.parts) : {parts_arns}]", "[]")
     with tempfile.TemporaryDirectory() as scratch:
         Path(scratch, "variables.tf").write_text((MONITORING / "variables.tf").read_text())
         Path(scratch, "locals.tf").write_text(text)

@@ -16,9 +16,9 @@ locals {
   ] : metric => [local.ns, metric, "JobId", var.job_id] }
 
   alarm_arns = concat(
-    [aws_cloudwatch_metric_alarm.errors.arn, aws_cloudwatch_metric_alarm.no_progress.arn],
+    [aws_cloudwatch_metric_alarm.errors.arn, aws_cloudwatch_metric_alarm.no_progress["job"].arn],
     aws_cloudwatch_metric_alarm.bad_rows[*].arn,
-    aws_cloudwatch_metric_alarm.part_no_progress[*].arn,
+    [for part in range(var.parts) : aws_cloudwatch_metric_alarm.no_progress["part-${part}"].arn],
   )
 
   widgets = [
@@ -255,9 +255,33 @@ resource "aws_cloudwatch_metric_alarm" "bad_rows" {
 # retries sends nothing: FILL(REPEAT) carries the last progress forward over the gap, and the
 # window is twice the limit so that the last data point before the gap is inside it. A finished
 # job's last ProgressPercent is 100, and a job that never started has no data: neither alarms.
+#
+# A job in parts: each part is a job of its own (JobId = J.part-I) with its own RecordsSent and
+# ProgressPercent, and sends no gauge under J, so the job's alarm stays OK while a part stalls
+# among parts that run. So one alarm per part too, the same test over the part's own metrics: a
+# part that finished has sent ProgressPercent 100, one not started yet has no data.
+locals {
+  progress_watches = merge(
+    {
+      job = {
+        job_id      = var.job_id
+        alarm_name  = "${var.name}-no-progress"
+        description = "csv-to-kafka job ${var.job_id} committed no row for ${var.no_progress_minutes} minutes before reaching 100 %: it hangs, died or keeps retrying. `csv-to-kafka status --job-id ${var.job_id}` shows the checkpoint."
+      }
+    },
+    { for part in range(var.parts) : "part-${part}" => {
+      job_id      = "${var.job_id}.part-${part}"
+      alarm_name  = "${var.name}-part-${part}-no-progress"
+      description = "csv-to-kafka job ${var.job_id}, part ${part} (job id ${var.job_id}.part-${part}), committed no row for ${var.no_progress_minutes} minutes before reaching 100 % of its range: it hangs, died or keeps retrying. `csv-to-kafka status --job-id ${var.job_id} --plan PLAN` shows every part."
+    } },
+  )
+}
+
 resource "aws_cloudwatch_metric_alarm" "no_progress" {
-  alarm_name          = "${var.name}-no-progress"
-  alarm_description   = "csv-to-kafka job ${var.job_id} committed no row for ${var.no_progress_minutes} minutes before reaching 100 %: it hangs, died or keeps retrying. `csv-to-kafka status --job-id ${var.job_id}` shows the checkpoint."
+  for_each = local.progress_watches
+
+  alarm_name          = each.value.alarm_name
+  alarm_description   = each.value.description
   evaluation_periods  = 2 * ceil(var.no_progress_minutes * 60 / local.period)
   datapoints_to_alarm = ceil(var.no_progress_minutes * 60 / local.period)
   threshold           = 1
@@ -278,7 +302,7 @@ resource "aws_cloudwatch_metric_alarm" "no_progress" {
     metric {
       namespace   = local.ns
       metric_name = "RecordsSent"
-      dimensions  = { JobId = var.job_id }
+      dimensions  = { JobId = each.value.job_id }
       stat        = "Sum"
       period      = local.period
     }
@@ -289,60 +313,17 @@ resource "aws_cloudwatch_metric_alarm" "no_progress" {
     metric {
       namespace   = local.ns
       metric_name = "ProgressPercent"
-      dimensions  = { JobId = var.job_id }
+      dimensions  = { JobId = each.value.job_id }
       stat        = "Maximum"
       period      = local.period
     }
   }
 
-  tags = merge(var.tags, { Name = "${var.name}-no-progress" })
+  tags = merge(var.tags, { Name = each.value.alarm_name })
 }
 
-# A job in parts: each part is a job of its own (JobId = J.part-I) with its own RecordsSent and
-# ProgressPercent, and sends no gauge under J, so the alarm above stays OK while a part stalls
-# among parts that run. One alarm per part, the same test over the part's own metrics: a part
-# that finished has sent ProgressPercent 100, one not started yet has no data (neither alarms).
-resource "aws_cloudwatch_metric_alarm" "part_no_progress" {
-  count = var.parts
-
-  alarm_name          = "${var.name}-part-${count.index}-no-progress"
-  alarm_description   = "csv-to-kafka job ${var.job_id}, part ${count.index} (job id ${var.job_id}.part-${count.index}), committed no row for ${var.no_progress_minutes} minutes before reaching 100 % of its range: it hangs, died or keeps retrying. `csv-to-kafka status --job-id ${var.job_id} --plan PLAN` shows every part."
-  evaluation_periods  = 2 * ceil(var.no_progress_minutes * 60 / local.period)
-  datapoints_to_alarm = ceil(var.no_progress_minutes * 60 / local.period)
-  threshold           = 1
-  comparison_operator = "LessThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = var.alarm_actions
-  ok_actions          = var.alarm_actions
-
-  metric_query {
-    id          = "progressing"
-    label       = "1 while the part commits rows or is done, 0 while it is stalled"
-    expression  = "IF(FILL(progress, REPEAT) < 100, FILL(rows, 0), 1)"
-    return_data = true
-  }
-
-  metric_query {
-    id = "rows"
-    metric {
-      namespace   = local.ns
-      metric_name = "RecordsSent"
-      dimensions  = { JobId = "${var.job_id}.part-${count.index}" }
-      stat        = "Sum"
-      period      = local.period
-    }
-  }
-
-  metric_query {
-    id = "progress"
-    metric {
-      namespace   = local.ns
-      metric_name = "ProgressPercent"
-      dimensions  = { JobId = "${var.job_id}.part-${count.index}" }
-      stat        = "Maximum"
-      period      = local.period
-    }
-  }
-
-  tags = merge(var.tags, { Name = "${var.name}-part-${count.index}-no-progress" })
+# The job's alarm was a single resource before parts had theirs.
+moved {
+  from = aws_cloudwatch_metric_alarm.no_progress
+  to   = aws_cloudwatch_metric_alarm.no_progress["job"]
 }

@@ -529,18 +529,15 @@ def test_alarms_watch_errors_and_progress(modules: dict[str, TerraformDir]) -> N
 def test_a_job_in_parts_has_a_no_progress_alarm_per_part(
     modules: dict[str, TerraformDir], stacks: dict[str, TerraformDir]
 ) -> None:
-    """With parts = N, one alarm per part: the job's no-progress test over the part's own job id
-    (J.part-I, where a part sends RecordsSent and ProgressPercent; docs/metrics.md)."""
+    """With parts = N, one alarm per part: the job's no-progress test (the same resource, over
+    local.progress_watches) over the part's own job id (J.part-I, where a part sends RecordsSent
+    and ProgressPercent; docs/metrics.md). The watches themselves: test_tofu_eval.py."""
     monitoring = modules["monitoring"]
-    resources = monitoring.typed("resource")
-    stalled = resources["aws_cloudwatch_metric_alarm.no_progress"]
-    per_part = resources["aws_cloudwatch_metric_alarm.part_no_progress"]
-    assert str(per_part["count"]) == "${var.parts}"
+    stalled = monitoring.typed("resource")["aws_cloudwatch_metric_alarm.no_progress"]
+    assert str(stalled["for_each"]) == "${local.progress_watches}"
     assert monitoring.named("variable")["parts"]["default"] == 0
-    queries = {unquote(q["id"]): q for q in per_part["metric_query"]}
+    queries = {unquote(q["id"]): q for q in stalled["metric_query"]}
     assert queries.keys() == {"progressing", "rows", "progress"}
-    same = {unquote(q["id"]): q for q in stalled["metric_query"]}
-    assert queries["progressing"]["expression"] == same["progressing"]["expression"]
     for name, metric, stat in (
         ("rows", "RecordsSent", "Sum"),
         ("progress", "ProgressPercent", "Maximum"),
@@ -548,9 +545,9 @@ def test_a_job_in_parts_has_a_no_progress_alarm_per_part(
         inner = queries[name]["metric"][0]
         assert unquote(inner["metric_name"]) == metric
         assert unquote(inner["stat"]) == stat
-        assert "${var.job_id}.part-${count.index}" in str(inner["dimensions"])
-    assert "part-${count.index}-no-progress" in str(per_part["alarm_name"])
-    assert "aws_cloudwatch_metric_alarm.part_no_progress[*].arn" in monitoring.text["main.tf"]
+        assert "${each.value.job_id}" in str(inner["dimensions"])
+    main = monitoring.text["main.tf"]
+    assert 'aws_cloudwatch_metric_alarm.no_progress["part-${part}"].arn' in main
     for name in ("option1-ecs-fargate", "option2-aws-batch"):
         assert "parts               = var.parts" in stacks[name].text["cloudwatch_dashboard.tf"]
 

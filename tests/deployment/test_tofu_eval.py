@@ -28,6 +28,12 @@ EXAMPLE_CLUSTER = (
 )
 
 
+# modules/monitoring's alarm_arns names the parts' alarms thus (tofu console has no resources).
+PARTS_ALARM_ARNS = (
+    '[for part in range(var.parts) : aws_cloudwatch_metric_alarm.no_progress["part-${part}"].arn]'
+)
+
+
 def locals_blocks(text: str) -> str:
     """Every top-level `locals { ... }` block of a file, verbatim."""
     blocks = []
@@ -274,25 +280,47 @@ def test_the_password_cannot_be_set_in_plain_text(tmp_path: Path) -> None:
 # --- modules/monitoring: the dashboard body -----------------------------------------------------
 
 
-@pytest.fixture
-def dashboard(tmp_path: Path) -> list[dict[str, Any]]:
+def monitoring_console(tmp_path: Path, **variables: str) -> Console:
+    """modules/monitoring's locals over its variables (the alarms' ARNs stand-ins)."""
     text = locals_blocks((MODULES / "monitoring" / "main.tf").read_text())
     text = text.replace("aws_cloudwatch_metric_alarm.errors.arn", '"arn:aws:cloudwatch:errors"')
     text = text.replace(
-        "aws_cloudwatch_metric_alarm.no_progress.arn", '"arn:aws:cloudwatch:stalled"'
+        'aws_cloudwatch_metric_alarm.no_progress["job"].arn', '"arn:aws:cloudwatch:stalled"'
     )
     text = text.replace("aws_cloudwatch_metric_alarm.bad_rows[*].arn", '["arn:aws:cloudwatch:bad"]')
-    text = text.replace("aws_cloudwatch_metric_alarm.part_no_progress[*].arn", "[]")
-    console = Console(
+    text = text.replace(PARTS_ALARM_ARNS, "[]")
+    return Console(
         scratch(tmp_path, MODULES / "monitoring" / "variables.tf", text),
         name="csv-to-kafka-orders-2024",
         aws_region="us-east-1",
         job_id="orders-2024",
         hourly_cost_usd="0.0987",
         log_group_name="/csv-to-kafka/csv-to-kafka",
+        **variables,
     )
+
+
+@pytest.fixture
+def dashboard(tmp_path: Path) -> list[dict[str, Any]]:
+    console = monitoring_console(tmp_path)
     body = console.json("{ widgets = concat(local.widgets, var.extra_widgets) }")
     return list(body["widgets"])
+
+
+def test_a_job_in_parts_has_a_no_progress_alarm_per_part_job_id(tmp_path: Path) -> None:
+    """The no-progress alarm watches the job's id, and with parts = 3 also J.part-0 to J.part-2
+    (where each part sends its RecordsSent and ProgressPercent), each named for its part."""
+    watches = monitoring_console(tmp_path, parts="3").json("local.progress_watches")
+    assert sorted(watches) == ["job", "part-0", "part-1", "part-2"]
+    assert watches["job"]["job_id"] == "orders-2024"
+    assert watches["job"]["alarm_name"] == "csv-to-kafka-orders-2024-no-progress"
+    for part in range(3):
+        watch = watches[f"part-{part}"]
+        assert watch["job_id"] == f"orders-2024.part-{part}"
+        assert watch["alarm_name"] == f"csv-to-kafka-orders-2024-part-{part}-no-progress"
+        assert f"part {part} (job id orders-2024.part-{part})" in watch["description"]
+    alone = monitoring_console(tmp_path).json("local.progress_watches")
+    assert list(alone) == ["job"]
 
 
 def test_the_dashboard_body_is_well_formed(dashboard: list[dict[str, Any]]) -> None:
