@@ -89,7 +89,7 @@ bench-deps: ## Install kcat (Debian), the benchmark's C baseline, if it is missi
 
 .PHONY: bench
 bench: install stack-up bench-deps ## Both clients vs kcat and the original design, 2M rows, 1% bad rows vs clean (BENCH_ARGS="--resume ..."); keyed vs unkeyed; typed vs untyped
-	eval "$$(local/stack env)" && $(BIN)/python -m bench --dead-letters $(BENCH_ARGS)
+	eval "$$(local/stack env)" && $(BIN)/python -m bench --dead-letters --dead-letters-repeat 5 $(BENCH_ARGS)
 	eval "$$(local/stack env)" && $(BIN)/python -m bench.keyed $(KEYED_BENCH_ARGS)
 	eval "$$(local/stack env)" && $(BIN)/python -m bench.typed $(TYPED_BENCH_ARGS)
 

@@ -1,6 +1,6 @@
 """Issue 15's speed figure: a keyed copy over 6 partitions against the unkeyed copy, side by side.
 
-    eval "$(local/stack env)"; .venv/bin/python -m bench.keyed --rows 200000 --rounds 3
+    eval "$(local/stack env)"; .venv/bin/python -m bench.keyed --rows 200000 --rounds 5
 
 The same object (bench/datagen.py's file, keyed by ``customer_id``) is copied with each client,
 keyed (``--key-column customer_id --partitions 6``) and unkeyed, alternating (bench/sidebyside.py).

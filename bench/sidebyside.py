@@ -52,7 +52,7 @@ class Comparison:
 def main(comparison: Comparison, argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=comparison.prog, description=comparison.description)
     parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--table", default="csv-to-kafka-bench-checkpoints")

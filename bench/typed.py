@@ -1,6 +1,6 @@
 """Issue 15's speed figure: typed values from a schema against the untyped copy, side by side.
 
-    eval "$(local/stack env)"; .venv/bin/python -m bench.typed --rows 200000 --rounds 3
+    eval "$(local/stack env)"; .venv/bin/python -m bench.typed --rows 200000 --rounds 5
 
 The same object (bench/datagen.py's file, 13 columns) is copied with each client with
 ``--schema bench/typed_schema.json`` (5 columns typed: ``id``, ``customer_id`` and ``quantity``
