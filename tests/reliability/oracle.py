@@ -453,6 +453,10 @@ class CheckpointMonitor:
         self.regressions: list[str] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        # One observe at a time, the read and its record together: the polling thread and a
+        # test's own observe() could otherwise read in one order and record in the other, and
+        # an older read recorded last looks like a step backwards.
+        self._observing = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="checkpoint-monitor", daemon=True)
 
     def start(self) -> CheckpointMonitor:
@@ -461,6 +465,10 @@ class CheckpointMonitor:
 
     def observe(self) -> Observation | None:
         """Read the checkpoint now, record it, and check it against what came before."""
+        with self._observing:
+            return self._observe()
+
+    def _observe(self) -> Observation | None:
         try:
             item = self._client.get_item(
                 TableName=self.table, Key={"job_id": {"S": self.job_id}}, ConsistentRead=True

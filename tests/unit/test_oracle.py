@@ -4,10 +4,15 @@ a dead letter missing, repeated, early or late, and a record of the wrong object
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import asdict
 from typing import Any
 
+import pytest
+
 from tests.reliability.oracle import (
+    CheckpointMonitor,
     DeadLetter,
     Expected,
     Verdict,
@@ -158,3 +163,53 @@ def test_the_report_has_the_dead_letter_and_object_columns() -> None:
 def test_a_job_refused_at_its_header_is_one_object_of_no_rows() -> None:
     assert (Expected(None, SOURCE).objects, len(Expected(None, SOURCE))) == (1, 0)
     assert Expected(DATA, SOURCE, dead_letters=True).objects == 1
+
+
+class _SlowFirstRead:
+    """A DynamoDB client stand-in: the first get_item reads the older checkpoint, then waits
+    (up to 0.5 s) for a second read, which returns the newer one."""
+
+    class exceptions:
+        ResourceNotFoundException = KeyError
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.second_read = threading.Event()
+
+    def get_item(self, **_: Any) -> dict[str, Any]:
+        self.calls += 1
+        if self.calls == 1:
+            item = _item(2500, 28)
+            self.second_read.wait(0.5)
+            return item
+        self.second_read.set()
+        return _item(3000, 32)
+
+
+def _item(total_sent: int, bad_rows: int) -> dict[str, Any]:
+    return {
+        "Item": {
+            "status": {"S": "RUNNING"},
+            "total_sent": {"N": str(total_sent)},
+            "bad_rows": {"N": str(bad_rows)},
+        }
+    }
+
+
+def test_two_observers_of_the_checkpoint_record_in_the_order_they_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The polling thread and a test's own observe(): an older read must not be recorded after
+    a newer one (it looked like a step backwards of the checkpoint, in a CI run)."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monitor = CheckpointMonitor("table", "job", "http://127.0.0.1:1")
+    fake = _SlowFirstRead()
+    monitor._client = fake  # type: ignore[assignment]
+    first = threading.Thread(target=monitor.observe)
+    first.start()
+    while fake.calls == 0:
+        time.sleep(0.001)
+    monitor.observe()
+    first.join()
+    assert monitor.regressions == []
+    assert [o.total_sent for o in monitor.history] == [2500, 3000]
